@@ -1,0 +1,319 @@
+"""Wires the pipeline together: config -> schedule -> run -> parse -> render -> write, plus signals and reload."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_metrics.config import ConfigError, NodesConfig, load_config
+from edge_metrics.durations import format_duration
+from edge_metrics.log import Logger
+from edge_metrics.merge import reject_conflicts, script_families
+from edge_metrics.parse import parse_output
+from edge_metrics.render import render
+from edge_metrics.runner import RunLimits, drain_wakeup, reap_orphans, run_script
+from edge_metrics.samples import Job, Plan, RejectedLine, RunResult, ScriptStats
+from edge_metrics.schedule import Schedule
+from edge_metrics.selfmetrics import CollectorHealth, self_metric_families
+from edge_metrics.textfile import WriteError, remove_stale_temp_files, write_atomically
+
+RELOAD_POLL_SECONDS = 1.0  # how often nodes.conf and the scripts directory are checked for changes
+LOGGED_LINES_PER_RUN = 5  # invalid lines logged one by one per run; the rest are counted and summarised
+STDERR_LINES_LOGGED = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    config_path: Path
+    scripts_dir: Path
+    node: str
+    output: Path | None  # None: print to stdout (only with --once)
+    prefix: str
+    default_interval: float
+    limits: RunLimits
+    bash: str
+
+
+class Collector:
+    """The collector's state for one node and the steps that change it."""
+
+    def __init__(self, settings: Settings, log: Logger, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.log = log
+        self.clock = clock
+        self.config: NodesConfig | None = None
+        self.plan = Plan(node=settings.node, jobs=())
+        self.stats: dict[str, ScriptStats] = {}
+        self.schedule = Schedule()
+        self.write_failures = 0
+        self.reload_successful = False
+        self.reload_success_timestamp: float | None = None
+        self.last_write = -float("inf")
+        self.fingerprint: object = None
+        self.cancel_fd: int | None = None
+        self.stopping = False
+
+    # -- configuration -------------------------------------------------------------------------------------
+
+    def load(self) -> bool:
+        """(Re)load nodes.conf and the scripts; an invalid one is rejected and the last good plan keeps running."""
+        self.fingerprint = watched_state(self.settings.config_path, self.settings.scripts_dir)
+        try:
+            config = load_config(
+                self.settings.config_path,
+                scripts_dir=self.settings.scripts_dir,
+                default_interval=self.settings.default_interval,
+            )
+        except ConfigError as error:
+            for problem in error.problems:
+                self.log.error(problem)
+            self.log.error(
+                "config rejected; keeping the last good config",
+                problems=len(error.problems),
+                running=describe_jobs(self.plan.jobs),
+            )
+            self.reload_successful = False
+            return False
+        self.config = config
+        plan = config.plan_for(self.settings.node)
+        self.schedule = self.schedule.replan(plan.jobs, self.clock())
+        self.stats = {job.script: self.stats.get(job.script, ScriptStats()) for job in plan.jobs}
+        self.plan = plan
+        self.reload_successful = True
+        self.reload_success_timestamp = round(time.time(), 3)
+        where = f"line {plan.line} ({plan.pattern})" if plan.line is not None else "no matching line: default"
+        self.log.info(
+            "config loaded",
+            node=plan.node,
+            scripts=describe_jobs(plan.jobs),
+            selected_by=where,
+            output=self.settings.output or "-",
+            config=self.settings.config_path,
+        )
+        return True
+
+    def config_changed(self) -> bool:
+        return watched_state(self.settings.config_path, self.settings.scripts_dir) != self.fingerprint
+
+    # -- one run -------------------------------------------------------------------------------------------
+
+    def run_job(self, job: Job, *, skipped: int = 0) -> RunResult:
+        stats = self.stats[job.script]
+        stats.skipped += skipped
+        if skipped:
+            self.log.warning("skipped runs: the previous run was still going", script=job.script, skipped=skipped)
+        env = dict(os.environ)
+        env["NODE_NAME"] = self.settings.node
+        env["EDGE_SCRIPT_TIMEOUT"] = f"{self.settings.limits.timeout:g}"
+        env["LC_ALL"] = "C"
+        result = run_script(
+            job.path,
+            bash=self.settings.bash,
+            env=env,
+            limits=self.settings.limits,
+            cancel_fd=self.cancel_fd,
+            should_cancel=lambda: self.stopping,
+        )
+        if result.cancelled:
+            return result  # shutting down: the run does not count and its partial output is not exported
+        self._record(job, stats, result)
+        return result
+
+    def _record(self, job: Job, stats: ScriptStats, result: RunResult) -> None:
+        parsed = parse_output(result.stdout, prefix=self.settings.prefix)
+        others = {script: s.samples for script, s in self.stats.items()}
+        samples, conflicts = reject_conflicts(job.script, parsed.samples, others)
+        rejected = [*parsed.rejected, *conflicts]
+        stats.runs += 1
+        stats.invalid_lines += len(rejected)
+        stats.last_duration = round(result.duration, 6)
+        stats.last_exit_code = result.exit_code if result.exit_code is not None else _killed_code(result)
+        stats.last_success = result.succeeded
+        # A failed run still exports the valid lines it printed; what it no longer prints disappears.
+        stats.samples = samples
+        if result.stdout_truncated:
+            stats.truncations += 1
+            self.log.warning(
+                "script output exceeded the cap; the excess was discarded",
+                script=job.script, cap_bytes=self.settings.limits.stdout_cap,
+            )
+        self._log_lines("invalid line", job.script, rejected)
+        self._log_lines("duplicate series; the last value wins", job.script, list(parsed.overridden))
+        if result.succeeded:
+            stats.last_success_timestamp = round(time.time(), 3)
+            self.log.debug("script ran", script=job.script, duration=f"{result.duration:.3f}s",
+                           samples=len(samples))
+            return
+        stats.failures += 1
+        stderr = _first_lines(result.stderr, STDERR_LINES_LOGGED)
+        if result.timed_out:
+            stats.timeouts += 1
+            self.log.error("script timed out; its process group was killed", script=job.script,
+                           timeout=format_duration(self.settings.limits.timeout), stderr=stderr)
+        elif result.spawn_error is not None:
+            self.log.error("script could not start", script=job.script, reason=result.spawn_error)
+        else:
+            self.log.error("script failed", script=job.script, exit_code=result.exit_code,
+                           duration=f"{result.duration:.3f}s", stderr=stderr)
+
+    def _log_lines(self, message: str, script: str, lines: list[RejectedLine]) -> None:
+        for line in lines[:LOGGED_LINES_PER_RUN]:
+            where = {"line": line.line_number} if line.line_number else {}
+            self.log.warning(message, script=script, **where, reason=line.reason, text=line.text)
+        if len(lines) > LOGGED_LINES_PER_RUN:
+            self.log.warning(f"{message}: more not logged", script=script,
+                             count=len(lines) - LOGGED_LINES_PER_RUN)
+
+    # -- output --------------------------------------------------------------------------------------------
+
+    def exposition(self) -> str:
+        health = CollectorHealth(
+            node=self.settings.node,
+            write_failures=self.write_failures,
+            reload_successful=self.reload_successful,
+            reload_success_timestamp=self.reload_success_timestamp,
+            write_timestamp=round(time.time(), 3),
+        )
+        families = script_families({job.script: self.stats[job.script].samples for job in self.plan.jobs})
+        families.extend(self_metric_families(self.plan.jobs, self.stats, health))
+        return render(families)
+
+    def write(self) -> bool:
+        self.last_write = self.clock()
+        output = self.settings.output
+        if output is None:
+            os.write(1, self.exposition().encode())
+            return True
+        try:
+            write_atomically(output, self.exposition())
+        except WriteError as error:
+            self.write_failures += 1
+            self.log.error("cannot write the metrics file; the previous one is intact; retrying at the next run",
+                           reason=str(error))
+            return False
+        return True
+
+    def prepare_output(self) -> None:
+        output = self.settings.output
+        if output is None:
+            return
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            self.log.error("cannot create the output directory", path=output.parent, reason=error.strerror)
+        for path in remove_stale_temp_files(output):
+            self.log.info("removed a temp file left by an earlier collector", path=path)
+
+    # -- modes ---------------------------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Each script of the plan once, then write; 0 when every run succeeded."""
+        self.prepare_output()
+        all_ok = True
+        for job in self.plan.jobs:
+            all_ok = self.run_job(job).succeeded and all_ok
+        written = self.write()
+        return 0 if all_ok and written else 1
+
+    def serve(self) -> int:
+        """The daemon loop; returns when SIGTERM or SIGINT arrives."""
+        wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.cancel_fd = wake_read
+        reload_requested = False
+
+        def on_stop(signum: int, _frame: object) -> None:
+            self.stopping = True
+
+        def on_hup(_signum: int, _frame: object) -> None:
+            nonlocal reload_requested
+            reload_requested = True
+
+        signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+        self.prepare_output()
+        self.write()
+        next_poll = self.clock() + RELOAD_POLL_SECONDS
+        while not self.stopping:
+            now = self.clock()
+            if reload_requested or (now >= next_poll and self.config_changed()):
+                if reload_requested:
+                    self.log.info("SIGHUP: reloading the config")
+                reload_requested = False
+                self.load()
+                self.write()
+            if now >= next_poll:
+                next_poll = now + RELOAD_POLL_SECONDS
+            taken = self.schedule.take_due(now)
+            if taken is not None:
+                job, skipped = taken
+                result = self.run_job(job, skipped=skipped)
+                reap_orphans()
+                if result.cancelled or self.stopping:
+                    break
+                passed = self.schedule.finished(job, self.clock())
+                self.stats[job.script].skipped += passed
+                if passed:
+                    self.log.warning("run overran its interval; missed ticks skipped", script=job.script,
+                                     skipped=passed, duration=f"{result.duration:.3f}s")
+                self.write()
+                continue
+            if self.clock() - self.last_write >= self.settings.default_interval:
+                self.write()  # heartbeat: an idle node still proves it is alive
+            wake_at = min(
+                x for x in (self.schedule.next_due(), next_poll,
+                            self.last_write + self.settings.default_interval) if x is not None
+            )
+            _wait(wake_read, wake_at - self.clock())
+        self.log.info("stopping", signal="SIGTERM/SIGINT")
+        signal.set_wakeup_fd(-1)
+        os.close(wake_read)
+        os.close(wake_write)
+        return 0
+
+
+def _wait(fd: int, seconds: float) -> None:
+    """Sleep up to `seconds`, waking early when a signal arrives (its byte lands on the wakeup pipe)."""
+    if seconds > 0 and select.select([fd], [], [], seconds)[0]:
+        drain_wakeup(fd)
+
+
+def watched_state(config_path: Path, scripts_dir: Path) -> object:
+    """What a change to nodes.conf or the scripts looks like from outside: following symlinks, so a kubelet
+    `..data` swap (new inodes behind the same names) counts as a change."""
+    state: list[object] = [_stat_key(config_path)]
+    try:
+        with os.scandir(scripts_dir) as entries:
+            names = sorted(entry.name for entry in entries if entry.name.endswith(".sh"))
+    except OSError:
+        names = []
+    state.extend((name, _stat_key(scripts_dir / name)) for name in names)
+    return tuple(state)
+
+
+def _stat_key(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def describe_jobs(jobs: tuple[Job, ...]) -> str:
+    return ",".join(f"{job.script}:{format_duration(job.interval)}" for job in jobs) or "default (no scripts)"
+
+
+def _killed_code(result: RunResult) -> int:
+    # Ended by the collector: report it like a shell would, 128 + the signal that ended it.
+    return 128 + (result.signal or signal.SIGKILL)
+
+
+def _first_lines(data: bytes, count: int) -> str:
+    return " | ".join(data.decode("utf-8", "replace").strip().splitlines()[:count])

@@ -1,0 +1,249 @@
+"""Run one collector script: own session and process group, stdin /dev/null, capped output, hard timeout.
+
+Why not subprocess.run(timeout=...): it kills only the direct child, and then waits for EOF on pipes that a
+grandchild (`i2cget`, `sleep 300 &`) still holds, so the collector hangs. Here the whole process group is
+terminated, and the pipes are abandoned as soon as the script itself has exited.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_metrics.samples import RunResult
+
+_CHUNK = 65536
+_PIPE_BUFFER = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class RunLimits:
+    timeout: float  # seconds
+    stdout_cap: int = 1 << 20
+    stderr_cap: int = 64 << 10
+    kill_grace: float = 1.0  # SIGTERM -> SIGKILL
+
+
+def run_script(
+    path: Path,
+    *,
+    bash: str,
+    env: Mapping[str, str],
+    limits: RunLimits,
+    cancel_fd: int | None = None,
+    should_cancel: Callable[[], bool] = lambda: True,
+) -> RunResult:
+    """Run `bash <path>` and return what it printed.
+
+    `cancel_fd` is the signal wakeup pipe: when it becomes readable it is drained and `should_cancel()` decides
+    whether the run is aborted (shutdown) or goes on (e.g. SIGHUP, handled after the run).
+    """
+    started = time.monotonic()
+    out_read, out_write = os.pipe2(os.O_CLOEXEC)
+    err_read, err_write = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid = os.posix_spawn(
+            bash,
+            [bash, str(path)],
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, out_write, 1),
+                (os.POSIX_SPAWN_DUP2, err_write, 2),
+            ],
+            setsid=True,  # own session and process group: the timeout kills the whole tree
+            # Python ignores SIGPIPE and SIGXFSZ; ignored dispositions survive exec, so restore the defaults.
+            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+        )
+    except OSError as error:
+        for fd in (out_read, out_write, err_read, err_write):
+            os.close(fd)
+        return RunResult(
+            exit_code=None, signal=None, timed_out=False, cancelled=False,
+            duration=time.monotonic() - started, stdout=b"", stderr=b"",
+            stdout_truncated=False, stderr_truncated=False, spawn_error=f"cannot start {bash}: {error.strerror}",
+        )
+    os.close(out_write)
+    os.close(err_write)
+    return _supervise(pid, out_read, err_read, started, limits, cancel_fd, should_cancel)
+
+
+class _Capture:
+    """Keeps the first `cap` bytes of a stream and discards the rest (while still draining the pipe)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.truncated = False
+
+    def add(self, chunk: bytes) -> None:
+        room = self.cap - self.size
+        if len(chunk) > room:
+            self.truncated = True
+            chunk = chunk[: max(room, 0)]
+        if chunk:
+            self.chunks.append(chunk)
+            self.size += len(chunk)
+
+    def data(self) -> bytes:
+        data = b"".join(self.chunks)
+        if self.truncated:
+            # The last line was cut mid-way: drop it rather than export half a number.
+            data = data[: data.rfind(b"\n") + 1]
+        return data
+
+
+def _supervise(
+    pid: int,
+    out_fd: int,
+    err_fd: int,
+    started: float,
+    limits: RunLimits,
+    cancel_fd: int | None,
+    should_cancel: Callable[[], bool],
+) -> RunResult:
+    pidfd = os.pidfd_open(pid)
+    captures = {out_fd: _Capture(limits.stdout_cap), err_fd: _Capture(limits.stderr_cap)}
+    poller = select.poll()
+    for fd in (out_fd, err_fd, pidfd):
+        poller.register(fd, select.POLLIN)
+    if cancel_fd is not None:
+        poller.register(cancel_fd, select.POLLIN)
+    deadline = started + limits.timeout
+    open_pipes = {out_fd, err_fd}
+    status: int | None = None
+    timed_out = cancelled = False
+    try:
+        while status is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            for fd, _ in poller.poll(remaining * 1000 + 1):
+                if fd == pidfd:
+                    status = _reap(pid)
+                elif fd == cancel_fd:
+                    drain_wakeup(fd)
+                    cancelled = should_cancel()
+                elif not _read_into(fd, captures[fd]):
+                    poller.unregister(fd)
+                    open_pipes.discard(fd)
+            if cancelled:
+                break
+        if status is None:
+            status = _terminate_group(pid, pidfd, limits.kill_grace if not cancelled else 0.2)
+        else:
+            # The script has exited. What it wrote is in the pipe buffers; anything it left running in the
+            # background may still hold the pipes open, so drain without waiting for EOF, then end the group.
+            for fd in list(open_pipes):
+                _drain(fd, captures[fd])
+            _end_leftovers(pid)
+    finally:
+        for fd in (out_fd, err_fd, pidfd):
+            os.close(fd)
+    exit_code, killed_by = _decode_status(status)
+    return RunResult(
+        exit_code=None if (timed_out or cancelled) else exit_code,
+        signal=killed_by,
+        timed_out=timed_out,
+        cancelled=cancelled,
+        duration=time.monotonic() - started,
+        stdout=captures[out_fd].data(),
+        stderr=captures[err_fd].data(),
+        stdout_truncated=captures[out_fd].truncated,
+        stderr_truncated=captures[err_fd].truncated,
+    )
+
+
+def _read_into(fd: int, capture: _Capture) -> bool:
+    """Read one chunk; False at EOF."""
+    try:
+        chunk = os.read(fd, _CHUNK)
+    except BlockingIOError:
+        return True
+    if not chunk:
+        return False
+    capture.add(chunk)
+    return True
+
+
+def _drain(fd: int, capture: _Capture) -> None:
+    os.set_blocking(fd, False)
+    try:
+        for _ in range(_PIPE_BUFFER // _CHUNK + 1):
+            chunk = os.read(fd, _CHUNK)
+            if not chunk:
+                return
+            capture.add(chunk)
+    except BlockingIOError:
+        return
+
+
+def drain_wakeup(fd: int) -> None:
+    """Empty a non-blocking signal wakeup pipe."""
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _reap(pid: int) -> int:
+    _, status = os.waitpid(pid, 0)
+    return status
+
+
+def _terminate_group(pid: int, pidfd: int, grace: float) -> int:
+    """SIGTERM the script's process group, SIGKILL it after `grace`; return the script's wait status."""
+    _signal_group(pid, signal.SIGTERM)
+    ready = select.select([pidfd], [], [], grace)[0] if grace > 0 else []
+    if not ready:
+        _signal_group(pid, signal.SIGKILL)
+    status = _reap(pid)
+    # Grandchildren that ignore SIGTERM must not survive the script.
+    _signal_group(pid, signal.SIGKILL)
+    return status
+
+
+def _end_leftovers(pid: int) -> None:
+    """Kill whatever the finished script left running in its group (background jobs, stuck i2cget)."""
+    _signal_group(pid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        pass  # the group is gone and its id reused by someone else's process
+
+
+def _decode_status(status: int) -> tuple[int, int | None]:
+    """Exit code (shell convention 128+N for a signal) and the signal, if any."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        return 128 + sig, sig
+    return os.WEXITSTATUS(status), None
+
+
+def reap_orphans() -> None:
+    """Collect exited orphans: in a container the collector may be PID 1 and inherit killed grandchildren."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        except OSError as error:
+            if error.errno == errno.EINTR:
+                continue
+            return
+        if pid == 0:
+            return

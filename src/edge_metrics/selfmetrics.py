@@ -1,0 +1,88 @@
+"""The collector's own metric families, always named `edge_collector_*` whatever the script prefix.
+
+Built fresh from the daemon's state at every write, so a script removed from the plan leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from edge_metrics import __version__
+from edge_metrics.samples import Family, Job, Sample, ScriptStats
+
+PREFIX = "edge_collector_"
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorHealth:
+    node: str
+    write_failures: int
+    reload_successful: bool
+    reload_success_timestamp: float | None
+    write_timestamp: float
+
+
+# name suffix, type, help, value of the script's stats (None: no sample yet)
+_PER_SCRIPT: tuple[tuple[str, str, str, Callable[[ScriptStats, Job], float | None]], ...] = (
+    ("script_success", "gauge", "1 if the script's last run exited 0 within its timeout, else 0.",
+     lambda s, _: None if s.last_success is None else float(s.last_success)),
+    ("script_exit_code", "gauge", "Exit code of the script's last run (128+N when ended by signal N).",
+     lambda s, _: None if s.last_exit_code is None else float(s.last_exit_code)),
+    ("script_duration_seconds", "gauge", "Wall-clock duration of the script's last run.",
+     lambda s, _: s.last_duration),
+    ("script_last_success_timestamp_seconds", "gauge",
+     "Unix time the script last ran successfully; stops moving when readings go stale.",
+     lambda s, _: s.last_success_timestamp),
+    ("script_interval_seconds", "gauge", "Configured run interval of the script.",
+     lambda _, job: job.interval),
+    ("script_runs_total", "counter", "Runs of the script since the collector started.",
+     lambda s, _: float(s.runs)),
+    ("script_failures_total", "counter", "Runs that exited non-zero, timed out or could not start.",
+     lambda s, _: float(s.failures)),
+    ("script_timeouts_total", "counter", "Runs killed because they exceeded the timeout.",
+     lambda s, _: float(s.timeouts)),
+    ("script_skipped_runs_total", "counter",
+     "Scheduled runs skipped because the previous run (or another script's) was still going.",
+     lambda s, _: float(s.skipped)),
+    ("invalid_lines_total", "counter", "Lines of script output rejected as invalid.",
+     lambda s, _: float(s.invalid_lines)),
+    ("script_output_truncated_total", "counter", "Runs whose stdout exceeded the output cap.",
+     lambda s, _: float(s.truncations)),
+)
+
+
+def self_metric_families(
+    jobs: tuple[Job, ...], stats: Mapping[str, ScriptStats], health: CollectorHealth
+) -> list[Family]:
+    families: list[Family] = []
+    for suffix, kind, help_text, value_of in _PER_SCRIPT:
+        samples = []
+        for job in jobs:
+            value = value_of(stats[job.script], job)
+            if value is not None:
+                samples.append(Sample(PREFIX + suffix, (("script", job.script),), value))
+        families.append(Family(PREFIX + suffix, help_text, kind, tuple(samples)))
+    families.extend(
+        [
+            _single("textfile_write_failures_total", "counter",
+                    "Failed attempts to replace the metrics file.", float(health.write_failures)),
+            _single("config_last_reload_successful", "gauge",
+                    "1 if the last load of nodes.conf and the scripts succeeded.", float(health.reload_successful)),
+            _single("last_write_timestamp_seconds", "gauge",
+                    "Unix time this file was written; the collector rewrites it at least every default interval.",
+                    health.write_timestamp),
+            Family(PREFIX + "info", "Collector build and node.", "gauge",
+                   (Sample(PREFIX + "info", (("node", health.node), ("version", __version__)), 1.0),)),
+        ]
+    )
+    if health.reload_success_timestamp is not None:
+        families.append(
+            _single("config_last_reload_success_timestamp_seconds", "gauge",
+                    "Unix time of the last successful load of nodes.conf.", health.reload_success_timestamp)
+        )
+    return families
+
+
+def _single(suffix: str, kind: str, help_text: str, value: float) -> Family:
+    return Family(PREFIX + suffix, help_text, kind, (Sample(PREFIX + suffix, (), value),))
