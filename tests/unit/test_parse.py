@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from edge_metrics.parse import parse_output
+from edge_metrics.samples import Sample
+
+
+def parse(text: str | bytes, prefix: str = "edge_") -> tuple[list[Sample], list[tuple[int, str]]]:
+    data = text.encode() if isinstance(text, str) else text
+    result = parse_output(data, prefix=prefix)
+    return list(result.samples), [(r.line_number, r.reason) for r in result.rejected]
+
+
+class TestValues:
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [("42", 42.0), ("-3.5", -3.5), ("1e-3", 0.001), ("+Inf", math.inf), ("-Inf", -math.inf), (".5", 0.5),
+         ("1.", 1.0), ("2E+2", 200.0), ("inf", math.inf)],
+    )
+    def test_floats(self, value: str, expected: float) -> None:
+        """Values are floats, including Prometheus' special values."""
+        samples, rejected = parse(f"humidity={value}\n")
+        assert rejected == []
+        assert samples == [Sample("edge_humidity", (), expected)]
+
+    def test_nan(self) -> None:
+        """NaN is a valid reading (e.g. a sensor reporting 'no data')."""
+        samples, _ = parse("x=NaN")
+        assert math.isnan(samples[0].value)
+
+    @pytest.mark.parametrize("value", ["abc", "1,5", "0x10", "1_000", "12 34", "--1", "", "1e", "∞"])
+    def test_not_numbers(self, value: str) -> None:
+        """Anything that is not a float is rejected with the reason."""
+        samples, rejected = parse(f"x={value}")
+        assert samples == []
+        assert len(rejected) == 1 and rejected[0][0] == 1
+
+
+class TestLines:
+    def test_whitespace_comments_blank(self) -> None:
+        """Whitespace around key and value, blank lines and # lines are ignored."""
+        samples, rejected = parse("\n# comment\n  temperature  =  21.5  \n\n   # indented comment\nhumidity=40\n")
+        assert rejected == []
+        assert samples == [Sample("edge_temperature", (), 21.5), Sample("edge_humidity", (), 40.0)]
+
+    @pytest.mark.parametrize(
+        ("line", "reason"),
+        [
+            ("no equals", "expected key=value"),
+            ("1abc=1", "invalid key '1abc'"),
+            ("bad-key=1", "invalid key 'bad-key'"),
+            ("=5", "empty key"),
+            ("x=", "missing value"),
+            ("collector_up=1", "reserved for the collector"),
+        ],
+    )
+    def test_invalid_lines_keep_the_rest(self, line: str, reason: str) -> None:
+        """Each invalid line is rejected with its line number and reason; the valid ones are kept."""
+        samples, rejected = parse(f"a=1\n{line}\nb=2\n")
+        assert [s.name for s in samples] == ["edge_a", "edge_b"]
+        assert len(rejected) == 1
+        assert rejected[0][0] == 2
+        assert reason in rejected[0][1]
+
+    def test_reserved_prefix_with_custom_prefix(self) -> None:
+        """Whatever the prefix, a name that would start with edge_collector_ is refused."""
+        _, rejected = parse("collector_x=1", prefix="edge_")
+        assert rejected and "reserved" in rejected[0][1]
+        samples, rejected = parse("edge_collector_x=1", prefix="")
+        assert samples == [] and "reserved" in rejected[0][1]
+        samples, rejected = parse("collector_x=1", prefix="site_")
+        assert samples == [Sample("site_collector_x", (), 1.0)] and rejected == []
+
+    def test_binary_garbage(self) -> None:
+        """Bytes that are not UTF-8 reject their line only."""
+        samples, rejected = parse(b"a=1\n\xff\xfe\x00garbage\nb=2\n\x00\x01=3\n")
+        assert [s.name for s in samples] == ["edge_a", "edge_b"]
+        assert [number for number, _ in rejected] == [2, 4]
+        assert rejected[0][1] == "not valid UTF-8"
+
+    def test_duplicate_key_last_wins(self) -> None:
+        """The same key twice: the last value wins and the earlier line is reported."""
+        result = parse_output(b"t=1\nh=5\nt=2\n", prefix="edge_")
+        assert list(result.samples) == [Sample("edge_t", (), 2.0), Sample("edge_h", (), 5.0)]
+        assert [(r.line_number, r.reason) for r in result.overridden] == [(1, "overridden by line 3")]
+
+
+class TestLabels:
+    def test_labels(self) -> None:
+        """Prometheus label syntax on a key becomes labels on the gauge."""
+        samples, rejected = parse('temperature{zone="cpu",sensor="hdc1080"}=45.2')
+        assert rejected == []
+        assert samples == [Sample("edge_temperature", (("zone", "cpu"), ("sensor", "hdc1080")), 45.2)]
+
+    def test_escapes(self) -> None:
+        """Label values unescape \\\\, \\" and \\n, and may contain = , } and spaces."""
+        samples, rejected = parse(r'x{a="q\"uote",b="back\\slash",c="new\nline",d="a=b, c}"} = 1')
+        assert rejected == []
+        assert dict(samples[0].labels) == {"a": 'q"uote', "b": "back\\slash", "c": "new\nline", "d": "a=b, c}"}
+
+    def test_empty_label_set_and_trailing_comma(self) -> None:
+        """`x{}` and a trailing comma are valid Prometheus syntax."""
+        samples, rejected = parse('x{}=1\ny{a="1",}=2')
+        assert rejected == []
+        assert samples == [Sample("edge_x", (), 1.0), Sample("edge_y", (("a", "1"),), 2.0)]
+
+    @pytest.mark.parametrize(
+        ("line", "reason"),
+        [
+            ('x{__name__="y"}=1', "reserved"),
+            ('x{1a="y"}=1', "invalid label name"),
+            ('x{a="1",a="2"}=1', "given twice"),
+            ('x{a="1"=1', "expected ',' or '}'"),
+            ('x{a="1}=1', "unterminated label value"),
+            ('x{a=1}=1', 'expected ="..."'),
+            ('x{a="\\t"}=1', "invalid escape"),
+            ('x{a="1"} 5', "expected '='"),
+            ('x{a="1"}=', "missing value"),
+            ('x{a="1"}=abc', "not a number"),
+            ('x{a="1"}=1 2', "not a number"),
+        ],
+    )
+    def test_bad_label_syntax(self, line: str, reason: str) -> None:
+        """Broken label syntax rejects the line with a reason."""
+        samples, rejected = parse(line)
+        assert samples == []
+        assert len(rejected) == 1 and reason in rejected[0][1], rejected
+
+    def test_same_labels_in_other_order_are_one_series(self) -> None:
+        """Label order does not make a new series: the last line wins."""
+        result = parse_output(b'x{a="1",b="2"}=1\nx{b="2",a="1"}=2\n', prefix="edge_")
+        assert [s.value for s in result.samples] == [2.0]
+        assert len(result.overridden) == 1
+
+    def test_inconsistent_label_names_in_a_family(self) -> None:
+        """A family keeps the label names of its first line; a line with others is rejected (node_exporter would
+        otherwise have to invent empty labels)."""
+        samples, rejected = parse('t{zone="cpu"}=1\nt=2\nt{zone="gpu"}=3\nt{other="x"}=4\n')
+        assert [dict(s.labels) for s in samples] == [{"zone": "cpu"}, {"zone": "gpu"}]
+        assert [n for n, _ in rejected] == [2, 4]
+        assert "label names {} differ from {zone} on line 1" in rejected[0][1]

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import math
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from edge_metrics.merge import reject_conflicts, script_families
+from edge_metrics.render import format_value, render
+from edge_metrics.samples import Family, Sample
+
+
+class TestRender:
+    def test_exposition_is_sorted_and_has_one_help_per_family(self) -> None:
+        """Families sorted by name, series by labels, one HELP and TYPE each, no timestamps."""
+        text = render(
+            [
+                Family(
+                    "edge_b",
+                    "B.",
+                    "gauge",
+                    (Sample("edge_b", (("z", "2"),), 2.0), Sample("edge_b", (("z", "1"),), 1.0)),
+                ),
+                Family("edge_a", "A.", "counter", (Sample("edge_a", (), 0.5),)),
+            ]
+        )
+        assert text == (
+            "# HELP edge_a A.\n# TYPE edge_a counter\nedge_a 0.5\n"
+            '# HELP edge_b B.\n# TYPE edge_b gauge\nedge_b{z="1"} 1\nedge_b{z="2"} 2\n'
+        )
+
+    def test_labels_are_sorted_and_escaped(self) -> None:
+        """Label values with quotes, backslashes and newlines survive a round trip through Prometheus' parser."""
+        value = 'a"b\\c\nd'
+        text = render([Family("edge_t", "T.", "gauge", (Sample("edge_t", (("zone", value), ("a", "x")), 1.0),))])
+        assert 'edge_t{a="x",zone="a\\"b\\\\c\\nd"} 1' in text
+        (family,) = text_string_to_metric_families(text)
+        assert family.samples[0].labels == {"a": "x", "zone": value}
+
+    def test_special_values(self) -> None:
+        """NaN and infinities use Prometheus' spelling; integers print without a fraction."""
+        assert [format_value(v) for v in (math.nan, math.inf, -math.inf, 42.0, -3.5, 1e-3, 1e20)] == [
+            "NaN", "+Inf", "-Inf", "42", "-3.5", "0.001", "1e+20"
+        ]
+
+    def test_empty_family_is_left_out(self) -> None:
+        """A family with no samples writes no HELP/TYPE lines."""
+        assert render([Family("edge_x", "X.", "gauge", ())]) == ""
+
+
+class TestMerge:
+    def test_second_script_cannot_take_over_a_series(self) -> None:
+        """Two scripts printing the same series: the one already exporting it keeps it, the other line is rejected."""
+        mine = (Sample("edge_t", (), 1), Sample("edge_h", (), 2))
+        kept, rejected = reject_conflicts("b", mine, {"a": (Sample("edge_t", (), 5),), "b": ()})
+        assert kept == (Sample("edge_h", (), 2),)
+        assert [r.reason for r in rejected] == ["series already exported by script 'a'"]
+
+    def test_label_names_must_match_across_scripts(self) -> None:
+        """A family spread over scripts keeps one set of label names."""
+        others = {"a": (Sample("edge_t", (("zone", "cpu"),), 5),)}
+        kept, rejected = reject_conflicts(
+            "b", (Sample("edge_t", (("zone", "gpu"),), 1), Sample("edge_t", (("x", "1"),), 1)), others
+        )
+        assert kept == (Sample("edge_t", (("zone", "gpu"),), 1),)
+        assert len(rejected) == 1 and "label names differ" in rejected[0].reason
+
+    def test_families_group_scripts(self) -> None:
+        """Samples of one name from several scripts form one family; parsed back it is one family."""
+        families = script_families(
+            {"a": (Sample("edge_t", (("zone", "cpu"),), 1),), "b": (Sample("edge_t", (("zone", "gpu"),), 2),)}
+        )
+        assert len(families) == 1 and len(families[0].samples) == 2
+        parsed = list(text_string_to_metric_families(render(families)))
+        assert [(f.name, f.type, len(f.samples)) for f in parsed] == [("edge_t", "gauge", 2)]
