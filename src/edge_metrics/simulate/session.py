@@ -1,0 +1,131 @@
+"""One simulator session: the compiled model and shared register state in a private directory, kept in
+step with the YAML while the command runs, and the environment that puts the command under it."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from edge_metrics.simulate.compile import compile_model, write_atomically
+from edge_metrics.simulate.model import Model, ModelError, load_model, source_stamp
+
+# Where a checkout keeps what `make` builds and fetches (src/edge_metrics/simulate/ -> repository root).
+REPO = Path(__file__).resolve().parents[3]
+POLL_SECONDS = 0.05
+
+
+class SetupError(Exception):
+    """The simulator cannot run here (library not built, ...)."""
+
+
+class Session:
+    """Compiles `model_path` into a temporary directory and recompiles it whenever the file changes."""
+
+    def __init__(self, model_path: Path) -> None:
+        self.model_path = model_path
+        self.directory = Path(tempfile.mkdtemp(prefix="edge-i2c-sim-"))
+        self.compiled = self.directory / "model"
+        self.state = self.directory / "state"
+        self.state.touch()
+        self._stamp = (0, 0, 0)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_good: Model | None = None
+
+    def __enter__(self) -> Session:
+        try:
+            self._compile(raise_errors=True)
+        except BaseException:
+            self.close()
+            raise
+        self._thread = threading.Thread(target=self._watch, name="model-watcher", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _current_stamp(self) -> tuple[int, int, int]:
+        st = os.stat(self.model_path)
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+    def _compile(self, *, raise_errors: bool) -> None:
+        self._stamp = self._current_stamp()
+        stamp = source_stamp(self.model_path)
+        try:
+            model = load_model(self.model_path)
+        except ModelError as error:
+            if raise_errors or self._last_good is None:
+                raise
+            print(f"edge-metrics simulate: model not re-read, keeping the previous one:\n{error}", file=sys.stderr)
+            # Same devices, new stamp: programs stop waiting for a recompile that will not come.
+            write_atomically(self.compiled, compile_model(self._last_good, stamp))
+            return
+        self._reset_state()
+        write_atomically(self.compiled, compile_model(model, stamp))
+        self._last_good = model
+
+    def _reset_state(self) -> None:
+        """Written registers go back to the model's values when the model changes."""
+        with open(self.state, "r+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.truncate(0)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            try:
+                if self._current_stamp() != self._stamp:
+                    self._compile(raise_errors=False)
+            except (OSError, ModelError) as error:
+                # Editors replace files in several steps; the next poll sees the finished file.
+                print(f"edge-metrics simulate: cannot re-read the model: {error}", file=sys.stderr)
+                self._stamp = (0, 0, 0) if not self.model_path.exists() else self._stamp
+
+
+def library_path() -> Path:
+    """The preload library: EDGE_I2C_SIM_LIB, or what `make sim` built in this checkout."""
+    configured = os.environ.get("EDGE_I2C_SIM_LIB")
+    candidate = Path(configured) if configured else REPO / "build" / "libi2csim.so"
+    if not candidate.is_file():
+        raise SetupError(f"simulator library {candidate} not found: run `make sim` (or set EDGE_I2C_SIM_LIB)")
+    return candidate.resolve()
+
+
+def child_environment(session: Session, base: dict[str, str]) -> dict[str, str]:
+    """`base` plus the preload, and the i2c-tools from the checkout's cache when the system has none."""
+    env = dict(base)
+    preload = str(library_path())
+    env["LD_PRELOAD"] = f"{preload} {env['LD_PRELOAD']}" if env.get("LD_PRELOAD") else preload
+    env["EDGE_I2C_SIM_MODEL"] = str(session.compiled)
+    env["EDGE_I2C_SIM_STATE"] = str(session.state)
+    tools = _cached_i2c_tools()
+    if tools and shutil.which("i2cget", path=env.get("PATH", os.defpath)) is None:
+        tools_dir, library_dir = tools
+        env["PATH"] = os.pathsep.join(filter(None, [tools_dir, env.get("PATH", os.defpath)]))
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [library_dir, env.get("LD_LIBRARY_PATH")]))
+    return env
+
+
+def _cached_i2c_tools() -> tuple[str, str] | None:
+    """(I2C_TOOLS_DIR, I2C_LIBRARY_PATH) from tools/fetch-components.sh's cache in this checkout."""
+    env_file = REPO / ".cache" / "components" / "env"
+    try:
+        lines = env_file.read_text().splitlines()
+    except OSError:
+        return None
+    values = dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+    tools, libs = values.get("I2C_TOOLS_DIR"), values.get("I2C_LIBRARY_PATH")
+    if tools and libs and Path(tools, "i2cget").exists():
+        return tools, libs
+    return None
