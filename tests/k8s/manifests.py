@@ -1,0 +1,80 @@
+"""The rendered Kubernetes manifests, as the tests see them: `kubectl kustomize deploy/kubernetes`."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.helpers import REPO
+
+KUSTOMIZE_DIR = REPO / "deploy" / "kubernetes"
+ALL_IN_ONE = KUSTOMIZE_DIR / "all-in-one.yaml"
+RENDER_SCRIPT = REPO / "tools" / "render-manifests.sh"
+
+Obj = dict[str, Any]
+
+
+def kustomize(directory: Path = KUSTOMIZE_DIR) -> str:
+    """What `kubectl kustomize DIR` prints; raises with kustomize's own error when it refuses."""
+    result = subprocess.run(
+        ["kubectl", "kustomize", str(directory)], capture_output=True, text=True, timeout=60, check=False
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"kubectl kustomize {directory} failed:\n{result.stderr}")
+    return result.stdout
+
+
+@functools.cache
+def rendered_text() -> str:
+    return kustomize()
+
+
+def load_all(text: str) -> list[Obj]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def rendered() -> list[Obj]:
+    """A fresh copy of the rendered objects (callers may modify it)."""
+    return load_all(rendered_text())
+
+
+def find(objects: list[Obj], kind: str, name: str | None = None) -> Obj:
+    """The one object of `kind` (and `name`); ConfigMap names match with or without their hash suffix."""
+    matches = [
+        obj
+        for obj in objects
+        if obj["kind"] == kind
+        and (name is None or obj["metadata"]["name"] == name or _unhashed(obj, name))
+    ]
+    assert len(matches) == 1, f"expected one {kind} {name or ''}, found {[m['metadata']['name'] for m in matches]}"
+    return matches[0]
+
+
+def _unhashed(obj: Obj, name: str) -> bool:
+    actual: str = obj["metadata"]["name"]
+    return obj["kind"] in ("ConfigMap", "Secret") and actual.rsplit("-", 1)[0] == name
+
+
+def config_maps(objects: list[Obj]) -> dict[str, dict[str, str]]:
+    """ConfigMap name (with hash) -> data."""
+    return {obj["metadata"]["name"]: dict(obj.get("data", {})) for obj in objects if obj["kind"] == "ConfigMap"}
+
+
+def container(pod_spec: Obj, name: str) -> Obj:
+    for entry in pod_spec["containers"]:
+        if entry["name"] == name:
+            return dict(entry)
+    raise AssertionError(f"no container {name!r} in pod spec")
+
+
+def flags_file(path: Path) -> list[str]:
+    """deploy/*/*.flags: one flag per line, `#` comment lines and blank lines ignored."""
+    return [
+        line.strip()
+        for line in path.read_text().splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
