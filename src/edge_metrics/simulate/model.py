@@ -302,7 +302,7 @@ class _Reader:
         for register in registers:
             for case in register.cases:
                 if case.select not in listed and not writable:
-                    self.error(entries["registers"], f"{place}.registers.{_hex(register.number)}.select",
+                    self.error(entries["registers"], f"{place}.registers.{register.number:#04x}.select",
                                f"register {_hex(case.select)} is not a register of this device")
         return Device(
             address=address,

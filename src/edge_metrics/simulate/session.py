@@ -61,8 +61,11 @@ class Session:
         return st.st_mtime_ns, st.st_size, st.st_ino
 
     def _compile(self, *, raise_errors: bool) -> None:
-        self._stamp = self._current_stamp()
-        stamp = source_stamp(self.model_path)
+        try:
+            self._stamp = self._current_stamp()
+            stamp = source_stamp(self.model_path)
+        except OSError as error:
+            raise ModelError(f"{self.model_path}: cannot read model: {error.strerror}") from None
         try:
             model = load_model(self.model_path)
         except ModelError as error:
