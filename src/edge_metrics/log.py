@@ -67,7 +67,15 @@ def _quote(value: object) -> str:
     if text and not any(c in text for c in ' "=\n\\') and text.isprintable():
         return text
     escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    if not escaped.isprintable():
+        # Script output lands here: a raw CR or terminal escape would forge or garble lines in `kubectl logs`.
+        escaped = "".join(char if char.isprintable() else _escape_control(char) for char in escaped)
     return f'"{escaped}"'
+
+
+def _escape_control(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _jsonable(value: object) -> object:
