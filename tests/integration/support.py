@@ -1,0 +1,192 @@
+"""What the integration tests share: a config directory with real bash scripts, the real `edge-metrics` command,
+and ways to look at what a user sees (the metrics file through prometheus_client's parser, the log, /proc)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import textwrap
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.helpers import REPO, Processes, wait_until
+
+EDGE_METRICS = REPO / ".venv" / "bin" / "edge-metrics"
+PYTHON = REPO / ".venv" / "bin" / "python"
+# `2026-11-25T17:00:00.123+08:00 LEVEL message key=value`
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (DEBUG|INFO|WARNING|ERROR) \S")
+# The families every file the collector writes carries, whatever the scripts print.
+ALWAYS_WRITTEN = (
+    "edge_collector_info",
+    "edge_collector_config_last_reload_successful",
+    "edge_collector_last_write_timestamp_seconds",
+    "edge_collector_textfile_write_failures_total",
+)
+
+SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test's environment without any EDGE_* or NODE_NAME leaking in, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_") and k != "NODE_NAME"}
+    env.update(extra)
+    return env
+
+
+def write_script(directory: Path, name: str, body: str) -> Path:
+    """`<directory>/<name>.sh`: the seed's `#!/bin/bash` line, then `body` (dedented). No execute bit, like a
+    ConfigMap file."""
+    path = directory / f"{name}.sh"
+    path.write_text("#!/bin/bash\n" + textwrap.dedent(body).lstrip("\n"))
+    return path
+
+
+@dataclass
+class Setup:
+    """A node's config directory (nodes.conf + scripts side by side) and where the collector writes."""
+
+    root: Path
+    node: str = "node-1"
+    marker: str = field(default_factory=lambda: f"edge-it-{uuid.uuid4().hex[:12]}")
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.root / "conf"
+
+    @property
+    def config(self) -> Path:
+        return self.conf_dir / "nodes.conf"
+
+    @property
+    def output(self) -> Path:
+        return self.root / "textfile" / "custom_metrics.prom"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "collector.log"
+
+    def argv(self, *extra: str | os.PathLike[str]) -> list[str]:
+        return [str(EDGE_METRICS), "run", "--config", str(self.config), "--node-name", self.node,
+                "--output", str(self.output), *(str(e) for e in extra)]
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def log_lines(self, needle: str) -> list[str]:
+        return [line for line in self.log_text().splitlines() if needle in line]
+
+
+def make_setup(root: Path, nodes_conf: str, scripts: Mapping[str, str], *, node: str = "node-1") -> Setup:
+    setup = Setup(root=root, node=node)
+    setup.conf_dir.mkdir(parents=True)
+    setup.config.write_text(textwrap.dedent(nodes_conf).lstrip("\n"))
+    for name, body in scripts.items():
+        write_script(setup.conf_dir, name, body.replace("@MARKER@", setup.marker))
+    return setup
+
+
+def start_collector(procs: Processes, setup: Setup, *extra: str, env: Mapping[str, str] | None = None
+                    ) -> subprocess.Popen[bytes]:
+    return procs.start(setup.argv(*extra), env=clean_env(**(env or {})), log=setup.log)
+
+
+def run_once(setup: Setup, *extra: str, env: Mapping[str, str] | None = None, timeout: float = 30
+             ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        setup.argv("--once", *extra), env=clean_env(**(env or {})), stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+# -- the metrics file ---------------------------------------------------------------------------------------------
+
+def parse_exposition(text: str) -> dict[SeriesKey, float]:
+    """Every sample of an exposition, keyed by name and sorted labels, through prometheus_client's parser."""
+    samples: dict[SeriesKey, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = (sample.name, tuple(sorted(sample.labels.items())))
+            assert key not in samples, f"series {key} twice in the file"
+            samples[key] = float(sample.value)
+    return samples
+
+
+def complete_problem(text: str, expected_names: Sequence[str] = ALWAYS_WRITTEN) -> str | None:
+    """Why `text` is not a complete metrics file, or None when it is one."""
+    if not text.endswith("\n"):
+        return f"does not end with a newline ({len(text)} bytes)"
+    try:
+        samples = parse_exposition(text)
+    except Exception as error:  # the parser raises ValueError and friends on a torn line
+        return f"does not parse: {error!r}"
+    names = {name for name, _ in samples}
+    missing = [name for name in expected_names if name not in names]
+    return f"lacks {missing}" if missing else None
+
+
+def read_metrics(path: Path) -> dict[SeriesKey, float]:
+    return parse_exposition(path.read_text())
+
+
+def value(samples: Mapping[SeriesKey, float], name: str, /, **labels: str) -> float | None:
+    return samples.get((name, tuple(sorted(labels.items()))))
+
+
+def script_value(path: Path, name: str, script: str) -> float | None:
+    """A per-script self-metric from the file as it is now; None when the file or the series is not there."""
+    try:
+        return value(read_metrics(path), name, script=script)
+    except FileNotFoundError:
+        return None
+
+
+def wait_for_value(path: Path, name: str, predicate: object, *, timeout: float, **labels: str) -> float:
+    """Poll the file until series `name{labels}` exists and `predicate(value)` holds; return the value."""
+
+    def probe() -> tuple[float] | None:
+        current = value(read_metrics(path), name, **labels)
+        if current is not None and predicate(current):  # type: ignore[operator]
+            return (current,)
+        return None
+
+    return wait_until(probe, timeout=timeout, what=f"{name}{labels} in {path}")[0]
+
+
+# -- processes ----------------------------------------------------------------------------------------------------
+
+def live_processes() -> list[tuple[int, str]]:
+    """(pid, command line) of every live, non-zombie process other than this test process."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue  # exited while we looked
+        if cmdline and state != "Z":
+            found.append((int(entry), cmdline.strip()))
+    return found
+
+
+def leftovers(setup: Setup) -> list[tuple[int, str]]:
+    """Processes of the setup's scripts still alive: the scripts themselves (`bash <conf>/x.sh`) and whatever
+    carries the setup's marker in its command line (the `sleep 300` grandchildren the scripts start)."""
+    prefix = f"{setup.conf_dir}/"
+    return [
+        (pid, cmdline) for pid, cmdline in live_processes()
+        if setup.marker in cmdline or any(t.startswith(prefix) and t.endswith(".sh") for t in cmdline.split())
+    ]
+
+
+def read_starts(path: Path) -> list[float]:
+    """Times a script appended to `path` (`date +%s.%N` per run)."""
+    if not path.exists():
+        return []
+    return [float(line) for line in path.read_text().split()]
