@@ -120,7 +120,8 @@ def _value(result: list[dict[str, Any]]) -> float | None:
 
 
 def _group_rss_kib(leader: int) -> int:
-    """Resident memory of every process in `leader`'s process group (the container's processes)."""
+    """Resident memory of the container's processes: `leader`'s process group, less the simulator's
+    wrapper process (`edge-metrics simulate`), which the real image does not run."""
     total = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -128,11 +129,12 @@ def _group_rss_kib(leader: int) -> int:
         try:
             stat = (entry / "stat").read_text()
             status = (entry / "status").read_text()
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
         pgrp = int(stat.rsplit(")", 1)[1].split()[2])
         match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
-        if pgrp == leader and match:
+        if pgrp == leader and match and b"simulate" not in argv[1:3]:
             total += int(match.group(1))
     return total
 
