@@ -1,0 +1,136 @@
+"""The benchmark's inputs (scripts, nodes.conf, script output) and the collector daemon under measurement."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+NODE = "bench"
+
+
+def write_script(directory: Path, name: str, body: str) -> Path:
+    """A collector script `<name>.sh` (first line `#!/bin/bash`, as the collector requires)."""
+    path = directory / f"{name}.sh"
+    path.write_text("#!/bin/bash\n" + body)
+    return path
+
+
+def echo_lines(count: int) -> str:
+    """Script body printing `count` readings, the way a sensor script does: one builtin echo per reading."""
+    return "".join(f"echo sensor_{i:02d}={20 + i}.{i % 10}5\n" for i in range(count))
+
+
+def output_lines(count: int) -> bytes:
+    """`count` lines of script output: mostly plain readings, one in ten with labels (the slower parse path)."""
+    lines = []
+    for i in range(count):
+        if i % 10 == 9:
+            lines.append(f'temperature{{zone="z{i}",sensor="hdc1080"}}={20 + i % 50}.{i % 7}')
+        else:
+            lines.append(f"sensor_{i}={i % 1000}.{i % 9}5")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def write_config(directory: Path, entries: str) -> Path:
+    path = directory / "nodes.conf"
+    path.write_text(f"{NODE}={entries}\n")
+    return path
+
+
+def collector_command() -> list[str]:
+    """The installed console script, exactly what the DaemonSet runs."""
+    script = Path(sys.executable).with_name("edge-metrics")
+    if not script.exists():
+        raise SystemExit(f"{script} not found: run the benchmark with the virtualenv's python (make bench)")
+    return [str(script)]
+
+
+class Daemon:
+    """`edge-metrics run` in its own process group; always killed with its group on exit."""
+
+    def __init__(self, workdir: Path, *, env: dict[str, str] | None = None) -> None:
+        self.config = workdir / "nodes.conf"
+        self.output = workdir / "textfile" / "custom_metrics.prom"
+        self.log = workdir / "collector.log"
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> subprocess.Popen[bytes]:
+        argv = [
+            *collector_command(), "run", "--config", str(self.config), "--node-name", NODE,
+            "--output", str(self.output), "--log-level", "warning",
+        ]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                argv, env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            )
+        return self.proc
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def runs(self, script: str) -> int:
+        """The collector's own count of runs of `script`, from the file it wrote (0 before the first write)."""
+        try:
+            text = self.output.read_text()
+        except FileNotFoundError:
+            return 0
+        match = re.search(rf'^edge_collector_script_runs_total\{{script="{script}"\}} (\d+)$', text, re.M)
+        return int(match.group(1)) if match else 0
+
+    def wait_runs(self, script: str, count: int, *, timeout: float) -> int:
+        return wait_until(lambda: self._alive() and self.runs(script) >= count and self.runs(script),
+                          timeout=timeout, what=f"{count} runs of {script}", log=self.log)
+
+    def _alive(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"the collector exited with {self.proc.returncode}:\n{self.log.read_text()}")
+        return True
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(timeout=grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # a script's grandchild must not outlive the benchmark
+        self.proc = None
+
+    def __enter__(self) -> Daemon:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def wait_until(probe: Callable[[], T], *, timeout: float, what: str, log: Path | None = None) -> T:
+    """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            detail = f"\n{log.read_text()}" if log is not None and log.exists() else ""
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}{detail}")
+        time.sleep(0.01)
