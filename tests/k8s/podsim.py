@@ -303,11 +303,19 @@ class Container:
         return procs.start(self.argv(), env=self.process_env(), cwd=self.rootfs, log=log)
 
     def run_liveness_probe(self) -> subprocess.CompletedProcess[str]:
-        """The exec liveness probe, run as the kubelet would: in the container's env."""
+        """The exec liveness probe, run as the kubelet would: in the container's env. (Kubernetes does
+        not expand $(VAR) in probes, so neither does this.)"""
         probe = self.spec["livenessProbe"]["exec"]["command"]
-        command = [self.rewrite(expand(part, self.declared_env)) for part in probe]
+        command = [self.rewrite(part) for part in probe]
         timeout = float(self.spec["livenessProbe"].get("timeoutSeconds", 1))
         return subprocess.run(
             command, env=self.process_env(), cwd=self.rootfs, capture_output=True, text=True,
             timeout=timeout, check=False,
         )
+
+    def http_probe_url(self, kind: str) -> str:
+        """Where the kubelet would send this container's httpGet probe of `kind` (e.g. livenessProbe):
+        the pod's IP, which for a host-network pod is the node's, here loopback."""
+        probe = self.spec[kind]["httpGet"]
+        container_port = _resolve_port({"containers": [self.spec]}, probe["port"])
+        return f"http://127.0.0.1:{self.pod.node.ports[container_port]}{probe.get('path', '/')}"

@@ -66,11 +66,8 @@ class Deployment:
     logs: Path
 
     def container(self, name: str) -> Container:
-        return self.central.container(name) if name == "prometheus" else self.edge_containers[name]
-
-    @property
-    def edge_containers(self) -> dict[str, Container]:
-        return self.started["containers"]  # type: ignore[no-any-return]
+        """A started container: the DaemonSet's three, or the centre's `prometheus`."""
+        return self.started["containers"][name]  # type: ignore[no-any-return]
 
     def url(self, container_port: int) -> str:
         return f"http://127.0.0.1:{self.node.ports[container_port]}"
@@ -107,7 +104,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         prometheus = central.container("prometheus")
         prometheus.start(procs, logs / "prometheus.log")
         wait_until(lambda: _get(f"http://127.0.0.1:{node.ports[9090]}/-/ready"), timeout=30, what="central ready")
-        started: dict[str, Any] = {"containers": {}, "procs": {}}
+        started: dict[str, Any] = {"containers": {"prometheus": prometheus}, "procs": {}}
         for spec in edge.spec["containers"]:
             entry = edge.container(spec["name"])
             started["containers"][entry.name] = entry
@@ -167,6 +164,18 @@ class TestPodSpecRun:
         assert re.search(r"^node_textfile_scrape_error 0$", metrics, re.M), metrics[-2000:]
         assert "edge_collector_last_write_timestamp_seconds" in metrics
 
+    @pytest.mark.parametrize("name", ["node-exporter", "vmagent"])
+    def test_http_liveness_probes_answer(self, deployment: Deployment, name: str) -> None:
+        url = deployment.container(name).http_probe_url("livenessProbe")
+        with urllib.request.urlopen(url, timeout=5) as response:
+            assert response.status == 200, url
+
+    def test_centre_probes_answer(self, deployment: Deployment) -> None:
+        for kind in ("readinessProbe", "livenessProbe"):
+            url = deployment.container("prometheus").http_probe_url(kind)
+            with urllib.request.urlopen(url, timeout=5) as response:
+                assert response.status == 200, url
+
     def test_centre_loaded_the_alert_rules_from_its_configmap(self, deployment: Deployment) -> None:
         rules = json.loads(_get(deployment.url(9090) + "/api/v1/rules"))
         assert rules["data"]["groups"], "prometheus.yml names rule files that the Deployment does not mount"
@@ -199,7 +208,7 @@ class TestPodSpecRun:
 
     def test_each_container_stays_within_its_memory_limit(self, deployment: Deployment) -> None:
         report = []
-        for name, proc in deployment.started["procs"].items():
+        for name, proc in deployment.started["procs"].items():  # the DaemonSet's containers
             rss = _group_rss_kib(proc.pid)
             limit = _quantity_kib(container(deployment.edge.spec, name)["resources"]["limits"]["memory"])
             report.append(f"{name}: {rss} KiB of {limit} KiB")
