@@ -34,7 +34,7 @@ class Result:
         """key=value lines of a collector script, as numbers."""
         values: dict[str, float] = {}
         for line in self.lines():
-            key, _, value = line.partition("=")
+            key, _, value = line.rpartition("=")
             values[key] = float(value)
         return values
 

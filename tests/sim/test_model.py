@@ -16,6 +16,10 @@ from tests.sim.support import EDGE_METRICS, SPACE_SERVER_MODEL, run, simulator, 
 pytestmark = pytest.mark.sim
 
 
+# A device's register table, to which each case below adds one line.
+REGS = "buses:\n  0:\n    devices:\n      0x40:\n        registers:\n"
+
+
 def errors_of(tmp_path: Path, text: str) -> list[str]:
     path = write_model(tmp_path / "bad.yaml", text)
     with pytest.raises(ModelError) as caught:
@@ -33,18 +37,20 @@ class TestModelErrors:
             ("buses:\n  x: {}\n", "FILE:2:3: buses: bus number 'x' is not an integer (write e.g. 0 or 0x40)"),
             ("buses:\n  0:\n    devices:\n      0x80: {}\n",
              "FILE:4:7: buses.0.devices: address 0x80 out of range 0x0..0x7f"),
-            ("buses:\n  0:\n    devices:\n      0x40:\n        registers:\n          0x00: {size: word, value: 70000}\n",
+            (REGS + "          0x00: {size: word, value: 70000}\n",
              "FILE:6:37: buses.0.devices.0x40.registers.0x00.value: value 70000 out of range -0x8000..0xffff"),
-            ("buses:\n  0:\n    devices:\n      0x40:\n        registers:\n          0x00: {size: long, value: 1}\n",
+            (REGS + "          0x00: {size: long, value: 1}\n",
              "FILE:6:24: buses.0.devices.0x40.registers.0x00.size: expected byte, word or block, not 'long'"),
             ("buses:\n  0:\n    devices:\n      0x40: {nack: often}\n",
              "FILE:4:20: buses.0.devices.0x40.nack: expected a probability from 0 to 1, not 'often'"),
             ("buses:\n  0:\n    devices:\n      0x40: {delay: 5 seconds}\n",
-             "FILE:4:21: buses.0.devices.0x40.delay: invalid duration '5 seconds' (expected e.g. 500ms, 10s, 1m30s, 2h)"),
+             "FILE:4:21: buses.0.devices.0x40.delay: invalid duration '5 seconds'"
+             " (expected e.g. 500ms, 10s, 1m30s, 2h)"),
             ("buses:\n  0: {hung: maybe}\n", "FILE:2:13: buses.0.hung: expected true or false, not 'maybe'"),
             ("buses:\n  0: {}\n  0x0: {}\n", "FILE:3:3: buses: bus number 0x0 listed twice"),
-            ("buses:\n  0:\n    devices:\n      0x40:\n        registers:\n          1: {value: {sequence: [1, 2]}}\n",
-             "FILE:6:22: buses.0.devices.0x40.registers.1.value: a sequence needs `step:` (how long each value lasts, e.g. 5s)"),
+            (REGS + "          1: {value: {sequence: [1, 2]}}\n",
+             "FILE:6:22: buses.0.devices.0x40.registers.1.value: a sequence needs `step:`"
+             " (how long each value lasts, e.g. 5s)"),
         ],
     )
     def test_one_mistake(self, tmp_path: Path, text: str, expected: str) -> None:
@@ -107,7 +113,7 @@ class TestModelErrors:
         """The shipped model passes --check, which lists its devices."""
         result = run(procs, [EDGE_METRICS, "simulate", "--model", SPACE_SERVER_MODEL, "--check"])
         assert result.code == 0, result.err
-        assert re.findall(r"0x[0-9a-f]{2} (\w+)", result.out) == [("0x40", "hdc1080")[1], "ina219", "ads1115"]
+        assert re.findall(r"0x[0-9a-f]{2} (\w+)", result.out) == ["hdc1080", "ina219", "ads1115"]
 
 
 SIMPLE = """
