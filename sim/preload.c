@@ -1,5 +1,7 @@
 /* LD_PRELOAD entry points: /dev/i2c-N (and /dev/i2c/N) exist for the buses of the model.
  *
+ * stat() and access() of such a path describe a character device (major 89, as i2c-dev), so a script's
+ * `[[ -c /dev/i2c-1 ]]` guard behaves as on the board; fstat() of the open descriptor does not.
  * open() of such a path returns a real descriptor (an anonymous memfd, so close, fcntl and dup behave)
  * remembered in a table; ioctl() on it is served from the model; everything else passes through to
  * libc untouched. A bus missing from the model fails with ENOENT, exactly as on a machine without it.
@@ -23,6 +25,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +45,17 @@ static int (*real_open)(const char *, int, ...);
 static int (*real_openat)(int, const char *, int, ...);
 static int (*real_close)(int);
 static int (*real_ioctl)(int, unsigned long, ...);
+static int (*real_stat)(const char *, struct stat *);
+static int (*real_lstat)(const char *, struct stat *);
+static int (*real_stat64)(const char *, struct stat64 *);
+static int (*real_lstat64)(const char *, struct stat64 *);
+static int (*real_fstatat)(int, const char *, struct stat *, int);
+static int (*real_fstatat64)(int, const char *, struct stat64 *, int);
+static int (*real_access)(const char *, int);
+static int (*real_faccessat)(int, const char *, int, int);
+static int (*real_eaccess)(const char *, int);
+static int (*real_euidaccess)(const char *, int);
+static int (*real_statx)(int, const char *, int, unsigned, struct statx *);
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct open_bus table[MAX_OPEN];
@@ -56,6 +70,17 @@ static void resolve(void)
     real_openat = (int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, "openat");
     real_close = (int (*)(int))dlsym(RTLD_NEXT, "close");
     real_ioctl = (int (*)(int, unsigned long, ...))dlsym(RTLD_NEXT, "ioctl");
+    real_stat = (int (*)(const char *, struct stat *))dlsym(RTLD_NEXT, "stat");
+    real_lstat = (int (*)(const char *, struct stat *))dlsym(RTLD_NEXT, "lstat");
+    real_stat64 = (int (*)(const char *, struct stat64 *))dlsym(RTLD_NEXT, "stat64");
+    real_lstat64 = (int (*)(const char *, struct stat64 *))dlsym(RTLD_NEXT, "lstat64");
+    real_fstatat = (int (*)(int, const char *, struct stat *, int))dlsym(RTLD_NEXT, "fstatat");
+    real_fstatat64 = (int (*)(int, const char *, struct stat64 *, int))dlsym(RTLD_NEXT, "fstatat64");
+    real_access = (int (*)(const char *, int))dlsym(RTLD_NEXT, "access");
+    real_faccessat = (int (*)(int, const char *, int, int))dlsym(RTLD_NEXT, "faccessat");
+    real_eaccess = (int (*)(const char *, int))dlsym(RTLD_NEXT, "eaccess");
+    real_euidaccess = (int (*)(const char *, int))dlsym(RTLD_NEXT, "euidaccess");
+    real_statx = (int (*)(int, const char *, int, unsigned, struct statx *))dlsym(RTLD_NEXT, "statx");
     real_open = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open");
 }
 
@@ -114,7 +139,7 @@ static int same_stat(const struct stat *a, const struct stat *b)
 static int refresh_model(void)
 {
     struct stat st;
-    if (stat(model_path, &st) < 0) {
+    if (real_stat(model_path, &st) < 0) {
         if (!model) {
             fprintf(stderr, "i2c-sim: cannot read model %s: %s\n", model_path, strerror(errno));
             return -1;
@@ -142,7 +167,7 @@ static void wait_for_recompile(void)
 {
     for (int waited_ms = 0; model && model->source[0] && waited_ms < 2000; waited_ms += 10) {
         struct stat src;
-        if (stat(model->source, &src) < 0)
+        if (real_stat(model->source, &src) < 0)
             return;
         int64_t mtime_ns = (int64_t)src.st_mtim.tv_sec * 1000000000 + src.st_mtim.tv_nsec;
         if (mtime_ns == model->source_mtime_ns && (int64_t)src.st_size == model->source_size)
@@ -367,4 +392,127 @@ int ioctl(int fd, unsigned long request, ...)
     int number = entry->bus, addr = entry->addr;
     pthread_mutex_unlock(&lock);
     return transfer(number, addr, request, arg);
+}
+
+/* For stat() and access() of a path: -1 not a bus path (pass through), 0 a bus the model lacks,
+ * 1 a simulated bus (st, when given, filled in as its character device). */
+static int bus_node(const char *path, struct stat *st)
+{
+    resolve();
+    int number = model_path ? bus_number(path) : -1;
+    if (number < 0)
+        return -1;
+    pthread_mutex_lock(&lock);
+    int exists = refresh_model() == 0 && sim_model_bus(model, number) != NULL;
+    pthread_mutex_unlock(&lock);
+    if (exists && st) {
+        memset(st, 0, sizeof(*st));
+        st->st_mode = S_IFCHR | 0660;
+        st->st_rdev = makedev(89, (unsigned)number);
+        st->st_nlink = 1;
+        st->st_blksize = 4096;
+    }
+    return exists;
+}
+
+static int node_result(int found)
+{
+    if (found)
+        return 0;
+    errno = ENOENT;
+    return -1;
+}
+
+/* struct stat64 and struct stat are the same on 64-bit glibc; the copy keeps this right elsewhere. */
+static int node_stat64(const char *path, struct stat64 *out)
+{
+    struct stat st;
+    int found = bus_node(path, &st);
+    if (found > 0) {
+        memset(out, 0, sizeof(*out));
+        out->st_mode = st.st_mode;
+        out->st_rdev = st.st_rdev;
+        out->st_nlink = st.st_nlink;
+        out->st_blksize = st.st_blksize;
+    }
+    return found;
+}
+
+int stat(const char *path, struct stat *st)
+{
+    int found = bus_node(path, st);
+    return found < 0 ? real_stat(path, st) : node_result(found);
+}
+
+int lstat(const char *path, struct stat *st)
+{
+    int found = bus_node(path, st);
+    return found < 0 ? real_lstat(path, st) : node_result(found);
+}
+
+int stat64(const char *path, struct stat64 *st)
+{
+    int found = node_stat64(path, st);
+    return found < 0 ? real_stat64(path, st) : node_result(found);
+}
+
+int lstat64(const char *path, struct stat64 *st)
+{
+    int found = node_stat64(path, st);
+    return found < 0 ? real_lstat64(path, st) : node_result(found);
+}
+
+int fstatat(int dirfd, const char *path, struct stat *st, int flags)
+{
+    int found = bus_node(path, st);
+    return found < 0 ? real_fstatat(dirfd, path, st, flags) : node_result(found);
+}
+
+int fstatat64(int dirfd, const char *path, struct stat64 *st, int flags)
+{
+    int found = node_stat64(path, st);
+    return found < 0 ? real_fstatat64(dirfd, path, st, flags) : node_result(found);
+}
+
+/* coreutils (ls, stat, test) use statx. */
+int statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *out)
+{
+    struct stat st;
+    int found = bus_node(path, &st);
+    if (found < 0)
+        return real_statx(dirfd, path, flags, mask, out);
+    if (found) {
+        memset(out, 0, sizeof(*out));
+        out->stx_mask = STATX_TYPE | STATX_MODE | STATX_NLINK;
+        out->stx_mode = (uint16_t)st.st_mode;
+        out->stx_nlink = 1;
+        out->stx_blksize = 4096;
+        out->stx_rdev_major = major(st.st_rdev);
+        out->stx_rdev_minor = minor(st.st_rdev);
+    }
+    return node_result(found);
+}
+
+int access(const char *path, int mode)
+{
+    int found = bus_node(path, NULL);
+    return found < 0 ? real_access(path, mode) : node_result(found);
+}
+
+int faccessat(int dirfd, const char *path, int mode, int flags)
+{
+    int found = bus_node(path, NULL);
+    return found < 0 ? real_faccessat(dirfd, path, mode, flags) : node_result(found);
+}
+
+int eaccess(const char *path, int mode)
+{
+    int found = bus_node(path, NULL);
+    return found < 0 ? real_eaccess(path, mode) : node_result(found);
+}
+
+int euidaccess(const char *path, int mode)
+{
+    int found = bus_node(path, NULL);
+    return found < 0 ? real_euidaccess(path, mode) : node_result(found);
 }

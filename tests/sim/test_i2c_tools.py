@@ -226,3 +226,14 @@ class TestSmbus2:
             "rdwr": [0x12, 0x34],
             "absent_errno": errno.ENXIO,
         }
+
+
+class TestDeviceNodes:
+    def test_buses_of_the_model_look_like_i2c_dev_nodes(self, sim: Simulator) -> None:
+        """A script's `[[ -c /dev/i2c-1 ]]` guard, `stat` and Python's os.path agree with the model: bus 1 is a
+        character device (major 89, as i2c-dev); bus 0, not in the model, does not exist."""
+        result = sim.sh('[[ -c /dev/i2c-1 ]] && echo bus1; [[ -e /dev/i2c-0 ]] || echo no-bus0; '
+                        'stat -c "%F %t" /dev/i2c-1; '
+                        f'{sys.executable} -c "import os; print(os.path.exists(\'/dev/i2c-1\'), '
+                        'os.path.exists(\'/dev/i2c-0\'), os.access(\'/dev/i2c-1\', os.W_OK))"')
+        assert result.lines() == ["bus1", "no-bus0", "character special file 59", "True False True"]
