@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from tests.helpers import REPO
 KUSTOMIZE_DIR = REPO / "deploy" / "kubernetes"
 ALL_IN_ONE = KUSTOMIZE_DIR / "all-in-one.yaml"
 RENDER_SCRIPT = REPO / "tools" / "render-manifests.sh"
+DOCKERFILE = REPO / "Dockerfile"
 
 Obj = dict[str, Any]
 
@@ -78,3 +81,22 @@ def flags_file(path: Path) -> list[str]:
         for line in path.read_text().splitlines()
         if line.strip() and not line.strip().startswith("#")
     ]
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the Dockerfile, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    result = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            result.append((keyword.upper(), rest.strip()))
+    return result
+
+
+def dockerfile_entrypoint() -> list[str]:
+    """The collector image's ENTRYPOINT (exec form), as the DaemonSet runs it."""
+    entrypoints = [json.loads(args) for keyword, args in dockerfile_instructions() if keyword == "ENTRYPOINT"]
+    assert entrypoints, "the Dockerfile has no ENTRYPOINT"
+    return list(entrypoints[-1])

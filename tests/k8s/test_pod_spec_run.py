@@ -24,21 +24,23 @@ from typing import Any
 import pytest
 
 from tests.helpers import REPO, SIM_LIB, Processes, components, processes, wait_until
-from tests.k8s.manifests import container, find, rendered
+from tests.k8s.manifests import container, dockerfile_entrypoint, find, rendered
 from tests.k8s.podsim import Container, LocalImage, Node, Pod
 
 pytestmark = pytest.mark.k8s
 
 NODE_NAME = "bupt-a"  # the seed's example node: space_server on simulated I2C sensors
 MODEL = REPO / "scripts" / "models" / "space_server.yaml"
-EDGE_METRICS = REPO / ".venv" / "bin" / "edge-metrics"
-# Image entrypoints (ENTRYPOINT of each image; ours is checked against the Dockerfile in test_image.py).
-COLLECTOR_ENTRYPOINT = ["edge-metrics"]
+VENV_BIN = REPO / ".venv" / "bin"
+EDGE_METRICS = VENV_BIN / "edge-metrics"
 
 
 def local_images() -> dict[str, LocalImage]:
     """Each image of the manifests -> the local program that stands in for its entrypoint."""
     parts = components()
+    # The Dockerfile's ENTRYPOINT, its program taken from this checkout's virtualenv.
+    program, *entry_args = dockerfile_entrypoint()
+    collector_entrypoint = [str(VENV_BIN / program), *entry_args]
     collector_env = {
         # The image's i2c-tools: Debian's i2c-tools 4.3, from the components cache.
         "PATH": f"{parts['I2C_TOOLS_DIR']}:{os.environ.get('PATH', '/usr/bin:/bin')}",
@@ -51,7 +53,7 @@ def local_images() -> dict[str, LocalImage]:
         # This machine has no I2C bus: the collector runs under the simulator with the sensors'
         # model, exactly as `edge-metrics simulate --model ... -- edge-metrics run` is documented.
         "ghcr.io/edge-metrics/edge-metrics-collector": LocalImage(
-            [str(EDGE_METRICS), "simulate", "--model", str(MODEL), "--", str(EDGE_METRICS)], collector_env
+            [str(EDGE_METRICS), "simulate", "--model", str(MODEL), "--", *collector_entrypoint], collector_env
         ),
     }
 
