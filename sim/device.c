@@ -220,7 +220,8 @@ int sim_smbus(struct sim_bus *bus, int addr, int read_write, int command, int si
 {
     union i2c_smbus_data *data = data_ptr;
     int reading = read_write == I2C_SMBUS_READ;
-    if (size != I2C_SMBUS_QUICK && !data)
+    /* Quick commands and send-byte (a write of size BYTE) carry no data. */
+    if (!data && size != I2C_SMBUS_QUICK && !(size == I2C_SMBUS_BYTE && !reading))
         return -EINVAL;
     struct target t;
     int status = begin(&t, bus, addr);

@@ -134,6 +134,19 @@ class TestWrites:
         assert i2cget(sim, "0x50", "0x80") == "0x5a"
         assert i2cget(sim, "0x50", "0x00") == "0x11"
 
+    def test_pointer_set_by_send_byte_and_read_by_receive_byte(self, sim: Simulator) -> None:
+        """`i2cset` without a value sets the register pointer; `i2cget` without a register reads there and
+        moves on, as an EEPROM's current-address read does, across processes."""
+        assert sim.run("i2cset", "-y", "1", "0x50", "0x01").code == 0
+        assert i2cget(sim, "0x50") == "0x22"
+        assert i2cget(sim, "0x50") == "0x33"
+
+    def test_i2cdump_current_address_mode(self, sim: Simulator) -> None:
+        """i2cdump's `c` mode (send byte, then receive bytes) walks the EEPROM in order."""
+        result = sim.run("i2cdump", "-y", "1", "0x50", "c")
+        assert result.code == 0, result.err
+        assert [dump_table(result.out)[r] for r in range(4)] == ["11", "22", "33", "00"]
+
 
 def dump_table(text: str) -> dict[int, str]:
     """i2cdump's byte-mode table: register -> hex byte."""

@@ -280,3 +280,15 @@ class TestUnderTheCollector:
         assert samples[script_metric("timeouts_total")] == 1 and samples[script_metric("success")] == 0
         assert "edge_humidity" not in samples
         assert left == []
+
+    def test_slow_bus(self, procs: Processes, tmp_path: Path) -> None:
+        """A slow bus under a 1s collector timeout: the script keeps to its budget, so the collector sees a failed
+        run with the readings it managed, not a timeout."""
+        model = write(tmp_path, {"buses": {0: {**chips(EDGES["typical"])["buses"][0], "delay": "250ms"}}})
+        result, samples, left = collect(procs, model, timeout="1s")
+        assert result.code == 1
+        assert samples[script_metric("timeouts_total")] == 0 and samples[script_metric("exit_code")] == 1
+        assert samples[script_metric("duration_seconds")] < 1
+        assert samples["edge_temperature"] == 23.5
+        assert "time budget" in result.err
+        assert left == []

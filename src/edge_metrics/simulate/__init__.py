@@ -55,6 +55,12 @@ def main(argv: Sequence[str]) -> int:
     except SetupError as error:
         print(f"edge-metrics simulate: error: {error}", file=sys.stderr)
         return 1
+    except ModuleNotFoundError as error:
+        if error.name != "yaml":
+            raise
+        print("edge-metrics simulate: error: the simulator needs PyYAML:"
+              " pip install 'edge-metrics-collector[simulate]'", file=sys.stderr)
+        return 1
 
 
 def _parse(argv: list[str]) -> tuple[str | None, bool, list[str]]:

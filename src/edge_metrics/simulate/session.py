@@ -86,14 +86,19 @@ class Session:
             handle.truncate(0)
 
     def _watch(self) -> None:
+        reported = ""
         while not self._stop.wait(POLL_SECONDS):
             try:
                 if self._current_stamp() != self._stamp:
                     self._compile(raise_errors=False)
+                reported = ""
             except (OSError, ModelError) as error:
-                # Editors replace files in several steps; the next poll sees the finished file.
-                print(f"edge-metrics simulate: cannot re-read the model: {error}", file=sys.stderr)
-                self._stamp = (0, 0, 0) if not self.model_path.exists() else self._stamp
+                # Editors replace files in several steps; the next poll sees the finished file. A file
+                # that stays away is reported once, not at every poll.
+                message = f"edge-metrics simulate: cannot re-read the model, keeping the previous one: {error}"
+                if message != reported:
+                    print(message, file=sys.stderr)
+                    reported = message
 
 
 def library_path() -> Path:
