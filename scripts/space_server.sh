@@ -21,16 +21,17 @@ warn() { echo "space_server: $*" >&2; }
 # has gone, so a hung bus still ends in a clean failure rather than a kill. `timeout --foreground`
 # keeps i2cget in our process group: if the collector kills the group, nothing survives it.
 budget_us=$(awk -v t="${EDGE_SCRIPT_TIMEOUT:-10}" 'BEGIN { t += 0; if (t <= 0) t = 10; printf "%d", t * 800000 }')
-deadline_us=$((${EPOCHREALTIME/./} + budget_us))
+deadline_us=$((${EPOCHREALTIME//[!0-9]/} + budget_us))
 
 # i2c COMMAND ARGS...: run an i2c-tools command within what is left of the budget.
 i2c() {
-  local left_us=$((deadline_us - ${EPOCHREALTIME/./}))
+  local left_us=$((deadline_us - ${EPOCHREALTIME//[!0-9]/})) left
   if ((left_us <= 0)); then
     warn "$1 $5 $6 skipped: time budget of EDGE_SCRIPT_TIMEOUT=${EDGE_SCRIPT_TIMEOUT:-10}s used up"
     return 1
   fi
-  timeout --foreground --kill-after=1 "$((left_us / 1000000)).$(printf '%06d' $((left_us % 1000000)))" "$@"
+  printf -v left '%d.%06d' $((left_us / 1000000)) $((left_us % 1000000))
+  timeout --foreground --kill-after=1 "$left" "$@"
 }
 
 # word ADDR REG: the 16-bit register as the datasheet numbers it. These chips send the most
