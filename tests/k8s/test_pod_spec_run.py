@@ -186,10 +186,13 @@ class TestPodSpecRun:
         queue = deployment.edge.volumes["vmagent-queue"]
         assert any(queue.rglob("*")), f"vmagent created nothing in its hostPath volume {queue}"
 
-    def test_sidecar_logs_its_plan_in_shanghai_time(self, deployment: Deployment) -> None:
-        log = deployment.log("metric-sidecar")
-        assert NODE_NAME in log and "space_server" in log, log
-        assert re.search(r"^\S+\+08:00 ", log, re.M), log
+    def test_runbook_log_tail_shows_the_plan_in_shanghai_time(self, deployment: Deployment) -> None:
+        """What `kubectl logs ... -c metric-sidecar --tail=10` shows: node, script and output path."""
+        tail = deployment.log("metric-sidecar").splitlines()[-10:]
+        output = deployment.container("metric-sidecar").env["EDGE_OUTPUT"]
+        plan = [line for line in tail if f"node={NODE_NAME}" in line and "space_server" in line and output in line]
+        assert plan, tail
+        assert re.match(r"\S+\+08:00 ", plan[-1]), plan[-1]
 
     def test_liveness_probe_passes_while_producing_and_fails_when_the_collector_stalls(
         self, deployment: Deployment
