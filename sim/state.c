@@ -28,10 +28,9 @@ void sim_state_init(const char *path)
 /* The whole state text (NUL-terminated, caller frees); fd stays open and locked when fd_out is given. */
 static char *load(int lock, int *fd_out)
 {
-    if (!state_path[0]) {
-        *fd_out = -1;
+    *fd_out = -1;
+    if (!state_path[0])
         return strdup(memory_state ? memory_state : "");
-    }
     int fd = sim_real_open(state_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return NULL;
