@@ -227,8 +227,11 @@ class TestPodSpecRun:
         assert script[0] == "#!/bin/bash"
         updated = dict(config_map)
         updated["space_server.sh"] = script[0] + "\necho configmap_update_marker=7\n" + script[1]
+        # A new key too: the kubelet adds its `name -> ..data/name` link along with the swap.
+        updated["added_script.sh"] = "#!/bin/bash\necho added_script_reading=1\n"
         updated["nodes.conf"], count = re.subn(
-            rf"^{NODE_NAME}=.*$", f"{NODE_NAME}=space_server:3s", config_map["nodes.conf"], flags=re.M
+            rf"^{NODE_NAME}=.*$", f"{NODE_NAME}=space_server:3s,added_script:2s", config_map["nodes.conf"],
+            flags=re.M,
         )
         assert count == 1, config_map["nodes.conf"]
 
@@ -243,5 +246,9 @@ class TestPodSpecRun:
                 f'edge_collector_script_interval_seconds{{node="{NODE_NAME}",script="space_server"}}'
             )) == 3.0,
             timeout=60, interval=1, what="the changed nodes.conf interval at the centre",
+        )
+        wait_until(
+            lambda: _value(deployment.query(f'edge_added_script_reading{{node="{NODE_NAME}"}}')) == 1.0,
+            timeout=60, interval=1, what="the added script's reading at the centre",
         )
         assert collector.poll() is None, "the collector restarted or died:\n" + deployment.log("metric-sidecar")
