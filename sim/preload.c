@@ -59,6 +59,10 @@ static int (*real_statx)(int, const char *, int, unsigned, struct statx *);
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct open_bus table[MAX_OPEN];
+/* Entries in use. close() and ioctl() run in every process under the simulator (the collector, bash);
+ * while no bus is open they pass straight through without taking the lock, so a fork in a threaded
+ * program can never leave the child waiting on a lock another thread held. */
+static int open_count;
 static struct sim_model *model;
 static struct stat model_stat;
 static const char *model_path;
@@ -84,9 +88,16 @@ static void resolve(void)
     real_open = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open");
 }
 
+/* A child of fork() has only the forking thread: a lock held by another thread would never be released. */
+static void reset_lock_in_child(void)
+{
+    pthread_mutex_init(&lock, NULL);
+}
+
 __attribute__((constructor)) static void init(void)
 {
     resolve();
+    pthread_atfork(NULL, NULL, reset_lock_in_child);
     for (int i = 0; i < MAX_OPEN; i++)
         table[i].fd = -1;
     model_path = getenv("EDGE_I2C_SIM_MODEL");
@@ -216,6 +227,7 @@ static int open_bus(int number, int flags)
         return -1;
     }
     table[slot] = (struct open_bus){fd, st.st_dev, st.st_ino, number, -1};
+    __atomic_add_fetch(&open_count, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&lock);
     return fd;
 }
@@ -230,6 +242,7 @@ static struct open_bus *lookup(int fd)
         if (fstat(fd, &st) == 0 && st.st_ino == table[i].ino && st.st_dev == table[i].dev)
             return &table[i];
         table[i].fd = -1; /* stale: closed without close() and the number reused */
+        __atomic_sub_fetch(&open_count, 1, __ATOMIC_RELEASE);
         return NULL;
     }
     return NULL;
@@ -299,11 +312,16 @@ int __open64_2(const char *path, int flags)
 int close(int fd)
 {
     resolve();
-    pthread_mutex_lock(&lock);
-    for (int i = 0; i < MAX_OPEN; i++)
-        if (table[i].fd == fd)
-            table[i].fd = -1;
-    pthread_mutex_unlock(&lock);
+    if (__atomic_load_n(&open_count, __ATOMIC_ACQUIRE) > 0) {
+        pthread_mutex_lock(&lock);
+        for (int i = 0; i < MAX_OPEN; i++) {
+            if (table[i].fd == fd) {
+                table[i].fd = -1;
+                __atomic_sub_fetch(&open_count, 1, __ATOMIC_RELEASE);
+            }
+        }
+        pthread_mutex_unlock(&lock);
+    }
     return real_close(fd);
 }
 
@@ -376,7 +394,7 @@ int ioctl(int fd, unsigned long request, ...)
     unsigned long arg = va_arg(args, unsigned long);
     va_end(args);
     resolve();
-    if (!model_path)
+    if (!model_path || __atomic_load_n(&open_count, __ATOMIC_ACQUIRE) == 0)
         return real_ioctl(fd, request, arg);
     pthread_mutex_lock(&lock);
     struct open_bus *entry = lookup(fd);
