@@ -1,0 +1,238 @@
+"""The command line as a user meets it: `run --once`, `check`, bad usage, environment variables, logs."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.integration.support import (
+    EDGE_METRICS,
+    LOG_LINE,
+    clean_env,
+    make_setup,
+    parse_exposition,
+    read_metrics,
+    run_once,
+    value,
+    write_script,
+)
+
+
+def edge_metrics(*argv: str | Path, env: dict[str, str] | None = None, timeout: float = 30
+                 ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(EDGE_METRICS), *(str(a) for a in argv)], env=env if env is not None else clean_env(),
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+class TestRunOnce:
+    def test_exit_0_when_every_script_succeeds(self, tmp_path: Path) -> None:
+        """--once runs each script of the node once, writes the file and exits 0."""
+        setup = make_setup(tmp_path, "node-1=one:1h,two:1h\n", {"one": "echo a=1\n", "two": "echo b=2\n"})
+        result = run_once(setup)
+        assert result.returncode == 0, result.stderr
+        samples = read_metrics(setup.output)
+        assert value(samples, "edge_a") == 1 and value(samples, "edge_b") == 2
+        assert value(samples, "edge_collector_script_runs_total", script="one") == 1
+        assert value(samples, "edge_collector_script_runs_total", script="two") == 1
+
+    @pytest.mark.parametrize("failing", ["exit 4", "sleep 30"], ids=["exit-code", "timeout"])
+    def test_exit_1_when_a_script_fails(self, tmp_path: Path, failing: str) -> None:
+        """A script that exits non-zero or times out makes --once exit 1; the other script is still exported."""
+        setup = make_setup(tmp_path, "node-1=good,bad\n", {"good": "echo a=1\n", "bad": f"echo b=2\n{failing}\n"})
+        result = run_once(setup, "--timeout", "500ms")
+        assert result.returncode == 1
+        samples = read_metrics(setup.output)
+        assert value(samples, "edge_a") == 1 and value(samples, "edge_b") == 2
+        assert value(samples, "edge_collector_script_success", script="good") == 1
+        assert value(samples, "edge_collector_script_success", script="bad") == 0
+
+    def test_output_dash_prints_the_exposition(self, tmp_path: Path) -> None:
+        """`--output -` prints the file to stdout (trying a script on a host) and writes nothing; logs stay on
+        stderr."""
+        setup = make_setup(tmp_path, "node-1=probe\n", {"probe": "echo 'temperature{zone=\"cpu\"}=45.2'\n"})
+        result = edge_metrics("run", "--once", "--config", setup.config, "--node-name", "node-1", "--output", "-")
+        assert result.returncode == 0, result.stderr
+        samples = parse_exposition(result.stdout)
+        assert value(samples, "edge_temperature", zone="cpu") == 45.2
+        assert value(samples, "edge_collector_info", node="node-1", version="0.1.0") == 1
+        assert all(LOG_LINE.match(line) for line in result.stderr.splitlines())
+        assert not setup.output.parent.exists()
+
+
+class TestCheck:
+    def test_prints_the_plan(self, tmp_path: Path) -> None:
+        """A valid config: exit 0 and one line per node with its scripts and intervals, or only --node-name's."""
+        setup = make_setup(tmp_path, """
+            # comment
+            bupt-a=space_server:10s
+            edge-*=jetson_nano:30s,power_rail   # glob
+            gateway-7=default
+            """, {"space_server": "echo a=1\n", "jetson_nano": "echo b=1\n", "power_rail": "echo c=1\n"})
+        result = edge_metrics("check", "--config", setup.config, "--default-interval", "1m")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == [
+            f"bupt-a: space_server every 10s  [{setup.config}:2]",
+            f"edge-*: jetson_nano every 30s, power_rail every 1m  [{setup.config}:3]",
+            f"gateway-7: default (no scripts)  [{setup.config}:4]",
+        ]
+        one = edge_metrics("check", "--config", setup.config, "--node-name", "edge-42")
+        assert one.returncode == 0
+        assert one.stdout == f"edge-42: jetson_nano every 30s, power_rail every 15s  [{setup.config}:3 (edge-*)]\n"
+
+    def test_reports_every_problem_with_file_and_line(self, tmp_path: Path) -> None:
+        """Every problem at once, each as `file:line: reason`, and exit 1."""
+        setup = make_setup(tmp_path, """
+            bupt-a=space_server:10s
+            bupt-a=space_server:20s
+            edge-1=../../bin/evil
+            edge-2=space_server:-3s
+            edge-3=missing:10s
+            this line has no equals sign
+            edge-4=noshebang
+            """, {"space_server": "echo a=1\n"})
+        (setup.conf_dir / "noshebang.sh").write_text("echo a=1\n")
+        result = edge_metrics("check", "--config", setup.config)
+        assert result.returncode == 1
+        errors = result.stderr.splitlines()
+        config = setup.config
+        for line, reason in [(2, "duplicate entry"), (3, "invalid script name"), (4, "space_server"),
+                             (5, "missing.sh does not exist"), (6, "expected NODE=SCRIPT"),
+                             (7, "first line must be #!/bin/bash")]:
+            assert any(e.startswith(f"{config}:{line}: ") and reason in e for e in errors), (line, reason, errors)
+        assert len(errors) == 6, errors
+        assert "Traceback" not in result.stderr
+
+    def test_bash_syntax_errors_point_at_the_script_line(self, tmp_path: Path) -> None:
+        """`check` runs `bash -n` on each script and reports `script.sh:LINE: reason`."""
+        setup = make_setup(tmp_path, "node-1=broken\n", {"broken": "echo a=1\nif then\n"})
+        result = edge_metrics("check", "--config", setup.config)
+        assert result.returncode == 1
+        script = setup.conf_dir / "broken.sh"
+        assert any(line.startswith(f"{script}:3: ") and "syntax error" in line
+                   for line in result.stderr.splitlines()), result.stderr
+
+
+class TestBadUsage:
+    @pytest.mark.parametrize("argv", [
+        ["run", "--bogus"],
+        ["run", "--timeout", "soon"],
+        ["run", "--timeout", "0s"],
+        ["run", "--default-interval", "-5s"],
+        ["run", "--output", "-"],
+        ["run", "--config", "/nonexistent/nodes.conf"],
+        ["run", "--scripts-dir", "/nonexistent"],
+        ["run", "--log-format", "xml"],
+        ["run", "--log-level", "chatty"],
+        ["run", "--metric-prefix", "9x"],
+        ["check", "--config", "/nonexistent/nodes.conf"],
+        ["frobnicate"],
+    ])
+    def test_one_line_exit_2(self, argv: list[str]) -> None:
+        """Bad usage: one line on stderr, nothing on stdout, exit 2, no traceback (and nothing started)."""
+        result = edge_metrics(*argv, timeout=10)
+        assert result.returncode == 2, result
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert "Traceback" not in result.stderr and result.stdout == ""
+
+    def test_bad_env_value_is_bad_usage(self) -> None:
+        """A bad value from the DaemonSet's environment is reported like a bad option."""
+        result = edge_metrics("run", "--once", env=clean_env(EDGE_SCRIPT_TIMEOUT="ten seconds"))
+        assert result.returncode == 2
+        assert len(result.stderr.splitlines()) == 1 and "--timeout" in result.stderr
+
+
+class TestEnvironment:
+    def test_every_option_from_its_environment_variable(self, tmp_path: Path) -> None:
+        """EDGE_CONFIG, EDGE_SCRIPTS_DIR, NODE_NAME, EDGE_OUTPUT, EDGE_METRIC_PREFIX, EDGE_DEFAULT_INTERVAL and
+        EDGE_SCRIPT_TIMEOUT each take effect with no option on the command line."""
+        config_dir, scripts_dir = tmp_path / "config", tmp_path / "scripts"
+        config_dir.mkdir()
+        scripts_dir.mkdir()
+        (config_dir / "nodes.conf").write_text("rack-1=reading,slow:1m\nrack-2=default\n")
+        write_script(scripts_dir, "reading", "echo value=3\necho budget=$EDGE_SCRIPT_TIMEOUT\n")
+        write_script(scripts_dir, "slow", "sleep 30\n")
+        output = tmp_path / "out" / "metrics.prom"
+        env = clean_env(EDGE_CONFIG=str(config_dir / "nodes.conf"), EDGE_SCRIPTS_DIR=str(scripts_dir),
+                        NODE_NAME="rack-1", EDGE_OUTPUT=str(output), EDGE_METRIC_PREFIX="hw_",
+                        EDGE_DEFAULT_INTERVAL="7s", EDGE_SCRIPT_TIMEOUT="1500ms")
+        started = time.monotonic()
+        result = edge_metrics("run", "--once", env=env)
+        took = time.monotonic() - started
+        assert result.returncode == 1, result.stderr  # `slow` timed out
+        samples = read_metrics(output)  # EDGE_OUTPUT
+        assert value(samples, "hw_value") == 3  # EDGE_CONFIG + EDGE_SCRIPTS_DIR + EDGE_METRIC_PREFIX
+        assert value(samples, "edge_value") is None
+        assert value(samples, "edge_collector_info", node="rack-1", version="0.1.0") == 1  # NODE_NAME
+        assert value(samples, "edge_collector_script_interval_seconds", script="reading") == 7  # DEFAULT_INTERVAL
+        assert value(samples, "edge_collector_script_interval_seconds", script="slow") == 60
+        assert value(samples, "hw_budget") == 1.5  # EDGE_SCRIPT_TIMEOUT, handed to the script in seconds
+        assert value(samples, "edge_collector_script_timeouts_total", script="slow") == 1
+        assert took < 6, f"--once took {took:.1f}s with a 1.5 s timeout"
+
+    def test_log_format_and_level_from_the_environment(self, tmp_path: Path) -> None:
+        """EDGE_LOG_FORMAT=json makes every stderr line a JSON object; EDGE_LOG_LEVEL=debug adds the successful
+        runs, EDGE_LOG_LEVEL=error keeps only errors."""
+        setup = make_setup(tmp_path, "node-1=ok,bad\n", {"ok": "echo a=1\n", "bad": "exit 2\n"})
+        chatty = run_once(setup, env={"EDGE_LOG_FORMAT": "json", "EDGE_LOG_LEVEL": "debug"})
+        records = [json.loads(line) for line in chatty.stderr.splitlines()]
+        assert records and all({"time", "level", "msg"} <= record.keys() for record in records)
+        assert {"debug", "info", "error"} <= {record["level"] for record in records}
+        assert any(r["level"] == "debug" and r.get("script") == "ok" for r in records)
+        assert any(r["level"] == "error" and r.get("script") == "bad" and r.get("exit_code") == 2 for r in records)
+
+        quiet = run_once(setup, env={"EDGE_LOG_LEVEL": "error"})
+        levels = {line.split()[1] for line in quiet.stderr.splitlines()}
+        assert levels == {"ERROR"}, quiet.stderr
+
+    def test_what_a_script_gets(self, tmp_path: Path) -> None:
+        """Scripts get NODE_NAME, EDGE_SCRIPT_TIMEOUT in seconds, LC_ALL=C, stdin /dev/null and the collector's
+        own environment, and run without the execute bit."""
+        setup = make_setup(tmp_path, "node-1=env\n", {"env": """
+            [ "$NODE_NAME" = node-1 ] && echo node_name_ok=1
+            echo timeout_seconds=$EDGE_SCRIPT_TIMEOUT
+            [ "$LC_ALL" = C ] && echo lc_all_c=1
+            [ "$(readlink /proc/self/fd/0)" = /dev/null ] && echo stdin_devnull=1
+            echo decimal=$(printf '%.2f' 2.50)
+            echo inherited=$SITE_CALIBRATION
+            """})
+        result = run_once(setup, "--timeout", "2500ms", env={"SITE_CALIBRATION": "0.25", "LC_ALL": "de_DE.UTF-8"})
+        assert result.returncode == 0, result.stderr
+        samples = read_metrics(setup.output)
+        assert {name: v for (name, _), v in samples.items() if not name.startswith("edge_collector_")} == {
+            "edge_node_name_ok": 1, "edge_timeout_seconds": 2.5, "edge_lc_all_c": 1, "edge_stdin_devnull": 1,
+            "edge_decimal": 2.5, "edge_inherited": 0.25,
+        }
+
+
+class TestLogs:
+    def test_local_time_with_offset_honours_tz(self, tmp_path: Path) -> None:
+        """TZ=Asia/Shanghai: every log line carries the local time with +08:00, in text and JSON."""
+        setup = make_setup(tmp_path, "node-1=bad\n", {"bad": "exit 1\n"})
+        before = datetime.now(UTC)
+        text = run_once(setup, env={"TZ": "Asia/Shanghai"})
+        json_run = run_once(setup, "--log-format", "json", env={"TZ": "Asia/Shanghai"})
+        after = datetime.now(UTC)
+        stamps = [line.split()[0] for line in text.stderr.splitlines()]
+        stamps += [json.loads(line)["time"] for line in json_run.stderr.splitlines()]
+        assert len(stamps) >= 4
+        for stamp in stamps:
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+08:00", stamp), stamp
+            when = datetime.fromisoformat(stamp)
+            assert before - timedelta(seconds=1) <= when <= after + timedelta(seconds=1), (stamp, before)
+
+    def test_startup_line_names_node_scripts_intervals_output(self, tmp_path: Path) -> None:
+        """The line `kubectl logs --tail=10` must show: node, scripts with intervals, output path."""
+        setup = make_setup(tmp_path, "node-*=alpha:10s,beta:1m30s\n", {"alpha": "echo a=1\n", "beta": "echo b=1\n"})
+        result = run_once(setup)
+        loaded = [line for line in result.stderr.splitlines() if "config loaded" in line]
+        assert len(loaded) == 1
+        line = loaded[0]
+        assert " INFO " in line and "node=node-1" in line and "scripts=alpha:10s,beta:1m30s" in line
+        assert f"output={setup.output}" in line
+        assert "script ran" not in result.stderr, "successful runs log only at debug level"
