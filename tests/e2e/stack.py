@@ -91,7 +91,35 @@ def metric_sum(metrics: Mapping[str, float], name: str, **labels: str) -> float:
     return total
 
 
-class Central:
+class PrometheusAPI:
+    """Queries against a Prometheus server's HTTP API."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def api(self, path: str, **params: str) -> Any:
+        query = urllib.parse.urlencode(params)
+        body = json.loads(http_get(f"{self.url}/api/v1/{path}?{query}"))
+        if body.get("status") != "success":
+            raise RuntimeError(f"Prometheus API {path} {params}: {body}")
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """Instant query: the result vector (or matrix, for a range selector)."""
+        return list(self.api("query", query=expr)["result"])
+
+    def raw_samples(self, selector: str, window: str = "30m") -> list[tuple[float, float]]:
+        """Every raw sample of the series matching `selector` in the last `window`, sorted by time."""
+        samples = []
+        for series in self.query(f"{selector}[{window}]"):
+            samples.extend((float(t), float(v)) for t, v in series["values"])
+        return sorted(samples)
+
+    def metrics(self) -> dict[str, float]:
+        return parse_metrics(http_get(f"{self.url}/metrics").decode())
+
+
+class Central(PrometheusAPI):
     """The central Prometheus, started from deploy/prometheus/prometheus.yml."""
 
     def __init__(
@@ -106,7 +134,7 @@ class Central:
         self.procs = procs
         self.extra_args = list(extra_args)
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(f"http://127.0.0.1:{self.port}")
         self.config_dir = workdir / "prometheus-config"
         self.data_dir = workdir / "prometheus-data"
         self.log = workdir / "prometheus.log"
@@ -145,27 +173,6 @@ class Central:
         assert self.proc is not None
         self.procs.stop(self.proc, sig, timeout=30)
         self.proc = None
-
-    def api(self, path: str, **params: str) -> Any:
-        query = urllib.parse.urlencode(params)
-        body = json.loads(http_get(f"{self.url}/api/v1/{path}?{query}"))
-        if body.get("status") != "success":
-            raise RuntimeError(f"Prometheus API {path} {params}: {body}")
-        return body["data"]
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        """Instant query: the result vector (or matrix, for a range selector)."""
-        return list(self.api("query", query=expr)["result"])
-
-    def raw_samples(self, selector: str, window: str = "30m") -> list[tuple[float, float]]:
-        """Every raw sample of the series matching `selector` in the last `window`, sorted by time."""
-        samples = []
-        for series in self.query(f"{selector}[{window}]"):
-            samples.extend((float(t), float(v)) for t, v in series["values"])
-        return sorted(samples)
-
-    def metrics(self) -> dict[str, float]:
-        return parse_metrics(http_get(f"{self.url}/metrics").decode())
 
 
 class Node:
