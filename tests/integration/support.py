@@ -29,6 +29,8 @@ ALWAYS_WRITTEN = (
 )
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
+SESSION_MARKER = f"edge-it-{os.getpid()}-"  # every marker of this pytest session starts with it
+MARKER_VARIABLE = "EDGE_IT_MARKER"
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -52,7 +54,8 @@ class Setup:
 
     root: Path
     node: str = "node-1"
-    marker: str = field(default_factory=lambda: f"edge-it-{uuid.uuid4().hex[:12]}")
+    # Put in the collector's environment (so every script process inherits it) and in scripts' command lines.
+    marker: str = field(default_factory=lambda: f"{SESSION_MARKER}{uuid.uuid4().hex[:12]}")
 
     @property
     def conf_dir(self) -> Path:
@@ -92,13 +95,15 @@ def make_setup(root: Path, nodes_conf: str, scripts: Mapping[str, str], *, node:
 
 def start_collector(procs: Processes, setup: Setup, *extra: str, env: Mapping[str, str] | None = None
                     ) -> subprocess.Popen[bytes]:
-    return procs.start(setup.argv(*extra), env=clean_env(**(env or {})), log=setup.log)
+    return procs.start(setup.argv(*extra), env=clean_env(**{MARKER_VARIABLE: setup.marker, **(env or {})}),
+                       log=setup.log)
 
 
 def run_once(setup: Setup, *extra: str, env: Mapping[str, str] | None = None, timeout: float = 30
              ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        setup.argv("--once", *extra), env=clean_env(**(env or {})), stdin=subprocess.DEVNULL,
+        setup.argv("--once", *extra), env=clean_env(**{MARKER_VARIABLE: setup.marker, **(env or {})}),
+        stdin=subprocess.DEVNULL,
         capture_output=True, text=True, timeout=timeout, check=False,
     )
 
@@ -159,30 +164,28 @@ def wait_for_value(path: Path, name: str, predicate: object, *, timeout: float, 
 
 # -- processes ----------------------------------------------------------------------------------------------------
 
-def live_processes() -> list[tuple[int, str]]:
-    """(pid, command line) of every live, non-zombie process other than this test process."""
+def marked_processes(marker: str) -> list[tuple[int, str]]:
+    """(pid, command line) of live, non-zombie processes that carry `marker` in their command line or their
+    environment: every process a script started inherits the collector's environment, even a plain `sleep`."""
     found = []
+    needle = marker.encode()
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
         try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
             state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue  # exited while we looked
-        if cmdline and state != "Z":
-            found.append((int(entry), cmdline.strip()))
+        if state != "Z" and (needle in cmdline or needle in environ):
+            found.append((int(entry), cmdline.replace(b"\0", b" ").decode(errors="replace").strip()))
     return found
 
 
 def leftovers(setup: Setup) -> list[tuple[int, str]]:
-    """Processes of the setup's scripts still alive: the scripts themselves (`bash <conf>/x.sh`) and whatever
-    carries the setup's marker in its command line (the `sleep 300` grandchildren the scripts start)."""
-    prefix = f"{setup.conf_dir}/"
-    return [
-        (pid, cmdline) for pid, cmdline in live_processes()
-        if setup.marker in cmdline or any(t.startswith(prefix) and t.endswith(".sh") for t in cmdline.split())
-    ]
+    """Processes the setup's scripts started that are still alive (the collector itself excluded)."""
+    return [(pid, cmdline) for pid, cmdline in marked_processes(setup.marker) if str(EDGE_METRICS) not in cmdline]
 
 
 def read_starts(path: Path) -> list[float]:

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from tests.integration.support import (
     ALWAYS_WRITTEN,
     PYTHON,
     Setup,
+    clean_env,
     complete_problem,
     make_setup,
     read_metrics,
@@ -243,3 +245,13 @@ def _written_since(setup: Setup, launched: float) -> bool:
     written = value(samples, "edge_collector_last_write_timestamp_seconds")
     runs = value(samples, "edge_collector_script_runs_total", script="big")
     return written is not None and written > launched and (runs or 0) >= 1
+
+
+class TestFileMode:
+    def test_world_readable_whatever_the_umask(self, tmp_path: Path) -> None:
+        """Under umask 077 the file is still mode 0644: node_exporter runs as an unprivileged user."""
+        setup = make_setup(tmp_path, "node-1=probe\n", {"probe": "echo v=1\n"})
+        subprocess.run(setup.argv("--once"), env=clean_env(), check=True, timeout=30, capture_output=True,
+                       preexec_fn=lambda: os.umask(0o077))
+        assert stat.S_IMODE(setup.output.stat().st_mode) == 0o644
+        assert sorted(p.name for p in setup.output.parent.iterdir()) == ["custom_metrics.prom"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 from tests.helpers import Processes, wait_until
@@ -40,3 +41,41 @@ class TestFixedRate:
         assert abs(offsets(times)[1] - 3.0) < TOLERANCE, f"runs started at {offsets(times)}"
         assert len(times) == 2, f"runs started at {offsets(times)}: a skipped tick was run late"
         assert len(setup.log_lines("overran its interval")) == 2
+
+
+class TestSharedBus:
+    def test_scripts_of_one_node_never_overlap(self, tmp_path: Path, procs: Processes) -> None:
+        """Two 0.3 s scripts due at the same ticks (they may share an I2C bus) run one after the other."""
+        spans = tmp_path / "spans"
+        body = f"start=$(date +%s.%N); sleep 0.3; echo \"$start $(date +%s.%N)\" >> {spans}\necho v=1\n"
+        setup = make_setup(tmp_path, "node-1=left:500ms,right:500ms\n", {"left": body, "right": body})
+        start_collector(procs, setup)
+        wait_until(lambda: spans.exists() and len(spans.read_text().splitlines()) >= 6, timeout=8,
+                   what="six runs")
+        runs = sorted(tuple(map(float, line.split())) for line in spans.read_text().splitlines()[:6])
+        overlaps = [(a, b) for a, b in pairwise(runs) if b[0] < a[1]]
+        assert overlaps == [], f"runs overlapped: {overlaps}"
+
+
+class TestIdleNode:
+    def test_default_node_writes_health_without_running_anything(self, tmp_path: Path, procs: Processes) -> None:
+        """A node on `default` starts no process at all but rewrites its health metrics every default interval,
+        so a dashboard can tell an idle node from a dead collector."""
+        setup = make_setup(tmp_path, "node-1=default\nother=probe:1s\n", {"probe": "echo v=1\n"})
+        collector = start_collector(procs, setup, "--default-interval", "500ms")
+        first = wait_until(lambda: value(read_metrics(setup.output), "edge_collector_last_write_timestamp_seconds"),
+                           timeout=5, what="the first write")
+        later = wait_until(
+            lambda: (v := value(read_metrics(setup.output), "edge_collector_last_write_timestamp_seconds")) is not None
+            and v >= first + 1.0 and v,
+            timeout=5, what="two more heartbeats",
+        )
+        assert later >= first + 1.0
+        children = Path(f"/proc/{collector.pid}/task/{collector.pid}/children").read_text().split()
+        assert children == [], "an idle node started processes"
+        samples = read_metrics(setup.output)
+        assert not [name for name, _ in samples if name.startswith("edge_collector_script_")]
+        assert value(samples, "edge_collector_info", node="node-1", version="0.1.0") == 1
+        # Idle means idle: little CPU over the ~1.5 s it has been up (utime + stime in clock ticks).
+        stat = Path(f"/proc/{collector.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        assert int(stat[11]) + int(stat[12]) < 50, "the idle collector is busy"

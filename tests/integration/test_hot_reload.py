@@ -128,3 +128,21 @@ class TestSighup:
         wait_for(setup, "edge_first", None)
         assert setup.log_lines("SIGHUP")
         assert collector.poll() is None
+
+    def test_sighup_during_a_run_does_not_cut_it_short(self, tmp_path: Path, procs: Processes) -> None:
+        """SIGHUP while a script runs: the run completes and is exported, then the config is reloaded."""
+        running = tmp_path / "running"
+        setup = Setup(root=tmp_path)
+        setup.conf_dir.mkdir()
+        write_script(setup.conf_dir, "slow", f"touch {running}\nsleep 1\necho done=1\n")
+        setup.config.write_text("node-1=slow:1m\n")
+        collector = start_collector(procs, setup)
+        wait_until(running.exists, timeout=5, what="the run to start")
+        collector.send_signal(signal.SIGHUP)
+        wait_for(setup, "edge_done", 1)
+        samples = read_metrics(setup.output)
+        assert value(samples, "edge_collector_script_success", script="slow") == 1
+        assert value(samples, "edge_collector_script_duration_seconds", script="slow") >= 1  # type: ignore[operator]
+        wait_until(lambda: setup.log_lines("SIGHUP") and len(setup.log_lines("config loaded")) == 2, timeout=5,
+                   what="the reload after the run")
+        assert collector.poll() is None

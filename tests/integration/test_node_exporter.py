@@ -29,6 +29,13 @@ SCRIPTS = {
         echo 'rail_voltage{rail="3v3"}=3.31'
         echo bad line here
         """,
+    # Lines that would make node_exporter drop the whole file if they reached it: another script's series,
+    # and a family with other label names than another script gives it.
+    "clash": r"""
+        echo 'rail_voltage{rail="5v"}=9'
+        echo 'humidity{room="a"}=1'
+        echo clash_ok=1
+        """,
 }
 
 
@@ -55,11 +62,14 @@ class TestNodeExporter:
     def test_every_series_is_exported_with_no_scrape_error(self, tmp_path: Path, procs: Processes) -> None:
         """node_exporter reads the file with node_textfile_scrape_error 0 and exports every family (edge_* and
         edge_collector_*) with its type, every label value intact and every value equal."""
-        setup = make_setup(tmp_path, "node-1=climate,power\n", SCRIPTS)
+        setup = make_setup(tmp_path, "node-1=climate,power,clash\n", SCRIPTS)
         assert run_once(setup).returncode == 1  # climate exits 3: failed runs are exported too
         ours = families(setup.output.read_text())
-        assert {"edge_temperature", "edge_sensor_temperature", "edge_rail_voltage", "edge_collector_info",
-                "edge_collector_script_success", "edge_collector_script_runs"} <= ours.keys()
+        assert {"edge_temperature", "edge_sensor_temperature", "edge_rail_voltage", "edge_clash_ok",
+                "edge_collector_info", "edge_collector_script_success", "edge_collector_script_runs"} <= ours.keys()
+        samples = read_metrics(setup.output)
+        assert samples[("edge_rail_voltage", (("rail", "5v"),))] == 5.02
+        assert samples[("edge_collector_invalid_lines_total", (("script", "clash"),))] == 2
 
         port = free_port()
         procs.start([components()["NODE_EXPORTER_BIN"], "--collector.disable-defaults", "--collector.textfile",
@@ -80,7 +90,7 @@ class TestNodeExporter:
 
     def test_the_daemon_file_is_read_while_it_is_rewritten(self, tmp_path: Path, procs: Processes) -> None:
         """With the daemon rewriting the file every 50 ms, 20 scrapes in a row all read it without error."""
-        setup = make_setup(tmp_path, "node-1=climate:50ms,power:50ms\n", SCRIPTS)
+        setup = make_setup(tmp_path, "node-1=climate:50ms,power:50ms,clash:50ms\n", SCRIPTS)
         start_collector(procs, setup)
         wait_until(lambda: read_metrics(setup.output).get(("edge_rail_voltage", (("rail", "5v"),))) == 5.02,
                    timeout=5, what="the first runs")

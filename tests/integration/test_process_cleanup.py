@@ -6,6 +6,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import Processes, wait_until
 from tests.integration.support import (
     complete_problem,
@@ -53,6 +55,26 @@ class TestHungScript:
         assert abs((times[1] - times[0]) - 2.0) < 0.2, f"runs started at {times}: the second is not on time"
         assert len(setup.log_lines("script timed out")) >= 2
 
+    def test_processes_ignoring_sigterm_are_killed_after_the_grace(self, tmp_path: Path) -> None:
+        """A script and a grandchild that ignore SIGTERM are SIGKILLed after the grace period: the run ends as a
+        timeout with exit code 137 and nothing survives."""
+        setup = make_setup(tmp_path, "node-1=stubborn\n", {"stubborn": """
+            trap '' TERM
+            echo got=1
+            bash -c "trap '' TERM; sleep 300; : @MARKER@" &
+            sleep 300
+            """})
+        started = time.monotonic()
+        result = run_once(setup, "--timeout", "500ms")
+        elapsed = time.monotonic() - started
+        assert result.returncode == 1
+        assert elapsed < 4, f"--once took {elapsed:.1f}s"
+        samples = read_metrics(setup.output)
+        assert value(samples, "edge_collector_script_exit_code", script="stubborn") == 128 + signal.SIGKILL
+        assert value(samples, "edge_collector_script_timeouts_total", script="stubborn") == 1
+        assert value(samples, "edge_got") == 1
+        assert wait_until(lambda: leftovers(setup) == [], timeout=1, what="no process left")
+
     def test_background_job_of_a_finished_script_is_ended(self, tmp_path: Path) -> None:
         """A script that exits 0 but leaves a background job holding stdout does not make the collector wait for
         it: the run succeeds at once and the job is gone."""
@@ -73,11 +95,17 @@ class TestHungScript:
 
 
 class TestShutdown:
-    def test_sigterm_during_a_long_run(self, tmp_path: Path, procs: Processes) -> None:
-        """SIGTERM while a script runs: the collector exits within 1 s, ends the script and its grandchildren,
-        and leaves a complete metrics file."""
+    @pytest.mark.parametrize(
+        ("sig", "trap"),
+        [(signal.SIGTERM, ""), (signal.SIGINT, ""), (signal.SIGTERM, "trap '' TERM")],
+        ids=["sigterm", "sigint", "sigterm-script-ignores-it"],
+    )
+    def test_stop_during_a_long_run(self, tmp_path: Path, procs: Processes, sig: int, trap: str) -> None:
+        """SIGTERM/SIGINT while a script runs: the collector exits 0 within 1 s, even when the script ignores
+        SIGTERM, ends the script and its grandchildren, and leaves a complete metrics file."""
         running = tmp_path / "running"
         setup = make_setup(tmp_path, "node-1=long:1m\n", {"long": f"""
+            {trap}
             echo partial=1
             {GRANDCHILD}
             touch {running}
@@ -85,13 +113,13 @@ class TestShutdown:
             """})
         collector = start_collector(procs, setup, "--timeout", "30s")
         wait_until(running.exists, timeout=5, what="the long script to start")
-        wait_until(lambda: len(leftovers(setup)) >= 2, timeout=5, what="the script and its grandchild")
+        wait_until(lambda: len(leftovers(setup)) >= 3, timeout=5, what="the script, its sleep and its grandchild")
 
         sent = time.monotonic()
-        collector.send_signal(signal.SIGTERM)
+        collector.send_signal(sig)
         code = collector.wait(timeout=5)
         took = time.monotonic() - sent
-        assert took < 1.0, f"exit took {took:.2f}s after SIGTERM"
+        assert took < 1.0, f"exit took {took:.2f}s after {signal.Signals(sig).name}"
         assert code == 0
         assert wait_until(lambda: leftovers(setup) == [], timeout=1, what="no script process left")
         text = setup.output.read_text()

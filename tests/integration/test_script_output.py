@@ -6,6 +6,7 @@ import re
 import time
 from pathlib import Path
 
+from tests.helpers import Processes, wait_until
 from tests.integration.support import (
     LOG_LINE,
     complete_problem,
@@ -13,6 +14,7 @@ from tests.integration.support import (
     parse_exposition,
     read_metrics,
     run_once,
+    start_collector,
     value,
 )
 
@@ -144,3 +146,43 @@ class TestLabelValues:
         assert value(samples, "edge_sensor", **first) == 21.5
         assert value(samples, "edge_sensor", **second) == -3
         assert "invalid line" not in result.stderr
+
+
+class TestFileConsistency:
+    def test_reserved_names_and_inconsistent_labels_are_rejected(self, tmp_path: Path) -> None:
+        """A key that would shadow a self-metric, or that changes its label names within a family, is rejected
+        as an invalid line (node_exporter would otherwise drop the whole file); the rest is exported."""
+        setup = make_setup(tmp_path, "node-1=mixed\n", {"mixed": """
+            echo collector_script_success=7
+            echo 'temperature{zone="cpu"}=40'
+            echo temperature=41
+            echo 'temperature{zone="gpu",chip="x"}=42'
+            echo 'temperature{zone="board"}=43'
+            """})
+        result = run_once(setup)
+        assert result.returncode == 0, result.stderr
+        samples = read_metrics(setup.output)
+        assert {k: v for k, v in samples.items() if k[0] == "edge_temperature"} == {
+            ("edge_temperature", (("zone", "cpu"),)): 40, ("edge_temperature", (("zone", "board"),)): 43,
+        }
+        assert value(samples, "edge_collector_script_success", script="mixed") == 1
+        assert value(samples, "edge_collector_invalid_lines_total", script="mixed") == 3
+        invalid = [line for line in result.stderr.splitlines() if "invalid line" in line]
+        assert [re.search(r"\bline=(\d+)", line).group(1) for line in invalid] == ["1", "3", "4"]  # type: ignore[union-attr]
+
+
+class TestStaleReadings:
+    def test_a_key_no_longer_printed_disappears_at_the_next_run(self, tmp_path: Path, procs: Processes) -> None:
+        """What a script stopped printing leaves the file at its next run: no stale values carried over."""
+        state = tmp_path / "state"
+        setup = make_setup(tmp_path, "node-1=flip:200ms\n", {"flip": f"""
+            if [ -e {state} ]; then echo 'door{{id="2"}}=0'; else echo 'door{{id="1"}}=1'; echo fan=3; fi
+            """})
+        start_collector(procs, setup)
+        wait_until(lambda: value(read_metrics(setup.output), "edge_fan") == 3, timeout=5, what="the first reading")
+        state.touch()
+        wait_until(lambda: value(read_metrics(setup.output), "edge_door", id="2") == 0, timeout=5,
+                   what="the new reading")
+        samples = read_metrics(setup.output)
+        assert value(samples, "edge_fan") is None
+        assert value(samples, "edge_door", id="1") is None
