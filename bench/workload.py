@@ -57,9 +57,9 @@ def collector_command() -> list[str]:
 class Daemon:
     """`edge-metrics run` in its own process group; always killed with its group on exit."""
 
-    def __init__(self, workdir: Path, *, env: dict[str, str] | None = None) -> None:
+    def __init__(self, workdir: Path, *, env: dict[str, str] | None = None, textfile_dir: Path | None = None) -> None:
         self.config = workdir / "nodes.conf"
-        self.output = workdir / "textfile" / "custom_metrics.prom"
+        self.output = (textfile_dir or workdir / "textfile") / "custom_metrics.prom"
         self.log = workdir / "collector.log"
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -121,6 +121,29 @@ class Daemon:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def tmpfs_dir() -> Path | None:
+    """/dev/shm when it is a tmpfs: where the DaemonSet's textfile volume (emptyDir, medium: Memory) lives."""
+    try:
+        with open("/proc/mounts") as mounts:
+            if any(line.split()[1:3] == ["/dev/shm", "tmpfs"] for line in mounts):
+                return Path("/dev/shm")
+    except OSError:
+        pass
+    return None
+
+
+def filesystem(path: Path) -> str:
+    """The type of the file system holding `path` (longest matching mount point in /proc/mounts)."""
+    best, kind = "", "?"
+    resolved = str(path.resolve())
+    with open("/proc/mounts") as mounts:
+        for line in mounts:
+            point, fstype = line.split()[1:3]
+            if (resolved == point or resolved.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+                best, kind = point, fstype
+    return kind
 
 
 def wait_until(probe: Callable[[], T], *, timeout: float, what: str, log: Path | None = None) -> T:

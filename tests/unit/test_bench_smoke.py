@@ -11,24 +11,26 @@ from tests.helpers import REPO, Processes
 
 TINY = ["--runs", "20", "--cpu-runs", "10", "--cap-runs", "1", "--lines", "500", "--repeats", "1",
         "--startup-trials", "1"]
-TITLES = ("CPU per run", "Memory", "Throughput", "Start-up")
+TITLES = ("CPU per run", "Where a run's CPU goes", "Memory", "Throughput", "Start-up")
 
 
 class TestBenchmarkSmoke:
     def test_prints_every_table_with_a_verdict(self, procs: Processes, tmp_path: Path) -> None:
-        """With tiny counts the benchmark exits 0 and prints the CPU, memory, throughput and start-up tables,
-        each with its target and a PASS/MISS verdict, then the summary line."""
+        """With tiny counts the benchmark exits 0 and prints the CPU (with its per-step breakdown), memory,
+        throughput and start-up tables, each with its target and a PASS/MISS verdict, then the summary line."""
         log = tmp_path / "bench.log"
         proc = procs.start([sys.executable, REPO / "bench" / "collector_bench.py", *TINY], cwd=REPO, log=log)
         assert proc.wait(timeout=120) == 0, log.read_text()
         output = log.read_text()
         for title in TITLES:
             assert re.search(rf"^## {title}", output, re.M), f"no {title} table in:\n{output}"
-        assert re.search(r"edge-metrics run: its own CPU, scripts excluded\s+\| \d+\.\d{3}\s*\|", output), output
+        own_cpu = r"edge-metrics run: its own CPU, scripts excluded, file on [^|]*\| \d+\.\d{3}\s*\|"
+        assert re.search(own_cpu, output), output
         assert re.search(r"bare `bash script`[^|]*\| \d+\.\d{3}\s*\|", output), output
         assert re.search(r"steady RSS: max after warm-up\s+\| \d+\.\d{3}\s*\| <= 16 MiB", output), output
-        assert re.search(r"parse \+ group \+ render \+ write\s+\| \d+\.\d{3}\s*\|", output), output
-        assert re.search(r"scaled to 100000 lines \(linear\)\s+\| \d+\.\d{3}\s*\| <= 1 s", output), output
+        assert re.search(r"parse \+ group \+ render \+ write\s+\| \d+\.\d{3}\s*\| \d+\.\d{3}\s*\|", output), output
+        assert re.search(r"sum of the daemon's steps [^|]*\| \d+\.\d{3}\s*\|", output), output
+        assert re.search(r"scaled to 100000 lines \(linear\)\s+\| \d+\.\d{3}\s*\|\s*\| <= 1 s", output), output
         assert re.search(r"first run starts .*\| <= 300 ms", output), output
         summary = re.search(r"^(\d+) PASS, (\d+) MISS$", output, re.M)
         assert summary is not None, output
