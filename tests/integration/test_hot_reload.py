@@ -82,6 +82,7 @@ class TestConfigMapSwap:
             "node-1=alpha:200ms,beta:300ms\nnode-1=gamma\nedge-*=../../bin/sh:10s\nlab-3=beta:soon\n",
             {"alpha": "echo alpha=2\n", "beta": "echo beta=5\n"},
         )
+        good_at = current(setup, "edge_collector_config_last_reload_success_timestamp_seconds")
         wait_for(setup, "edge_collector_config_last_reload_successful", 0)
         config = setup.config
         assert setup.log_lines(f"{config}:2: duplicate entry for node 'node-1'")
@@ -93,12 +94,15 @@ class TestConfigMapSwap:
                    timeout=5, what="the last good config to keep running")
         assert current(setup, "edge_alpha") == 2 and current(setup, "edge_beta") == 5
         assert current(setup, "edge_collector_config_last_reload_successful") == 0
+        assert current(setup, "edge_collector_config_last_reload_success_timestamp_seconds") == good_at
 
         # Fixed: alpha is gone from the plan, so its readings and self-metrics leave the file.
         volume.publish("node-1=beta:300ms\n", {"beta": "echo beta=6\n"})
         wait_for(setup, "edge_beta", 6)
         wait_for(setup, "edge_collector_config_last_reload_successful", 1)
         wait_for(setup, "edge_alpha", None)
+        reloaded_at = current(setup, "edge_collector_config_last_reload_success_timestamp_seconds")
+        assert good_at is not None and reloaded_at is not None and reloaded_at > good_at
         assert current(setup, "edge_collector_script_runs_total", script="alpha") is None
         assert not (setup.conf_dir / "alpha.sh").exists()
         assert collector.poll() is None
