@@ -187,7 +187,13 @@ class Collector:
         self.last_write = self.clock()
         output = self.settings.output
         if output is None:
-            os.write(1, self.exposition().encode())
+            data = memoryview(self.exposition().encode())
+            try:
+                while data:  # a pipe may take it in several writes
+                    data = data[os.write(1, data) :]
+            except OSError as error:  # `| head` closed the pipe: a failed write, not a traceback
+                self.log.error("cannot write the metrics to stdout", reason=error.strerror)
+                return False
             return True
         try:
             write_atomically(output, self.exposition())
