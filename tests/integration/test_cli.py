@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -63,6 +64,23 @@ class TestRunOnce:
         assert value(samples, "edge_collector_info", node="node-1", version="0.1.0") == 1
         assert all(LOG_LINE.match(line) for line in result.stderr.splitlines())
         assert not setup.output.parent.exists()
+
+    def test_output_dash_into_a_closed_pipe(self, tmp_path: Path) -> None:
+        """`--output - | head -0`-style: the reader has gone; one error line, exit 1, no traceback."""
+        setup = make_setup(tmp_path, "node-1=probe\n", {"probe": "echo v=1\n"})
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            result = subprocess.run(
+                [str(EDGE_METRICS), "run", "--once", "--config", str(setup.config), "--node-name", "node-1",
+                 "--output", "-"], env=clean_env(), stdin=subprocess.DEVNULL, stdout=write_end,
+                stderr=subprocess.PIPE, text=True, timeout=30, check=False)
+        finally:
+            os.close(write_end)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+        assert len(errors) == 1 and "stdout" in errors[0], result.stderr
 
 
 class TestCheck:
