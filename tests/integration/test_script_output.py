@@ -186,3 +186,25 @@ class TestStaleReadings:
         samples = read_metrics(setup.output)
         assert value(samples, "edge_fan") is None
         assert value(samples, "edge_door", id="1") is None
+
+
+class TestDeterministicFile:
+    def test_same_readings_give_the_same_bytes(self, tmp_path: Path) -> None:
+        """Readings printed in any order render the same sorted file (time-dependent series aside), one HELP and
+        TYPE per family, no timestamps."""
+        setup = make_setup(tmp_path, "node-1=shuffled\n", {"shuffled": """
+            printf '%s\\n' 'b=2' 'a{x="2"}=1' 'c=3' 'a{x="1"}=1' 'a{x="10"}=1' | shuf
+            """})
+        volatile = ("_timestamp_seconds", "_duration_seconds")
+        files = []
+        for _ in range(3):
+            assert run_once(setup).returncode == 0
+            files.append([line for line in setup.output.read_text().splitlines()
+                          if not any(word in line for word in volatile)])
+        assert files[0] == files[1] == files[2]
+        names = [line.split()[2] for line in files[0] if line.startswith("# TYPE")]
+        assert names == sorted(names) and len(names) == len(set(names))
+        samples = [line for line in files[0] if not line.startswith("#")]
+        assert all(len(line.split()) == 2 for line in samples), "a sample line carries a timestamp"
+        assert [line for line in samples if line.startswith("edge_a{")] == [
+            'edge_a{x="1"} 1', 'edge_a{x="10"} 1', 'edge_a{x="2"} 1']
