@@ -422,17 +422,24 @@ class Pipeline:
         scrape phase so no scrape races a rewrite (restarted if start-up latency spoils it)."""
         config = write_counter_config(self.scripts_dir, node=self.node.name, interval=interval)
         phase = self.current_scrape_phase()
+        shift = 0.5  # where, after vmagent's scrape, the collector's start should land
         for attempt in range(3):
-            now = time.time()
-            time.sleep((phase + 0.5 - now) % 1.0)
+            time.sleep((phase + shift - time.time()) % 1.0)
+            before = len(read_prints(self.scripts_dir))
             proc = self.node.start_collector(config=config, env=env)
-            wait_until(lambda: len(read_prints(self.scripts_dir)) >= 3, timeout=30, what="three counter runs")
-            offsets = [(p.at - phase) % 1.0 for p in read_prints(self.scripts_dir)[-2:]]
-            if all(0.2 < offset < 0.8 for offset in offsets):
+            wait_until(
+                lambda before=before: len(read_prints(self.scripts_dir)) >= before + 3,
+                timeout=30,
+                what="three counter runs",
+            )
+            offset = (read_prints(self.scripts_dir)[-1].at - phase) % 1.0
+            if 0.25 < offset < 0.75:
                 return
+            # Start-up latency moved the runs too close to the scrapes: compensate and try again.
             self.procs.stop(proc)
+            shift = (shift + 0.5 - offset) % 1.0
             if attempt == 2:
-                raise RuntimeError(f"collector stays in phase with vmagent's scrapes: {offsets}")
+                raise RuntimeError(f"collector stays in phase with vmagent's scrapes (offset {offset:.2f} s)")
 
     def scrape_runs(self) -> list[ScrapeRun]:
         """Every vmagent run (the current one up to now), each with the phase read from the centre."""
