@@ -138,10 +138,18 @@ else
   start collector "${collector[@]}"
 fi
 
-wait_for 60 "Prometheus" curl -fsS "$prom_url/-/ready"
+# HTTP through the virtualenv's Python: a fresh machine may have no curl.
+http_ok() { "$venv_bin/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' "$1"; }
+has_data() { # has_data QUERY: the centre returns at least one series for QUERY
+  "$venv_bin/python" - "$prom_url" "$1" <<'PY'
+import json, sys, urllib.parse, urllib.request
+url = f"{sys.argv[1]}/api/v1/query?" + urllib.parse.urlencode({"query": sys.argv[2]})
+sys.exit(0 if json.load(urllib.request.urlopen(url, timeout=5))["data"]["result"] else 1)
+PY
+}
+wait_for 60 "Prometheus" http_ok "$prom_url/-/ready"
 say "waiting for the first readings at the centre (scrapes every 15 s, as in production)"
 query='edge_temperature'
-has_data() { curl -fsS "$prom_url/api/v1/query" --data-urlencode "query=$1" | grep -q '"result":\[{'; }
 if ! wait_for 90 "edge_temperature at the centre" has_data "$query"; then
   query='edge_collector_info'
   wait_for 60 "edge_collector_info at the centre" has_data "$query"
