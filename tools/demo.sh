@@ -98,7 +98,6 @@ vm_port=$(free_port)
 prom_url="http://127.0.0.1:$prom_port"
 
 cp -r deploy/prometheus "$run/prometheus-config"
-rm -f "$run/prometheus-config/targets/vmagent-example.json"
 sed -i "s/127\.0\.0\.1:9090/127.0.0.1:$prom_port/" "$run/prometheus-config/prometheus.yml"
 printf '[{"targets": ["127.0.0.1:%s"], "labels": {"node": "%s"}}]\n' "$vm_port" "$node" \
   >"$run/prometheus-config/targets/vmagent-$node.json"

@@ -139,7 +139,7 @@ class Central(PrometheusAPI):
         self.data_dir = workdir / "prometheus-data"
         self.log = workdir / "prometheus.log"
         self.proc: subprocess.Popen[bytes] | None = None
-        shutil.copytree(PROMETHEUS_DIR, self.config_dir, ignore=shutil.ignore_patterns("vmagent-example.json"))
+        shutil.copytree(PROMETHEUS_DIR, self.config_dir)
         config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
         config["global"]["scrape_interval"] = scrape_interval
         config["global"]["evaluation_interval"] = scrape_interval
