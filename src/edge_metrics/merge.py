@@ -44,9 +44,12 @@ def script_families(samples_by_script: Mapping[str, Iterable[Sample]]) -> list[F
     owners: dict[str, str] = {}
     for script, samples in samples_by_script.items():
         for sample in samples:
-            grouped.setdefault(sample.name, []).append(sample)
-            owners.setdefault(sample.name, script)
-    return [
-        Family(name, f"Reading printed by collector script {owners[name]}.", "gauge", tuple(samples))
-        for name, samples in grouped.items()
-    ]
+            family = grouped.get(sample.name)
+            if family is None:
+                grouped[sample.name] = [sample]
+                owners[sample.name] = script
+            else:
+                family.append(sample)
+    # One help string per script, shared by its families: a script may print thousands of keys.
+    helps = {script: f"Reading printed by collector script {script}." for script in samples_by_script}
+    return [Family(name, helps[owners[name]], "gauge", tuple(samples)) for name, samples in grouped.items()]

@@ -9,8 +9,20 @@ from edge_metrics.samples import Labels, ParseResult, RejectedLine, Sample
 
 SELF_METRIC_PREFIX = "edge_collector_"
 
-# The common case, a bare `key=value`, takes one regex; labelled lines take the slower hand parser.
+# The common case, a bare `key=<decimal number>`, takes one regex and float(); anything else (NaN/Inf, errors,
+# labels) goes through the slower checks below, which give the reasons. Measured in bench/collector_bench.py.
+# ASCII-only (\w is [a-zA-Z0-9_], \d is [0-9]): faster, and whatever it misses still reaches the full checks.
+_PLAIN = re.compile(r"([a-zA-Z_]\w*)\s*=\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)", re.ASCII)
+# A labelled line without escapes or unusual spacing, e.g. `temp{zone="cpu",sensor="a"}=45.2`; the label pairs
+# are then read with _LABEL_PAIR. Reserved, repeated or odd label names fall through to the hand parser.
+_LABELLED = re.compile(
+    r'([a-zA-Z_]\w*)\{( *(?:[a-zA-Z_]\w* *="[^"\\]*" *(?:, *|(?=\})))*)\}[ \t]*=[ \t]*'
+    r"([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)",
+    re.ASCII,
+)
+_LABEL_PAIR = re.compile(r'([a-zA-Z_]\w*) *="([^"\\]*)"', re.ASCII)
 _SIMPLE = re.compile(r"\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*(\S+)\s*")
+_NO_LABELS: frozenset[str] = frozenset()
 _KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -27,37 +39,65 @@ def parse_output(data: bytes, *, prefix: str) -> ParseResult:
 
     The same name and labels twice: the last value wins and the earlier line is reported as overridden.
     """
-    by_series: dict[tuple[str, Labels], tuple[int, Sample, str]] = {}
+    # Series key: the name alone for an unlabelled series (the common case, no tuple to build), else
+    # (name, sorted labels). A str never equals a tuple, so the two kinds cannot collide.
+    by_series: dict[str | tuple[str, Labels], tuple[int, Sample, str]] = {}
     label_names: dict[str, tuple[frozenset[str], int]] = {}  # family -> label names of its first line
     rejected: list[RejectedLine] = []
     overridden: list[RejectedLine] = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            rejected.append(RejectedLine(number, raw[:200].decode("utf-8", "replace"), "not valid UTF-8"))
+    for number, text in enumerate(_lines(data), start=1):
+        if isinstance(text, bytes):
+            rejected.append(RejectedLine(number, text[:200].decode("utf-8", "replace"), "not valid UTF-8"))
             continue
         stripped = text.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        try:
-            sample = parse_line(stripped, prefix=prefix)
-        except LineError as error:
-            rejected.append(RejectedLine(number, stripped[:200], str(error)))
-            continue
-        names = frozenset(name for name, _ in sample.labels)
-        first = label_names.setdefault(sample.name, (names, number))
-        if first[0] != names:
+        plain = _PLAIN.fullmatch(stripped)
+        if plain is not None and not (name := prefix + plain[1]).startswith(SELF_METRIC_PREFIX):
+            sample = Sample(name, (), float(plain[2]))  # parse_line's fast path, inlined: most lines take it
+        else:
+            try:
+                sample = parse_line(stripped, prefix=prefix)
+            except LineError as error:
+                rejected.append(RejectedLine(number, stripped[:200], str(error)))
+                continue
+        name, labels = sample.name, sample.labels
+        key: str | tuple[str, Labels]
+        if labels:
+            names = frozenset(label for label, _ in labels)
+            key = (name, tuple(sorted(labels)))
+        else:
+            names = _NO_LABELS
+            key = name
+        first = label_names.get(name)
+        if first is None:
+            label_names[name] = (names, number)
+        elif first[0] != names:
             reason = f"label names {_names(names)} differ from {_names(first[0])} on line {first[1]}"
             rejected.append(RejectedLine(number, stripped[:200], reason))
             continue
-        key = (sample.name, tuple(sorted(sample.labels)))
         previous = by_series.get(key)
         if previous is not None:
-            overridden.append(RejectedLine(previous[0], previous[2], f"overridden by line {number}"))
-        by_series[key] = (number, sample, stripped[:200])
+            overridden.append(RejectedLine(previous[0], previous[2][:200], f"overridden by line {number}"))
+        by_series[key] = (number, sample, stripped)
     samples = tuple(sample for _, sample, _ in by_series.values())
     return ParseResult(samples=samples, rejected=tuple(rejected), overridden=tuple(overridden))
+
+
+def _lines(data: bytes) -> list[str] | list[str | bytes]:
+    """The lines of `data` decoded, or left as bytes where they are not UTF-8 (they are rejected)."""
+    try:
+        # One decode of the whole output, not one per line; "\n" never occurs inside a UTF-8 sequence.
+        return data.decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        pass
+    lines: list[str | bytes] = []
+    for raw in data.split(b"\n"):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            lines.append(raw)
+    return lines
 
 
 def _names(names: frozenset[str]) -> str:
@@ -66,6 +106,22 @@ def _names(names: frozenset[str]) -> str:
 
 def parse_line(line: str, *, prefix: str) -> Sample:
     """One stripped, non-comment line -> Sample; raises LineError with the reason."""
+    plain = _PLAIN.fullmatch(line)
+    if plain is not None:
+        key, value_text = plain.groups()
+        name = prefix + key
+        if name.startswith(SELF_METRIC_PREFIX):
+            raise LineError(f"metric name {name!r} is reserved for the collector's own metrics")
+        return Sample(name, (), float(value_text))
+    labelled = _LABELLED.fullmatch(line)
+    if labelled is not None:
+        key, pairs, value_text = labelled.groups()
+        found: Labels = tuple(_LABEL_PAIR.findall(pairs))
+        names = {label for label, _ in found}
+        name = prefix + key
+        if (len(names) == len(found) and not any(label.startswith("__") for label in names)
+                and not name.startswith(SELF_METRIC_PREFIX)):
+            return Sample(name, found, float(value_text))
     simple = _SIMPLE.fullmatch(line)
     if simple is not None:
         key, value_text = simple.groups()
@@ -157,6 +213,9 @@ def _parse_labels(line: str, position: int) -> tuple[Labels, int]:
 
 def _parse_label_value(line: str, position: int) -> tuple[str, int]:
     """Read an escaped label value up to its closing quote; return it and the index after the quote."""
+    end = line.find('"', position)
+    if end >= 0 and line.find("\\", position, end) < 0:
+        return line[position:end], end + 1  # no escapes, the usual case: one slice
     chars: list[str] = []
     length = len(line)
     while position < length:

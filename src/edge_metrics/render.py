@@ -14,26 +14,43 @@ from edge_metrics.samples import Family, Labels
 
 def render(families: Iterable[Family]) -> str:
     lines: list[str] = []
-    for family in sorted(families, key=lambda f: f.name):
-        if not family.samples:
+    append = lines.append
+    helps: dict[str, str] = {}  # escaped once per distinct help text: many families share their script's
+    for family in sorted(families, key=_name):
+        samples = family.samples
+        if not samples:
             continue
-        lines.append(f"# HELP {family.name} {_escape_help(family.help)}")
-        lines.append(f"# TYPE {family.name} {family.type}")
-        series = sorted(((_render_labels(s.labels), s.value) for s in family.samples), key=lambda x: x[0])
-        lines.extend(f"{family.name}{labels} {format_value(value)}" for labels, value in series)
-    lines.append("")
+        name = family.name
+        help_text = helps.get(family.help)
+        if help_text is None:
+            help_text = helps[family.help] = _escape_help(family.help)
+        append(f"# HELP {name} {help_text}\n# TYPE {name} {family.type}")
+        if len(samples) == 1:  # the common case: no sorting
+            append(f"{name}{_render_labels(samples[0].labels)} {format_value(samples[0].value)}")
+            continue
+        series = sorted(((_render_labels(s.labels), s.value) for s in samples), key=_first)
+        lines.extend(f"{name}{labels} {format_value(value)}" for labels, value in series)
+    append("")
     return "\n".join(lines)
 
 
+def _name(family: Family) -> str:
+    return family.name
+
+
+def _first(pair: tuple[str, float]) -> str:
+    return pair[0]
+
+
 def format_value(value: float) -> str:
+    # float(): an int is a valid float to the type checker but has no is_integer() before Python 3.12.
+    value = float(value)
+    if value.is_integer():  # never true for NaN or an infinity
+        return str(int(value)) if abs(value) < 1e15 else repr(value)
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
-    # float(): an int is a valid float to the type checker but has no is_integer() before Python 3.12.
-    value = float(value)
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
     return repr(value)
 
 
