@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+
+# `typing` costs the long-lived process about 0.45 MB of RSS and is needed for annotations only; mypy treats a
+# name TYPE_CHECKING as true whatever it is bound to (bench/collector_bench.py measures the RSS).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
