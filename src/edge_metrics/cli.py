@@ -50,7 +50,8 @@ def main(argv: Sequence[str]) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    _build_parser().print_help(sys.stderr)
+    print("edge-metrics: error: a command is required: run, check or simulate (see edge-metrics --help)",
+          file=sys.stderr)
     return 2
 
 

@@ -26,6 +26,7 @@ from edge_metrics.textfile import WriteError, remove_stale_temp_files, write_ato
 RELOAD_POLL_SECONDS = 1.0  # how often nodes.conf and the scripts directory are checked for changes
 LOGGED_LINES_PER_RUN = 5  # invalid lines logged one by one per run; the rest are counted and summarised
 STDERR_LINES_LOGGED = 3
+SETTLE_SECONDS = 0.3  # a config update that fails to load is retried once after this, before it is reported
 GC_THRESHOLD = 50_000  # tracked allocations between young-generation collections (CPython's default: 700)
 
 
@@ -69,9 +70,12 @@ class Collector:
 
     # -- configuration -------------------------------------------------------------------------------------
 
-    def load(self) -> bool:
-        """(Re)load nodes.conf and the scripts; an invalid one is rejected and the last good plan keeps running."""
-        self.fingerprint = watched_state(self.settings.config_path, self.settings.scripts_dir)
+    def load(self, *, quiet_failure: bool = False) -> bool:
+        """(Re)load nodes.conf and the scripts; an invalid one is rejected and the last good plan keeps running.
+
+        With `quiet_failure`, a rejected config changes nothing and logs nothing: the caller retries shortly.
+        """
+        fingerprint = watched_state(self.settings.config_path, self.settings.scripts_dir)
         try:
             config = load_config(
                 self.settings.config_path,
@@ -79,6 +83,9 @@ class Collector:
                 default_interval=self.settings.default_interval,
             )
         except ConfigError as error:
+            if quiet_failure:
+                return False
+            self.fingerprint = fingerprint
             for problem in error.problems:
                 self.log.error(problem)
             self.log.error(
@@ -88,6 +95,7 @@ class Collector:
             )
             self.reload_successful = False
             return False
+        self.fingerprint = fingerprint
         self.config = config
         plan = config.plan_for(self.settings.node)
         self.schedule = self.schedule.replan(plan.jobs, self.clock())
@@ -252,16 +260,35 @@ class Collector:
 
         tune_gc()
         self.prepare_output()
-        self.write()
+        output = self.settings.output
+        if not self.plan.jobs or output is None or not output.exists():
+            # After a restart, the previous file keeps its readings until the first run (due now) replaces it,
+            # rather than being replaced by one without any; a fresh start gets its file at once.
+            self.write()
         next_poll = self.clock() + RELOAD_POLL_SECONDS
+        retry_at: float | None = None  # an update failed to load quietly; load it again, out loud, at this time
         while not self.stopping:
             now = self.clock()
-            if reload_requested or (now >= next_poll and self.config_changed()):
-                if reload_requested:
-                    self.log.info("SIGHUP: reloading the config")
+            due = self.schedule.next_due()
+            if reload_requested:
+                self.log.info("SIGHUP: reloading the config")
                 reload_requested = False
+                retry_at = None
                 self.load()
                 self.write()
+            elif retry_at is not None:
+                if now >= retry_at:
+                    retry_at = None
+                    self.load()
+                    self.write()
+            # Also checked before every run, so a script that a ConfigMap update removed does not run once more.
+            elif (now >= next_poll or (due is not None and due <= now)) and self.config_changed():
+                if self.load(quiet_failure=True):
+                    self.write()
+                else:
+                    # The kubelet links new ConfigMap keys only after it swaps `..data`: give an update a moment
+                    # to settle before rejecting it.
+                    retry_at = now + SETTLE_SECONDS
             if now >= next_poll:
                 next_poll = now + RELOAD_POLL_SECONDS
             taken = self.schedule.take_due(now)
@@ -280,10 +307,8 @@ class Collector:
                 continue
             if self.clock() - self.last_write >= self.settings.default_interval:
                 self.write()  # heartbeat: an idle node still proves it is alive
-            wake_at = min(
-                x for x in (self.schedule.next_due(), next_poll,
-                            self.last_write + self.settings.default_interval) if x is not None
-            )
+            heartbeat = self.last_write + self.settings.default_interval
+            wake_at = min(x for x in (self.schedule.next_due(), next_poll, retry_at, heartbeat) if x is not None)
             _wait(wake_read, wake_at - self.clock())
         self.log.info("stopping", signal="SIGTERM/SIGINT")
         signal.set_wakeup_fd(-1)

@@ -150,6 +150,7 @@ class TestBadUsage:
         ["run", "--metric-prefix", "9x"],
         ["check", "--config", "/nonexistent/nodes.conf"],
         ["frobnicate"],
+        [],
     ])
     def test_one_line_exit_2(self, argv: list[str]) -> None:
         """Bad usage: one line on stderr, nothing on stdout, exit 2, no traceback (and nothing started)."""

@@ -76,6 +76,7 @@ class TestConfigMapSwap:
         wait_for(setup, "edge_collector_config_last_reload_successful", 1)
         assert current(setup, "edge_collector_script_interval_seconds", script="beta") == 0.3
         assert setup.log_lines("scripts=alpha:200ms,beta:300ms")
+        assert not setup.log_lines("config rejected"), "a valid update was rejected while the kubelet linked keys"
 
         # An invalid update: rejected, the last good plan keeps running.
         volume.publish(
@@ -105,6 +106,9 @@ class TestConfigMapSwap:
         assert good_at is not None and reloaded_at is not None and reloaded_at > good_at
         assert current(setup, "edge_collector_script_runs_total", script="alpha") is None
         assert not (setup.conf_dir / "alpha.sh").exists()
+        # alpha (every 200 ms) was due many times before the next 1 s poll: the config is checked before each run,
+        # so the removed script never ran against its deleted file.
+        assert not setup.log_lines("script=alpha exit_code=127"), setup.log_lines("script failed")
         assert collector.poll() is None
 
 
