@@ -134,6 +134,9 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--metric-prefix: {args.metric_prefix!r} is not a valid metric name prefix")
     if args.output == "-" and not args.once:
         raise UsageError("--output -: printing to stdout needs --once")
+    if args.output != "-" and os.path.lexists(args.output) and not os.path.isfile(args.output):
+        # The file is replaced by rename: as root, `--output /dev/null` would replace the device with a file.
+        raise UsageError(f"--output: {args.output} exists and is not a regular file")
     bash = _which("bash")
     if bash is None:
         raise UsageError("bash not found on PATH")

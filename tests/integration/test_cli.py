@@ -143,6 +143,8 @@ class TestBadUsage:
         ["run", "--timeout", "0s"],
         ["run", "--default-interval", "-5s"],
         ["run", "--output", "-"],
+        ["run", "--once", "--output", "/dev/null"],
+        ["run", "--once", "--output", "/tmp"],
         ["run", "--config", "/nonexistent/nodes.conf"],
         ["run", "--scripts-dir", "/nonexistent"],
         ["run", "--log-format", "xml"],
