@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from edge_metrics.durations import DurationError, parse_duration
-from edge_metrics.samples import Job, Plan
+from edge_metrics.samples import Job, Plan, Value
+
+TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
+if TYPE_CHECKING:
+    from typing import Final
 
 SHEBANG = "#!/bin/bash"
 DEFAULT_SCRIPT = "default"  # the seed's word for "no hardware script on this node"
@@ -27,30 +30,44 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-@dataclass(frozen=True, slots=True)
-class ScriptRef:
-    name: str
-    interval: float
+class ScriptRef(Value):
+    __slots__ = ("interval", "name")
+    name: Final[str]
+    interval: Final[float]
+
+    def __init__(self, name: str, interval: float) -> None:
+        self.name = name
+        self.interval = interval
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(Value):
     """One `NODE=SCRIPT[:INTERVAL][,...]` line."""
 
-    line: int
-    node: str
-    scripts: tuple[ScriptRef, ...]  # empty for `default`
+    __slots__ = ("line", "node", "scripts")
+    line: Final[int]
+    node: Final[str]
+    scripts: Final[tuple[ScriptRef, ...]]  # empty for `default`
+
+    def __init__(self, line: int, node: str, scripts: tuple[ScriptRef, ...]) -> None:
+        self.line = line
+        self.node = node
+        self.scripts = scripts
 
     @property
     def is_glob(self) -> bool:
         return any(char in _GLOB_CHARS for char in self.node)
 
 
-@dataclass(frozen=True, slots=True)
-class NodesConfig:
-    path: Path
-    scripts_dir: Path
-    entries: tuple[Entry, ...]
+class NodesConfig(Value):
+    __slots__ = ("entries", "path", "scripts_dir")
+    path: Final[Path]
+    scripts_dir: Final[Path]
+    entries: Final[tuple[Entry, ...]]
+
+    def __init__(self, path: Path, scripts_dir: Path, entries: tuple[Entry, ...]) -> None:
+        self.path = path
+        self.scripts_dir = scripts_dir
+        self.entries = entries
 
     def plan_for(self, node: str) -> Plan:
         """An exact name wins; otherwise the first matching glob in file order; otherwise `default`."""

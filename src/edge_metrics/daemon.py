@@ -8,7 +8,6 @@ import select
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from edge_metrics.config import ConfigError, NodesConfig, load_config
@@ -18,10 +17,14 @@ from edge_metrics.merge import reject_conflicts, script_families
 from edge_metrics.parse import parse_output
 from edge_metrics.render import render
 from edge_metrics.runner import RunLimits, drain_wakeup, reap_orphans, run_script
-from edge_metrics.samples import Job, Plan, RejectedLine, RunResult, ScriptStats
+from edge_metrics.samples import Job, Plan, RejectedLine, RunResult, ScriptStats, Value
 from edge_metrics.schedule import Schedule
 from edge_metrics.selfmetrics import CollectorHealth, self_metric_families
 from edge_metrics.textfile import WriteError, remove_stale_temp_files, write_atomically
+
+TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
+if TYPE_CHECKING:
+    from typing import Final
 
 RELOAD_POLL_SECONDS = 1.0  # how often nodes.conf and the scripts directory are checked for changes
 LOGGED_LINES_PER_RUN = 5  # invalid lines logged one by one per run; the rest are counted and summarised
@@ -30,16 +33,36 @@ SETTLE_SECONDS = 0.3  # a config update that fails to load is retried once after
 GC_THRESHOLD = 50_000  # tracked allocations between young-generation collections (CPython's default: 700)
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    config_path: Path
-    scripts_dir: Path
-    node: str
-    output: Path | None  # None: print to stdout (only with --once)
-    prefix: str
-    default_interval: float
-    limits: RunLimits
-    bash: str
+class Settings(Value):
+    __slots__ = ("bash", "config_path", "default_interval", "limits", "node", "output", "prefix", "scripts_dir")
+    config_path: Final[Path]
+    scripts_dir: Final[Path]
+    node: Final[str]
+    output: Final[Path | None]  # None: print to stdout (only with --once)
+    prefix: Final[str]
+    default_interval: Final[float]
+    limits: Final[RunLimits]
+    bash: Final[str]
+
+    def __init__(
+        self,
+        config_path: Path,
+        scripts_dir: Path,
+        node: str,
+        output: Path | None,
+        prefix: str,
+        default_interval: float,
+        limits: RunLimits,
+        bash: str,
+    ) -> None:
+        self.config_path = config_path
+        self.scripts_dir = scripts_dir
+        self.node = node
+        self.output = output
+        self.prefix = prefix
+        self.default_interval = default_interval
+        self.limits = limits
+        self.bash = bash
 
 
 class Collector:
@@ -318,7 +341,7 @@ class Collector:
 
 
 def tune_gc() -> None:
-    """Fewer cyclic-GC passes. The collector's data is acyclic (strings, tuples, frozen dataclasses) and freed by
+    """Fewer cyclic-GC passes. The collector's data is acyclic (strings, tuples, immutable value objects) and freed by
     reference counting, yet at the default threshold the GC rescanned the growing heap again and again while a
     big output was parsed: about a third of parse + render of 100,000 lines (bench/collector_bench.py). What is
     alive at start-up (modules, config) is frozen out of every collection."""

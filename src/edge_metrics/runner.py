@@ -13,21 +13,32 @@ import select
 import signal
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
-from edge_metrics.samples import RunResult
+from edge_metrics.samples import RunResult, Value
+
+TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
+if TYPE_CHECKING:
+    from typing import Final
 
 _CHUNK = 65536
 _PIPE_BUFFER = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class RunLimits:
-    timeout: float  # seconds
-    stdout_cap: int = 1 << 20
-    stderr_cap: int = 64 << 10
-    kill_grace: float = 1.0  # SIGTERM -> SIGKILL
+class RunLimits(Value):
+    __slots__ = ("kill_grace", "stderr_cap", "stdout_cap", "timeout")
+    timeout: Final[float]  # seconds
+    stdout_cap: Final[int]
+    stderr_cap: Final[int]
+    kill_grace: Final[float]  # SIGTERM -> SIGKILL
+
+    def __init__(
+        self, timeout: float, stdout_cap: int = 1 << 20, stderr_cap: int = 64 << 10, kill_grace: float = 1.0
+    ) -> None:
+        self.timeout = timeout
+        self.stdout_cap = stdout_cap
+        self.stderr_cap = stderr_cap
+        self.kill_grace = kill_grace
 
 
 def run_script(

@@ -1,102 +1,233 @@
-"""Value types shared by the pipeline steps: no logic beyond construction, no imports of other modules."""
+"""Value types shared by the pipeline steps: no logic beyond construction, no imports of other modules.
+
+Plain `__slots__` classes rather than dataclasses: `import dataclasses` pulls `inspect` into the long-lived
+process (about 2.7 MB of RSS), and a frozen dataclass pays an `object.__setattr__` per field on every
+construction, once per sample parsed. Immutability is the type checker's job (`Final` attributes); `Value`
+gives the equality, hash and repr the frozen dataclasses had.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
+
+# `typing` costs the process memory and is needed for annotations only (see log.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 Labels = tuple[tuple[str, str], ...]
 """Label pairs in the order the script printed them; rendering sorts them."""
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
+class Value:
+    """Base of the immutable value types: compared, hashed and shown by their fields (their `__slots__`)."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple([getattr(self, name) for name in self.__slots__])
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Value)
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{self.__class__.__name__}({fields})"
+
+
+class Sample(Value):
     """One gauge value: full metric name (prefix included), labels, value."""
 
-    name: str
-    labels: Labels
-    value: float
+    __slots__ = ("labels", "name", "value")
+    name: Final[str]
+    labels: Final[Labels]
+    value: Final[float]
+
+    def __init__(self, name: str, labels: Labels, value: float) -> None:
+        self.name = name
+        self.labels = labels
+        self.value = value
 
 
-@dataclass(frozen=True, slots=True)
-class RejectedLine:
+class RejectedLine(Value):
     """A line of script output that did not become a sample, and why."""
 
-    line_number: int
-    text: str
-    reason: str
+    __slots__ = ("line_number", "reason", "text")
+    line_number: Final[int]
+    text: Final[str]
+    reason: Final[str]
+
+    def __init__(self, line_number: int, text: str, reason: str) -> None:
+        self.line_number = line_number
+        self.text = text
+        self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class ParseResult:
-    samples: tuple[Sample, ...]
-    rejected: tuple[RejectedLine, ...]
+class ParseResult(Value):
+    __slots__ = ("overridden", "rejected", "samples")
+    samples: Final[tuple[Sample, ...]]
+    rejected: Final[tuple[RejectedLine, ...]]
     # Same name and labels printed again in one run: the later value won; kept to warn about it.
-    overridden: tuple[RejectedLine, ...] = ()
+    overridden: Final[tuple[RejectedLine, ...]]
+
+    def __init__(
+        self,
+        samples: tuple[Sample, ...],
+        rejected: tuple[RejectedLine, ...],
+        overridden: tuple[RejectedLine, ...] = (),
+    ) -> None:
+        self.samples = samples
+        self.rejected = rejected
+        self.overridden = overridden
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
+class Job(Value):
     """One script scheduled on this node."""
 
-    script: str
-    path: Path
-    interval: float  # seconds
+    __slots__ = ("interval", "path", "script")
+    script: Final[str]
+    path: Final[Path]
+    interval: Final[float]  # seconds
+
+    def __init__(self, script: str, path: Path, interval: float) -> None:
+        self.script = script
+        self.path = path
+        self.interval = interval
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
+class Plan(Value):
     """What one node runs, resolved from nodes.conf."""
 
-    node: str
-    jobs: tuple[Job, ...]
+    __slots__ = ("jobs", "line", "node", "pattern")
+    node: Final[str]
+    jobs: Final[tuple[Job, ...]]
     # The nodes.conf line that selected this plan; None when no line matched (implicit `default`).
-    line: int | None = None
-    pattern: str | None = None
+    line: Final[int | None]
+    pattern: Final[str | None]
+
+    def __init__(self, node: str, jobs: tuple[Job, ...], line: int | None = None, pattern: str | None = None) -> None:
+        self.node = node
+        self.jobs = jobs
+        self.line = line
+        self.pattern = pattern
 
 
-@dataclass(frozen=True, slots=True)
-class RunResult:
+class RunResult(Value):
     """What one script run produced, before parsing."""
 
-    exit_code: int | None  # None: killed by the collector (timeout or shutdown)
-    signal: int | None  # the signal that ended the script, if any
-    timed_out: bool
-    cancelled: bool  # the collector is shutting down
-    duration: float  # seconds, monotonic
-    stdout: bytes
-    stderr: bytes
-    stdout_truncated: bool
-    stderr_truncated: bool
-    spawn_error: str | None = None
+    __slots__ = (
+        "cancelled",
+        "duration",
+        "exit_code",
+        "signal",
+        "spawn_error",
+        "stderr",
+        "stderr_truncated",
+        "stdout",
+        "stdout_truncated",
+        "timed_out",
+    )
+    exit_code: Final[int | None]  # None: killed by the collector (timeout or shutdown)
+    signal: Final[int | None]  # the signal that ended the script, if any
+    timed_out: Final[bool]
+    cancelled: Final[bool]  # the collector is shutting down
+    duration: Final[float]  # seconds, monotonic
+    stdout: Final[bytes]
+    stderr: Final[bytes]
+    stdout_truncated: Final[bool]
+    stderr_truncated: Final[bool]
+    spawn_error: Final[str | None]
+
+    def __init__(
+        self,
+        exit_code: int | None,
+        signal: int | None,
+        timed_out: bool,
+        cancelled: bool,
+        duration: float,
+        stdout: bytes,
+        stderr: bytes,
+        stdout_truncated: bool,
+        stderr_truncated: bool,
+        spawn_error: str | None = None,
+    ) -> None:
+        self.exit_code = exit_code
+        self.signal = signal
+        self.timed_out = timed_out
+        self.cancelled = cancelled
+        self.duration = duration
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdout_truncated = stdout_truncated
+        self.stderr_truncated = stderr_truncated
+        self.spawn_error = spawn_error
 
     @property
     def succeeded(self) -> bool:
         return self.exit_code == 0 and not self.timed_out and self.spawn_error is None
 
 
-@dataclass(slots=True)
 class ScriptStats:
     """Counters and last-run facts for one script; the only mutable state the daemon keeps per script."""
 
-    runs: int = 0
-    failures: int = 0
-    timeouts: int = 0
-    skipped: int = 0
-    invalid_lines: int = 0
-    truncations: int = 0
-    last_success: bool | None = None
-    last_exit_code: int | None = None
-    last_duration: float | None = None
-    last_success_timestamp: float | None = None
-    samples: tuple[Sample, ...] = field(default_factory=tuple)
+    __slots__ = (
+        "failures",
+        "invalid_lines",
+        "last_duration",
+        "last_exit_code",
+        "last_success",
+        "last_success_timestamp",
+        "runs",
+        "samples",
+        "skipped",
+        "timeouts",
+        "truncations",
+    )
+
+    def __init__(
+        self,
+        runs: int = 0,
+        failures: int = 0,
+        timeouts: int = 0,
+        skipped: int = 0,
+        invalid_lines: int = 0,
+        truncations: int = 0,
+        last_success: bool | None = None,
+        last_exit_code: int | None = None,
+        last_duration: float | None = None,
+        last_success_timestamp: float | None = None,
+        samples: tuple[Sample, ...] = (),
+    ) -> None:
+        self.runs = runs
+        self.failures = failures
+        self.timeouts = timeouts
+        self.skipped = skipped
+        self.invalid_lines = invalid_lines
+        self.truncations = truncations
+        self.last_success = last_success
+        self.last_exit_code = last_exit_code
+        self.last_duration = last_duration
+        self.last_success_timestamp = last_success_timestamp
+        self.samples = samples
 
 
-@dataclass(frozen=True, slots=True)
-class Family:
+class Family(Value):
     """A metric family ready to render: one HELP and TYPE line, then its samples."""
 
-    name: str
-    help: str
-    type: str  # "gauge" or "counter"
-    samples: tuple[Sample, ...]
+    __slots__ = ("help", "name", "samples", "type")
+    name: Final[str]
+    help: Final[str]
+    type: Final[str]  # "gauge" or "counter"
+    samples: Final[tuple[Sample, ...]]
+
+    def __init__(self, name: str, help: str, type: str, samples: tuple[Sample, ...]) -> None:
+        self.name = name
+        self.help = help
+        self.type = type
+        self.samples = samples

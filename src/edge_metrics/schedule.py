@@ -8,16 +8,17 @@ running, or beyond the one it waited for, are skipped and counted, never queued 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 from edge_metrics.samples import Job
 
 
-@dataclass(slots=True)
 class _Slot:
-    job: Job
-    t0: float
-    tick: int = 0  # index of the next tick to run
+    __slots__ = ("job", "t0", "tick")
+
+    def __init__(self, job: Job, t0: float, tick: int = 0) -> None:
+        self.job = job
+        self.t0 = t0
+        self.tick = tick  # index of the next tick to run
 
     def tick_time(self, tick: int) -> float:
         return self.t0 + tick * self.job.interval
@@ -27,9 +28,11 @@ class _Slot:
         return math.floor((now - self.t0) / self.job.interval + 1e-9)
 
 
-@dataclass(slots=True)
 class Schedule:
-    slots: list[_Slot] = field(default_factory=list)
+    __slots__ = ("slots",)
+
+    def __init__(self, slots: list[_Slot] | None = None) -> None:
+        self.slots = slots if slots is not None else []
 
     @classmethod
     def start(cls, jobs: tuple[Job, ...], now: float) -> Schedule:

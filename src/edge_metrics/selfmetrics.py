@@ -6,21 +6,38 @@ Built fresh from the daemon's state at every write, so a script removed from the
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from edge_metrics import __version__
-from edge_metrics.samples import Family, Job, Sample, ScriptStats
+from edge_metrics.samples import Family, Job, Sample, ScriptStats, Value
+
+TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
+if TYPE_CHECKING:
+    from typing import Final
 
 PREFIX = "edge_collector_"
 
 
-@dataclass(frozen=True, slots=True)
-class CollectorHealth:
-    node: str
-    write_failures: int
-    reload_successful: bool
-    reload_success_timestamp: float | None
-    write_timestamp: float
+class CollectorHealth(Value):
+    __slots__ = ("node", "reload_success_timestamp", "reload_successful", "write_failures", "write_timestamp")
+    node: Final[str]
+    write_failures: Final[int]
+    reload_successful: Final[bool]
+    reload_success_timestamp: Final[float | None]
+    write_timestamp: Final[float]
+
+    def __init__(
+        self,
+        node: str,
+        write_failures: int,
+        reload_successful: bool,
+        reload_success_timestamp: float | None,
+        write_timestamp: float,
+    ) -> None:
+        self.node = node
+        self.write_failures = write_failures
+        self.reload_successful = reload_successful
+        self.reload_success_timestamp = reload_success_timestamp
+        self.write_timestamp = write_timestamp
 
 
 # name suffix, type, help, value of the script's stats (None: no sample yet)
