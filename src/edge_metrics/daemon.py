@@ -15,11 +15,11 @@ from edge_metrics.durations import format_duration
 from edge_metrics.log import Logger
 from edge_metrics.merge import reject_conflicts, script_families
 from edge_metrics.parse import parse_output
-from edge_metrics.render import render
+from edge_metrics.render import join_blocks, render_blocks
 from edge_metrics.runner import RunLimits, drain_wakeup, reap_orphans, run_script
 from edge_metrics.samples import Job, Plan, RejectedLine, RunResult, ScriptStats, Value
 from edge_metrics.schedule import Schedule
-from edge_metrics.selfmetrics import CollectorHealth, self_metric_families
+from edge_metrics.selfmetrics import CollectorHealth, SelfMetrics
 from edge_metrics.textfile import WriteError, remove_stale_temp_files, write_atomically
 
 TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
@@ -74,6 +74,7 @@ class Collector:
         self.clock = clock
         self.config: NodesConfig | None = None
         self.plan = Plan(node=settings.node, jobs=())
+        self.self_metrics = SelfMetrics(self.plan.jobs, settings.node)
         self.stats: dict[str, ScriptStats] = {}
         self.schedule = Schedule()
         self.write_failures = 0
@@ -124,6 +125,7 @@ class Collector:
         self.schedule = self.schedule.replan(plan.jobs, self.clock())
         self.stats = {job.script: self.stats.get(job.script, ScriptStats()) for job in plan.jobs}
         self.plan = plan
+        self.self_metrics = SelfMetrics(plan.jobs, self.settings.node)
         self.reload_successful = True
         self.reload_success_timestamp = round(time.time(), 3)
         where = f"line {plan.line} ({plan.pattern})" if plan.line is not None else "no matching line: default"
@@ -215,9 +217,9 @@ class Collector:
             reload_success_timestamp=self.reload_success_timestamp,
             write_timestamp=round(time.time(), 3),
         )
-        families = script_families({job.script: self.stats[job.script].samples for job in self.plan.jobs})
-        families.extend(self_metric_families(self.plan.jobs, self.stats, health))
-        return render(families)
+        blocks = render_blocks(script_families({job.script: self.stats[job.script].samples for job in self.plan.jobs}))
+        blocks.extend(self.self_metrics.blocks(self.stats, health))
+        return join_blocks(blocks)
 
     def write(self) -> bool:
         self.last_write = self.clock()

@@ -11,34 +11,47 @@ from collections.abc import Iterable
 
 from edge_metrics.samples import Family, Labels
 
+Block = tuple[str, str]
+"""A family's name and its rendered lines (HELP, TYPE, series), without the final newline."""
+
 
 def render(families: Iterable[Family]) -> str:
-    lines: list[str] = []
-    append = lines.append
+    return join_blocks(render_blocks(families))
+
+
+def render_blocks(families: Iterable[Family]) -> list[Block]:
+    """Each family with samples rendered on its own; `join_blocks` puts them in order."""
+    blocks: list[Block] = []
+    append = blocks.append
     helps: dict[str, str] = {}  # escaped once per distinct help text: many families share their script's
-    for family in sorted(families, key=_name):
+    for family in families:
         samples = family.samples
         if not samples:
             continue
         name = family.name
         help_text = helps.get(family.help)
         if help_text is None:
-            help_text = helps[family.help] = _escape_help(family.help)
-        append(f"# HELP {name} {help_text}\n# TYPE {name} {family.type}")
+            help_text = helps[family.help] = escape_help(family.help)
+        header = f"# HELP {name} {help_text}\n# TYPE {name} {family.type}"
         if len(samples) == 1:  # the common case: no sorting
-            append(f"{name}{_render_labels(samples[0].labels)} {format_value(samples[0].value)}")
+            sample = samples[0]
+            append((name, f"{header}\n{name}{_render_labels(sample.labels)} {format_value(sample.value)}"))
             continue
         series = sorted(((_render_labels(s.labels), s.value) for s in samples), key=_first)
-        lines.extend(f"{name}{labels} {format_value(value)}" for labels, value in series)
-    append("")
-    return "\n".join(lines)
+        lines = "\n".join([f"{name}{labels} {format_value(value)}" for labels, value in series])
+        append((name, f"{header}\n{lines}"))
+    return blocks
 
 
-def _name(family: Family) -> str:
-    return family.name
+def join_blocks(blocks: list[Block]) -> str:
+    """The exposition: blocks sorted by family name (names are unique), each line ending in a newline."""
+    if not blocks:
+        return ""
+    blocks.sort(key=_first)
+    return "\n".join([block for _, block in blocks]) + "\n"
 
 
-def _first(pair: tuple[str, float]) -> str:
+def _first(pair: tuple[str, object]) -> str:
     return pair[0]
 
 
@@ -57,13 +70,13 @@ def format_value(value: float) -> str:
 def _render_labels(labels: Labels) -> str:
     if not labels:
         return ""
-    inner = ",".join(f'{name}="{_escape_label_value(value)}"' for name, value in sorted(labels))
+    inner = ",".join(f'{name}="{escape_label_value(value)}"' for name, value in sorted(labels))
     return "{" + inner + "}"
 
 
-def _escape_label_value(value: str) -> str:
+def escape_label_value(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _escape_help(text: str) -> str:
+def escape_help(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from edge_metrics import __version__
+from edge_metrics.render import Block, escape_help, escape_label_value, format_value
 from edge_metrics.samples import Family, Job, Sample, ScriptStats, Value
 
 TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
@@ -69,9 +70,26 @@ _PER_SCRIPT: tuple[tuple[str, str, str, Callable[[ScriptStats, Job], float | Non
 )
 
 
+# The collector-wide families: name suffix, type, help, value (None: no sample yet). `info` is apart: it has labels.
+_GLOBAL: tuple[tuple[str, str, str, Callable[[CollectorHealth], float | None]], ...] = (
+    ("textfile_write_failures_total", "counter", "Failed attempts to replace the metrics file.",
+     lambda h: float(h.write_failures)),
+    ("config_last_reload_successful", "gauge", "1 if the last load of nodes.conf and the scripts succeeded.",
+     lambda h: float(h.reload_successful)),
+    ("last_write_timestamp_seconds", "gauge",
+     "Unix time this file was written; the collector rewrites it at least every default interval.",
+     lambda h: h.write_timestamp),
+    ("config_last_reload_success_timestamp_seconds", "gauge",
+     "Unix time of the last successful load of nodes.conf.",
+     lambda h: h.reload_success_timestamp),
+)
+_INFO = ("info", "gauge", "Collector build and node.")
+
+
 def self_metric_families(
     jobs: tuple[Job, ...], stats: Mapping[str, ScriptStats], health: CollectorHealth
 ) -> list[Family]:
+    """The self-metrics as families, for `render.render`; the daemon renders the same through SelfMetrics."""
     families: list[Family] = []
     for suffix, kind, help_text, value_of in _PER_SCRIPT:
         samples = []
@@ -80,26 +98,54 @@ def self_metric_families(
             if value is not None:
                 samples.append(Sample(PREFIX + suffix, (("script", job.script),), value))
         families.append(Family(PREFIX + suffix, help_text, kind, tuple(samples)))
-    families.extend(
-        [
-            _single("textfile_write_failures_total", "counter",
-                    "Failed attempts to replace the metrics file.", float(health.write_failures)),
-            _single("config_last_reload_successful", "gauge",
-                    "1 if the last load of nodes.conf and the scripts succeeded.", float(health.reload_successful)),
-            _single("last_write_timestamp_seconds", "gauge",
-                    "Unix time this file was written; the collector rewrites it at least every default interval.",
-                    health.write_timestamp),
-            Family(PREFIX + "info", "Collector build and node.", "gauge",
-                   (Sample(PREFIX + "info", (("node", health.node), ("version", __version__)), 1.0),)),
-        ]
-    )
-    if health.reload_success_timestamp is not None:
-        families.append(
-            _single("config_last_reload_success_timestamp_seconds", "gauge",
-                    "Unix time of the last successful load of nodes.conf.", health.reload_success_timestamp)
-        )
+    for suffix, kind, help_text, global_value in _GLOBAL:
+        value = global_value(health)
+        single = (Sample(PREFIX + suffix, (), value),) if value is not None else ()
+        families.append(Family(PREFIX + suffix, help_text, kind, single))
+    suffix, kind, help_text = _INFO
+    labels = (("node", health.node), ("version", __version__))
+    families.append(Family(PREFIX + suffix, help_text, kind, (Sample(PREFIX + suffix, labels, 1.0),)))
     return families
 
 
-def _single(suffix: str, kind: str, help_text: str, value: float) -> Family:
-    return Family(PREFIX + suffix, help_text, kind, (Sample(PREFIX + suffix, (), value),))
+class SelfMetrics:
+    """The self-metrics rendered straight into blocks for `render.join_blocks`, with every header and label
+    string prepared once per plan: building ~15 families of samples, then rendering them, cost ~0.2 ms of each
+    run's CPU. Renders exactly what `render.render(self_metric_families(...))` renders (a unit test checks)."""
+
+    def __init__(self, jobs: tuple[Job, ...], node: str) -> None:
+        # Series sorted by their rendered labels, as render() sorts them.
+        labelled = sorted((f'{{script="{escape_label_value(job.script)}"}}', job) for job in jobs)
+        self.jobs = jobs
+        self.per_script = [
+            (PREFIX + suffix, _header(suffix, kind, help_text), value_of, labelled)
+            for suffix, kind, help_text, value_of in _PER_SCRIPT
+        ]
+        self.collector_wide = [
+            (PREFIX + suffix, _header(suffix, kind, help_text), value_of)
+            for suffix, kind, help_text, value_of in _GLOBAL
+        ]
+        suffix, kind, help_text = _INFO
+        info_labels = f'{{node="{escape_label_value(node)}",version="{escape_label_value(__version__)}"}}'
+        self.info = (PREFIX + suffix, f"{_header(suffix, kind, help_text)}\n{PREFIX}{suffix}{info_labels} 1")
+
+    def blocks(self, stats: Mapping[str, ScriptStats], health: CollectorHealth) -> list[Block]:
+        blocks: list[Block] = [self.info]
+        for name, header, value_of, labelled in self.per_script:
+            lines = [header]
+            for labels, job in labelled:
+                value = value_of(stats[job.script], job)
+                if value is not None:
+                    lines.append(f"{name}{labels} {format_value(value)}")
+            if len(lines) > 1:
+                blocks.append((name, "\n".join(lines)))
+        for name, header, global_value in self.collector_wide:
+            value = global_value(health)
+            if value is not None:
+                blocks.append((name, f"{header}\n{name} {format_value(value)}"))
+        return blocks
+
+
+def _header(suffix: str, kind: str, help_text: str) -> str:
+    name = PREFIX + suffix
+    return f"# HELP {name} {escape_help(help_text)}\n# TYPE {name} {kind}"

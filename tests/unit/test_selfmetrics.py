@@ -4,9 +4,10 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from edge_metrics.render import render
-from edge_metrics.samples import Job, ScriptStats
-from edge_metrics.selfmetrics import CollectorHealth, self_metric_families
+from edge_metrics.merge import script_families
+from edge_metrics.render import join_blocks, render, render_blocks
+from edge_metrics.samples import Job, Sample, ScriptStats
+from edge_metrics.selfmetrics import CollectorHealth, SelfMetrics, self_metric_families
 
 REQUIRED = {
     "edge_collector_script_success", "edge_collector_script_exit_code", "edge_collector_script_duration_seconds",
@@ -45,3 +46,38 @@ class TestSelfMetrics:
         assert "edge_collector_config_last_reload_success_timestamp_seconds" not in text
         assert "edge_collector_config_last_reload_successful 0" in text
         assert 'edge_collector_script_success{script="s"} 0' in text
+
+
+class TestPrecomputedSelfMetrics:
+    """The daemon's precomputed self-metric blocks render byte for byte what rendering the families renders,
+    merged in name order with the scripts' families."""
+
+    def test_same_bytes_as_rendering_the_families(self) -> None:
+        jobs = (Job("zeta", Path("z.sh"), 10.0), Job("alpha-2", Path("a.sh"), 0.5), Job("m_1", Path("m.sh"), 60.0))
+        stats = {
+            "zeta": ScriptStats(runs=7, failures=2, timeouts=1, skipped=3, invalid_lines=4, truncations=1,
+                                last_success=False, last_exit_code=137, last_duration=10.000123,
+                                last_success_timestamp=1.7e9 + 0.123),
+            "alpha-2": ScriptStats(runs=1, last_success=True, last_exit_code=0, last_duration=0.0021,
+                                   last_success_timestamp=1764090000.5),
+            "m_1": ScriptStats(),  # loaded, never run yet
+        }
+        # Script families that sort before, between and after the edge_collector_* ones.
+        samples = {
+            "zeta": (Sample("edge_a", (), 1.0), Sample("edge_collector", (("x", "1"),), 2.5)),
+            "alpha-2": (Sample("edge_zz", (("b", "2"), ("a", "1")), -3e20), Sample("edge_collectoq", (), 0.1)),
+            "m_1": (),
+        }
+        for reload_timestamp in (None, 1764000000.25):
+            for node in ("bupt-a", 'odd"node\\name'):
+                health = CollectorHealth(node=node, write_failures=5, reload_successful=reload_timestamp is not None,
+                                         reload_success_timestamp=reload_timestamp, write_timestamp=1764090001.999)
+                expected = render([*script_families(samples), *self_metric_families(jobs, stats, health)])
+                blocks = render_blocks(script_families(samples))
+                blocks.extend(SelfMetrics(jobs, node).blocks(stats, health))
+                assert join_blocks(blocks) == expected
+
+    def test_no_scripts(self) -> None:
+        health = CollectorHealth(node="n", write_failures=0, reload_successful=True,
+                                 reload_success_timestamp=1.0, write_timestamp=2.0)
+        assert join_blocks(SelfMetrics((), "n").blocks({}, health)) == render(self_metric_families((), {}, health))
