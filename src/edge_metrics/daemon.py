@@ -363,14 +363,16 @@ def watched_state(config_path: Path, scripts_dir: Path) -> object:
     state: list[object] = [_stat_key(config_path)]
     try:
         with os.scandir(scripts_dir) as entries:
-            names = sorted(entry.name for entry in entries if entry.name.endswith(".sh"))
+            # entry.path: the joined path as a string, without building a Path per script (checked before
+            # every run, so this is on the hot path).
+            scripts = sorted([(entry.name, entry.path) for entry in entries if entry.name.endswith(".sh")])
     except OSError:
-        names = []
-    state.extend((name, _stat_key(scripts_dir / name)) for name in names)
+        scripts = []
+    state.extend([(name, _stat_key(path)) for name, path in scripts])
     return tuple(state)
 
 
-def _stat_key(path: Path) -> tuple[int, int, int, int] | None:
+def _stat_key(path: Path | str) -> tuple[int, int, int, int] | None:
     try:
         st = os.stat(path)
     except OSError:
