@@ -15,7 +15,7 @@ from edge_metrics.durations import format_duration
 from edge_metrics.log import Logger
 from edge_metrics.merge import reject_conflicts, script_families
 from edge_metrics.parse import parse_output
-from edge_metrics.render import join_blocks, render_blocks
+from edge_metrics.render import render
 from edge_metrics.runner import RunLimits, drain_wakeup, reap_orphans, run_script
 from edge_metrics.samples import Job, Plan, RejectedLine, RunResult, ScriptStats, Value
 from edge_metrics.schedule import Schedule
@@ -217,9 +217,8 @@ class Collector:
             reload_success_timestamp=self.reload_success_timestamp,
             write_timestamp=round(time.time(), 3),
         )
-        blocks = render_blocks(script_families({job.script: self.stats[job.script].samples for job in self.plan.jobs}))
-        blocks.extend(self.self_metrics.blocks(self.stats, health))
-        return join_blocks(blocks)
+        families = script_families({job.script: self.stats[job.script].samples for job in self.plan.jobs})
+        return render(families, self.self_metrics.blocks(self.stats, health))
 
     def write(self) -> bool:
         self.last_write = self.clock()

@@ -15,40 +15,37 @@ Block = tuple[str, str]
 """A family's name and its rendered lines (HELP, TYPE, series), without the final newline."""
 
 
-def render(families: Iterable[Family]) -> str:
-    return join_blocks(render_blocks(families))
-
-
-def render_blocks(families: Iterable[Family]) -> list[Block]:
-    """Each family with samples rendered on its own; `join_blocks` puts them in order."""
-    blocks: list[Block] = []
-    append = blocks.append
+def render(families: Iterable[Family], rendered: Iterable[Block] = ()) -> str:
+    """The exposition of `families`, plus blocks already rendered elsewhere (the self-metrics), merged in by name."""
+    lines: list[str] = []
+    append = lines.append
+    pending = sorted(rendered, key=_first)
+    merged = 0  # pending[:merged] are in `lines`
     helps: dict[str, str] = {}  # escaped once per distinct help text: many families share their script's
-    for family in families:
+    for family in sorted(families, key=_name):
         samples = family.samples
         if not samples:
             continue
         name = family.name
+        while merged < len(pending) and pending[merged][0] < name:
+            append(pending[merged][1])
+            merged += 1
         help_text = helps.get(family.help)
         if help_text is None:
             help_text = helps[family.help] = escape_help(family.help)
-        header = f"# HELP {name} {help_text}\n# TYPE {name} {family.type}"
+        append(f"# HELP {name} {help_text}\n# TYPE {name} {family.type}")
         if len(samples) == 1:  # the common case: no sorting
-            sample = samples[0]
-            append((name, f"{header}\n{name}{_render_labels(sample.labels)} {format_value(sample.value)}"))
+            append(f"{name}{_render_labels(samples[0].labels)} {format_value(samples[0].value)}")
             continue
         series = sorted(((_render_labels(s.labels), s.value) for s in samples), key=_first)
-        lines = "\n".join([f"{name}{labels} {format_value(value)}" for labels, value in series])
-        append((name, f"{header}\n{lines}"))
-    return blocks
+        lines.extend(f"{name}{labels} {format_value(value)}" for labels, value in series)
+    lines.extend(block for _, block in pending[merged:])
+    append("")
+    return "\n".join(lines)
 
 
-def join_blocks(blocks: list[Block]) -> str:
-    """The exposition: blocks sorted by family name (names are unique), each line ending in a newline."""
-    if not blocks:
-        return ""
-    blocks.sort(key=_first)
-    return "\n".join([block for _, block in blocks]) + "\n"
+def _name(family: Family) -> str:
+    return family.name
 
 
 def _first(pair: tuple[str, object]) -> str:

@@ -5,7 +5,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge_metrics.merge import script_families
-from edge_metrics.render import join_blocks, render, render_blocks
+from edge_metrics.render import render
 from edge_metrics.samples import Job, Sample, ScriptStats
 from edge_metrics.selfmetrics import CollectorHealth, SelfMetrics, self_metric_families
 
@@ -73,11 +73,10 @@ class TestPrecomputedSelfMetrics:
                 health = CollectorHealth(node=node, write_failures=5, reload_successful=reload_timestamp is not None,
                                          reload_success_timestamp=reload_timestamp, write_timestamp=1764090001.999)
                 expected = render([*script_families(samples), *self_metric_families(jobs, stats, health)])
-                blocks = render_blocks(script_families(samples))
-                blocks.extend(SelfMetrics(jobs, node).blocks(stats, health))
-                assert join_blocks(blocks) == expected
+                blocks = SelfMetrics(jobs, node).blocks(stats, health)
+                assert render(script_families(samples), blocks) == expected
 
     def test_no_scripts(self) -> None:
         health = CollectorHealth(node="n", write_failures=0, reload_successful=True,
                                  reload_success_timestamp=1.0, write_timestamp=2.0)
-        assert join_blocks(SelfMetrics((), "n").blocks({}, health)) == render(self_metric_families((), {}, health))
+        assert render([], SelfMetrics((), "n").blocks({}, health)) == render(self_metric_families((), {}, health))
