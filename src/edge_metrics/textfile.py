@@ -17,12 +17,19 @@ class WriteError(Exception):
 
 
 def temp_path(target: Path) -> Path:
-    return target.with_name(f"{target.name}.tmp.{os.getpid()}")
+    return Path(_temp_name(os.fspath(target)))
+
+
+def _temp_name(target: str) -> str:
+    return f"{target}.tmp.{os.getpid()}"
 
 
 def write_atomically(target: Path, content: str) -> None:
     """Write `content` to a temp file, fsync it, rename it over `target`, fsync the directory."""
-    temp = temp_path(target)
+    # Plain strings from here on: this runs after every script run, and pathlib operations (with_name, parent)
+    # cost more of it than the file system calls of a small file on tmpfs (bench/collector_bench.py).
+    target_name = os.fspath(target)
+    temp = _temp_name(target_name)
     data = content.encode("utf-8")
     try:
         fd = _create_exclusive(temp)
@@ -45,14 +52,14 @@ def write_atomically(target: Path, content: str) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.rename(temp, target)
+        os.rename(temp, target_name)
     except OSError as error:
         _unlink_quietly(temp)
         raise WriteError(f"{target}: {error.strerror}") from error
-    _fsync_directory(target.parent)
+    _fsync_directory(os.path.dirname(target_name) or ".")
 
 
-def _create_exclusive(path: Path) -> int:
+def _create_exclusive(path: str) -> int:
     # O_EXCL|O_NOFOLLOW: never write through a symlink or into a file someone else planted.
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, _FILE_MODE)
 
@@ -73,7 +80,7 @@ def remove_stale_temp_files(target: Path) -> list[Path]:
     return removed
 
 
-def _fsync_directory(directory: Path) -> None:
+def _fsync_directory(directory: str) -> None:
     # Makes the rename itself durable across a power cut; not possible on every file system.
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -87,7 +94,7 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _unlink_quietly(path: Path) -> bool:
+def _unlink_quietly(path: Path | str) -> bool:
     try:
         os.unlink(path)
         return True
