@@ -81,7 +81,7 @@ class Collector:
         self.reload_successful = False
         self.reload_success_timestamp: float | None = None
         self.last_write = -float("inf")
-        self.fingerprint: object = None
+        self.fingerprint: Fingerprint | None = None
         self.cancel_fd: int | None = None
         self.stopping = False
         # The scripts' environment, built once: copying os.environ decodes and re-encodes every variable.
@@ -139,8 +139,19 @@ class Collector:
         )
         return True
 
-    def config_changed(self) -> bool:
-        return watched_state(self.settings.config_path, self.settings.scripts_dir) != self.fingerprint
+    def config_changed(self, *, full: bool = True) -> bool:
+        """Whether nodes.conf or the scripts changed since the last load.
+
+        Not `full` (the check before every run): only nodes.conf and the scripts seen at the last load are
+        stat'ed, without listing the scripts directory, which cost ~0.1 ms of CPU per run. A ConfigMap update
+        still shows (new inodes behind nodes.conf and the scripts); a script added on its own, which matters only
+        to a config waiting for it, shows at the next full check (every RELOAD_POLL_SECONDS).
+        """
+        if self.fingerprint is None:
+            return True
+        if full:
+            return watched_state(self.settings.config_path, self.settings.scripts_dir) != self.fingerprint
+        return known_state(self.settings.config_path, self.settings.scripts_dir, self.fingerprint) != self.fingerprint
 
     # -- one run -------------------------------------------------------------------------------------------
 
@@ -306,7 +317,7 @@ class Collector:
                     self.load()
                     self.write()
             # Also checked before every run, so a script that a ConfigMap update removed does not run once more.
-            elif (now >= next_poll or (due is not None and due <= now)) and self.config_changed():
+            elif (now >= next_poll or (due is not None and due <= now)) and self.config_changed(full=now >= next_poll):
                 if self.load(quiet_failure=True):
                     self.write()
                 else:
@@ -356,22 +367,30 @@ def _wait(fd: int, seconds: float) -> None:
         drain_wakeup(fd)
 
 
-def watched_state(config_path: Path, scripts_dir: Path) -> object:
+StatKey = tuple[int, int, int, int] | None  # device, inode, mtime, size; None: missing
+Fingerprint = tuple[StatKey, tuple[tuple[str, StatKey], ...]]  # nodes.conf, then every `*.sh` by name
+
+
+def watched_state(config_path: Path, scripts_dir: Path) -> Fingerprint:
     """What a change to nodes.conf or the scripts looks like from outside: following symlinks, so a kubelet
     `..data` swap (new inodes behind the same names) counts as a change."""
-    state: list[object] = [_stat_key(config_path)]
     try:
         with os.scandir(scripts_dir) as entries:
-            # entry.path: the joined path as a string, without building a Path per script (checked before
-            # every run, so this is on the hot path).
+            # entry.path: the joined path as a string, without building a Path per script.
             scripts = sorted([(entry.name, entry.path) for entry in entries if entry.name.endswith(".sh")])
     except OSError:
         scripts = []
-    state.extend([(name, _stat_key(path)) for name, path in scripts])
-    return tuple(state)
+    return _stat_key(config_path), tuple([(name, _stat_key(path)) for name, path in scripts])
 
 
-def _stat_key(path: Path | str) -> tuple[int, int, int, int] | None:
+def known_state(config_path: Path, scripts_dir: Path, previous: Fingerprint) -> Fingerprint:
+    """watched_state() for the scripts that `previous` lists, without listing the directory: equal to `previous`
+    unless nodes.conf or one of those scripts changed or disappeared."""
+    directory = os.fspath(scripts_dir)
+    return _stat_key(config_path), tuple([(name, _stat_key(os.path.join(directory, name))) for name, _ in previous[1]])
+
+
+def _stat_key(path: Path | str) -> StatKey:
     try:
         st = os.stat(path)
     except OSError:
