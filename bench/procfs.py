@@ -14,6 +14,7 @@ class CpuTimes:
 
     own: float  # utime + stime: the process itself, never its children
     children: float  # cutime + cstime: children it has waited for (the scripts)
+    system: float  # stime: the part of `own` spent in the kernel (system calls, page faults) on its behalf
 
 
 def own_cpu_ns(pid: int) -> int:
@@ -38,7 +39,7 @@ def cpu_times(pid: int) -> CpuTimes:
     # The command name (field 2) may contain spaces and parentheses: split after its closing parenthesis.
     fields = text[text.rindex(")") + 2 :].split()
     utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
-    return CpuTimes(own=(utime + stime) / _TICK, children=(cutime + cstime) / _TICK)
+    return CpuTimes(own=(utime + stime) / _TICK, children=(cutime + cstime) / _TICK, system=stime / _TICK)
 
 
 def status_kib(pid: int, key: str) -> int:
