@@ -135,7 +135,7 @@ def measure_cpu(workdir: Path, runs: int, interval: float, fast_dir: Path | None
         table.notes.append(f"file on {labels[name]}: {len(own)}/{windows} windows held exactly one run; "
                            f"/proc/PID/stat cross-check {ms(own_ticks):.3f} ms/run, of which "
                            f"{ms(system):.3f} ms in the kernel (stime) and {ms(own_ticks - system):.3f} ms in "
-                           f"user space (utime: the interpreter); "
+                           f"user space (utime; the split is sampled per tick: rough); "
                            f"the scripts (cutime+cstime) {ms(children):.3f} ms/run.")
     table.notes.insert(0, "Collector per-run figures: the daemon's own on-CPU time (/proc/PID/schedstat, ns) between "
                        "two samples taken half an interval after a run, children excluded; only windows holding "
