@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from edge_metrics.config import ConfigError, NodesConfig, load_config
+from edge_metrics.config import ConfigError, load_config
 from edge_metrics.durations import format_duration
 from edge_metrics.log import Logger
 from edge_metrics.merge import reject_conflicts, script_families
@@ -72,7 +72,6 @@ class Collector:
         self.settings = settings
         self.log = log
         self.clock = clock
-        self.config: NodesConfig | None = None
         self.plan = Plan(node=settings.node, jobs=())
         self.self_metrics = SelfMetrics(self.plan.jobs, settings.node)
         self.stats: dict[str, ScriptStats] = {}
@@ -120,7 +119,6 @@ class Collector:
             self.reload_successful = False
             return False
         self.fingerprint = fingerprint
-        self.config = config
         plan = config.plan_for(self.settings.node)
         self.schedule = self.schedule.replan(plan.jobs, self.clock())
         self.stats = {job.script: self.stats.get(job.script, ScriptStats()) for job in plan.jobs}
@@ -159,7 +157,7 @@ class Collector:
         stats = self.stats[job.script]
         stats.skipped += skipped
         if skipped:
-            self.log.warning("skipped runs: the previous run was still going", script=job.script, skipped=skipped)
+            self.log.warning("skipped runs: another script's run was still going", script=job.script, skipped=skipped)
         result = run_script(
             job.path,
             bash=self.settings.bash,
