@@ -95,10 +95,9 @@ def _fsync_directory(directory: str) -> None:
 
 
 def _unlink_quietly(path: Path | str) -> bool:
+    """Remove `path`; False if it was already gone or cannot be removed (the caller has nothing better to do)."""
     try:
         os.unlink(path)
         return True
-    except FileNotFoundError:
-        return False
-    except OSError:
+    except OSError:  # FileNotFoundError included
         return False
