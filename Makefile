@@ -17,7 +17,7 @@ $(BIN)/edge-metrics: pyproject.toml
 
 venv: $(BIN)/edge-metrics
 
-$(COMPONENTS): tools/fetch-components.sh
+$(COMPONENTS): tools/fetch-components.sh deploy/components.versions
 	bash tools/fetch-components.sh
 
 components: $(COMPONENTS)

@@ -1,71 +1,103 @@
 #!/usr/bin/env bash
-# Fetch the real components (Debian bookworm packages) into a git-ignored cache and unpack them with
-# `dpkg -x`. Nothing is installed as a system service and no package script runs.
-# Idempotent: a second call with a complete cache does nothing.
+# Fetch the real components (Debian packages pinned in deploy/components.versions) into a git-ignored
+# cache and unpack them with `dpkg -x`. Nothing is installed as a system service, no package script
+# runs, and the machine's own apt sources and state are never touched: each suite gets a private
+# sources list, state and cache under the component cache.
+# Idempotent: a second call with a complete cache for the same versions file does nothing.
 #
-# Layout:  .cache/components/debs/*.deb      the downloaded packages
-#          .cache/components/root/usr/...    their unpacked contents
-#          .cache/components/env             shell variables naming each binary (sourced by make/tests)
+# Layout:  .cache/components/apt/SUITE/          private apt lists and state for one suite
+#          .cache/components/debs/*.deb          the downloaded packages
+#          .cache/components/current/usr/...     the "current" set unpacked (what users install today)
+#          .cache/components/compat/usr/...      the "compat" set unpacked (bookworm's old releases)
+#          .cache/components/env                 shell variables naming each binary (sourced by make/tests)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
+versions="$top/deploy/components.versions"
 cache="$top/.cache/components"
 stamp="$cache/.complete"
+want=$(sha256sum "$versions" | cut -d' ' -f1)
 
-# package -> upstream version these edge machines run (Debian bookworm). The Debian revision may move
-# with security updates; the upstream version may not.
-packages=(
-  "prometheus 2.42.0"
-  "prometheus-node-exporter 1.5.0"
-  "victoria-metrics 1.79.5"
-  "i2c-tools 4.3"
-  "libi2c0 4.3"
-)
-
-if [[ -f "$stamp" ]]; then
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   exit 0
 fi
-
-mkdir -p "$cache/debs" "$cache/root"
+rm -rf "$cache/current" "$cache/compat" "$stamp"
+mkdir -p "$cache/debs"
 # apt's download sandbox user cannot write into root-owned folders; the folder only ever holds .debs.
 chmod 0777 "$cache/debs"
 
-echo "fetch-components: apt-get update" >&2
-apt-get update -qq >&2
+apt_for() {  # SUITE -> the apt options of its private configuration
+  local dir="$cache/apt/$1"
+  printf '%s\n' -o "Dir::Etc::SourceList=$dir/sources.list" -o "Dir::Etc::SourceParts=$dir/none" \
+    -o "Dir::State=$dir/state" -o "Dir::State::Status=$dir/state/status" -o "Dir::Cache=$dir/cache" \
+    -o "Debug::NoLocking=1"
+}
 
-cd "$cache/debs"
-for entry in "${packages[@]}"; do
-  read -r name upstream <<<"$entry"
-  rm -f "${name}"_*.deb
-  echo "fetch-components: apt-get download $name" >&2
-  apt-get download -qq "$name" >&2
-  deb=$(ls "${name}"_*.deb)
-  version=$(dpkg-deb -f "$deb" Version)
-  # Strip an epoch and the Debian revision/suffixes: 2.42.0+ds-5+deb12u1 -> 2.42.0
-  base=${version#*:}
-  base=${base%%[+~-]*}
-  if [[ "$base" != "$upstream" ]]; then
-    echo "fetch-components: $name is $version, expected upstream $upstream" >&2
-    exit 1
+prepare_suite() {  # SUITE: a sources list naming only that suite, and fresh package lists
+  local suite=$1 dir="$cache/apt/$1"
+  mkdir -p "$dir/none" "$dir/state/lists/partial" "$dir/cache/archives/partial"
+  touch "$dir/state/status"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" \
+    >"$dir/sources.list"
+  echo "fetch-components: apt-get update ($suite, private state)" >&2
+  mapfile -t opts < <(apt_for "$suite")
+  apt-get "${opts[@]}" update -qq >&2
+}
+
+fetch() {  # SET SUITE PACKAGE VERSION: download that exact version and unpack it into SET
+  local set=$1 suite=$2 name=$3 version=$4 deb
+  mapfile -t opts < <(apt_for "$suite")
+  cd "$cache/debs"
+  deb="${name}_${version/*:/}_"
+  if ! ls "$deb"*.deb >/dev/null 2>&1; then
+    echo "fetch-components: apt-get download $name=$version ($suite)" >&2
+    if ! apt-get "${opts[@]}" download -qq "$name=$version" >&2; then
+      echo "fetch-components: $name $version is no longer in $suite; update deploy/components.versions" \
+        "(apt-cache policy $name shows what $suite has now)" >&2
+      exit 1
+    fi
   fi
-  dpkg -x "$deb" "$cache/root"
-done
+  dpkg -x "$(ls "$deb"*.deb | head -1)" "$cache/$set"
+}
+
+declare -A prepared=()
+while read -r set suite name version; do
+  [[ -z "$set" || "$set" == \#* ]] && continue
+  if [[ -z "${prepared[$suite]:-}" ]]; then
+    prepare_suite "$suite"
+    prepared[$suite]=1
+  fi
+  fetch "$set" "$suite" "$name" "$version"
+done <"$versions"
 
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
-root="$cache/root"
+cur="$cache/current"
+old="$cache/compat"
 cat >"$cache/env" <<ENV
-# Written by tools/fetch-components.sh: where the unpacked components live.
-EDGE_COMPONENTS_ROOT=$root
-PROMETHEUS_BIN=$root/usr/bin/prometheus
-PROMTOOL_BIN=$root/usr/bin/promtool
-NODE_EXPORTER_BIN=$root/usr/bin/prometheus-node-exporter
-VMAGENT_BIN=$root/usr/bin/vmagent
-I2C_TOOLS_DIR=$root/usr/sbin
-I2C_LIBRARY_PATH=$root/usr/lib/$multiarch
+# Written by tools/fetch-components.sh from deploy/components.versions: where the unpacked components live.
+EDGE_COMPONENTS_ROOT=$cur
+PROMETHEUS_BIN=$cur/usr/bin/prometheus
+PROMTOOL_BIN=$cur/usr/bin/promtool
+NODE_EXPORTER_BIN=$cur/usr/bin/prometheus-node-exporter
+VMAGENT_BIN=$cur/usr/bin/vmagent
+VMAUTH_BIN=$cur/usr/bin/vmauth
+VICTORIA_METRICS_BIN=$cur/usr/bin/victoria-metrics
+ALERTMANAGER_BIN=$cur/usr/bin/prometheus-alertmanager
+AMTOOL_BIN=$cur/usr/bin/amtool
+ALERTMANAGER_WEB_DIR=$cur/usr/share/prometheus/alertmanager
+I2C_TOOLS_DIR=$cur/usr/sbin
+I2C_LIBRARY_PATH=$cur/usr/lib/$multiarch
+COMPAT_PROMETHEUS_BIN=$old/usr/bin/prometheus
+COMPAT_PROMTOOL_BIN=$old/usr/bin/promtool
+COMPAT_VMAGENT_BIN=$old/usr/bin/vmagent
 ENV
 
-for bin in prometheus promtool prometheus-node-exporter vmagent; do
-  [[ -x "$root/usr/bin/$bin" ]] || { echo "fetch-components: $bin missing after unpack" >&2; exit 1; }
-done
-touch "$stamp"
+# Every binary named above must exist and start on this machine (sid builds on a bookworm libc).
+while IFS='=' read -r key path; do
+  [[ "$key" == *_BIN ]] || continue
+  [[ -x "$path" ]] || { echo "fetch-components: $key: $path missing after unpack" >&2; exit 1; }
+  "$path" --help >/dev/null 2>&1 || "$path" -help >/dev/null 2>&1 \
+    || { echo "fetch-components: $key: $path does not run here" >&2; exit 1; }
+done <"$cache/env"
+echo "$want" >"$stamp"
 echo "fetch-components: ready in $cache" >&2
