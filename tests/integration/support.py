@@ -87,6 +87,7 @@ class Setup:
 def make_setup(root: Path, nodes_conf: str, scripts: Mapping[str, str], *, node: str = "node-1") -> Setup:
     setup = Setup(root=root, node=node)
     setup.conf_dir.mkdir(parents=True)
+    setup.output.parent.mkdir(parents=True)  # node_exporter's textfile directory: the collector creates none
     setup.config.write_text(textwrap.dedent(nodes_conf).lstrip("\n"))
     for name, body in scripts.items():
         write_script(setup.conf_dir, name, body.replace("@MARKER@", setup.marker))

@@ -63,7 +63,7 @@ class TestRunOnce:
         assert value(samples, "edge_temperature", zone="cpu") == 45.2
         assert value(samples, "edge_collector_info", node="node-1", version="0.1.0") == 1
         assert all(LOG_LINE.match(line) for line in result.stderr.splitlines())
-        assert not setup.output.parent.exists()
+        assert list(setup.output.parent.iterdir()) == []
 
     def test_output_dash_into_a_closed_pipe(self, tmp_path: Path) -> None:
         """`--output - | head -0`-style: the reader has gone; one error line, exit 1, no traceback."""
@@ -179,6 +179,7 @@ class TestEnvironment:
         write_script(scripts_dir, "reading", "echo value=3\necho budget=$EDGE_SCRIPT_TIMEOUT\n")
         write_script(scripts_dir, "slow", "sleep 30\n")
         output = tmp_path / "out" / "metrics.prom"
+        output.parent.mkdir()
         env = clean_env(EDGE_CONFIG=str(config_dir / "nodes.conf"), EDGE_SCRIPTS_DIR=str(scripts_dir),
                         NODE_NAME="rack-1", EDGE_OUTPUT=str(output), EDGE_METRIC_PREFIX="hw_",
                         EDGE_DEFAULT_INTERVAL="7s", EDGE_SCRIPT_TIMEOUT="1500ms")
