@@ -115,10 +115,9 @@ def load_config(path: Path, *, scripts_dir: Path, default_interval: float, node:
     reject the config: it is kept in `other_problems`, so one forgotten script does not stop every node.
     """
     entries, problems = inspect_config(path, scripts_dir=scripts_dir, default_interval=default_interval)
-    own = [p.text for p in problems if node is None or p.concerns(node)]
-    if own:
-        raise ConfigError(own)
-    others = tuple(p.text for p in problems if node is not None and not p.concerns(node))
+    if any(node is None or problem.concerns(node) for problem in problems):
+        raise ConfigError([problem.text for problem in problems])  # rejected: every problem at once, as always
+    others = tuple(problem.text for problem in problems)
     return NodesConfig(path=path, scripts_dir=scripts_dir, entries=tuple(entries), other_problems=others)
 
 

@@ -96,6 +96,7 @@ def make_setup(root: Path, nodes_conf: str, scripts: Mapping[str, str], *, node:
 
 def start_collector(procs: Processes, setup: Setup, *extra: str, env: Mapping[str, str] | None = None
                     ) -> subprocess.Popen[bytes]:
+    setup.output.parent.mkdir(parents=True, exist_ok=True)  # the collector creates no directory
     return procs.start(setup.argv(*extra), env=clean_env(**{MARKER_VARIABLE: setup.marker, **(env or {})}),
                        log=setup.log)
 
