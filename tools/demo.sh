@@ -159,7 +159,7 @@ cat <<EOF
 
   Central Prometheus:  $prom_url/user/
   A ready query:       $prom_url/user/?query=$encoded
-  Alerts:              $prom_url/user/alerts.html
+  Alerts:              $prom_url/user/?view=alerts
   API:                 $prom_url/api/v1/query?query=$encoded
   From a shell:        curl -s '$prom_url/api/v1/query' --data-urlencode 'query=$query{node="$node"}'
   (The pages are the demo's own, tools/demo-ui: Debian's Prometheus package has no web UI.)

@@ -132,7 +132,7 @@ def what_a_person_sees(label: str, url: str, profile: Path) -> str | None:
             return f"{label} {url}: not JSON: {page.text[:300]}"
         ok = body.get("status") == "success" and body["data"]["result"]
         return None if ok else f"{label} {url}: no result: {page.text[:300]}"
-    if url.endswith("/alerts.html"):
+    if url.endswith("view=alerts"):
         rules = [row for row in page.rows if len(row) == 3]
         shown = {row[0] for row in rules if row[1] in ("inactive", "pending", "firing")}
         expected = alert_rule_names()

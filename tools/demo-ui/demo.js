@@ -32,6 +32,12 @@ function setStatus(text, isError = false) {
   status.className = isError ? "error" : "";
 }
 
+function show() {
+  const view = new URLSearchParams(location.search).get("view") === "alerts" ? "alerts" : "readings";
+  document.getElementById(view).hidden = false;
+  return view === "alerts" ? showAlerts() : showReadings();
+}
+
 // -- readings -------------------------------------------------------------------------------------------------
 
 async function showReadings() {
@@ -41,6 +47,7 @@ async function showReadings() {
   document.getElementById("query").value = query;
   document.getElementById("range").value = String(range);
   document.title = `${query} · edge-metrics demo`;
+  setStatus("loading…");
   try {
     const end = Date.now() / 1000;
     const step = Math.max(1, Math.round(range / 240));
@@ -102,6 +109,7 @@ function drawGraph(result, start, end) {
 // -- alerts ---------------------------------------------------------------------------------------------------
 
 async function showAlerts() {
+  document.title = "alerts · edge-metrics demo";
   try {
     const data = await api("rules", { type: "alert" });
     const container = document.getElementById("groups");
@@ -130,3 +138,5 @@ async function showAlerts() {
   }
   setTimeout(() => location.reload(), 15000);
 }
+
+show();
