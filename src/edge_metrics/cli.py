@@ -67,7 +67,29 @@ def _prefix(text: str) -> str:
     return text
 
 
-def _text(text: str) -> str:
+def _file(text: str) -> Path:
+    if not os.path.isfile(text):
+        raise ValueError(f"{text} is not a file")
+    return Path(text)
+
+
+def _directory(text: str) -> Path:
+    if not os.path.isdir(text):
+        raise ValueError(f"{text} is not a directory")
+    return Path(text)
+
+
+def _output_path(text: str) -> str:
+    if text == "-":
+        return text
+    if os.path.lexists(text) and not os.path.isfile(text):
+        # The file is replaced by rename: as root, `--output /dev/null` would replace the device with a file.
+        raise ValueError(f"{text} exists and is not a regular file")
+    directory = os.path.dirname(text) or "."
+    if not os.path.isdir(directory):
+        # Nothing is created outside what the user named: a typo must not make a new directory tree as root.
+        raise ValueError(f"directory {directory} does not exist (create it, or point it at node_exporter's "
+                         "textfile directory)")
     return text
 
 
@@ -90,13 +112,13 @@ else:
 
 
 OPTIONS = (
-    Option("--config", "EDGE_CONFIG", None, _text, "FILE", "nodes.conf (default: the bundled scripts/nodes.conf)",
+    Option("--config", "EDGE_CONFIG", None, _file, "FILE", "nodes.conf (default: the bundled scripts/nodes.conf)",
            ("run", "check")),
-    Option("--scripts-dir", "EDGE_SCRIPTS_DIR", None, _text, "DIR",
+    Option("--scripts-dir", "EDGE_SCRIPTS_DIR", None, _directory, "DIR",
            "directory of the <script>.sh files (default: the directory of --config)", ("run", "check")),
     Option("--default-interval", "EDGE_DEFAULT_INTERVAL", "15s", _duration, "DURATION",
            "interval of a script listed without one; heartbeat of an idle node", ("run", "check")),
-    Option("--output", "EDGE_OUTPUT", DEFAULT_OUTPUT, _text, "PATH",
+    Option("--output", "EDGE_OUTPUT", DEFAULT_OUTPUT, _output_path, "PATH",
            "metrics file in node_exporter's textfile directory (the directory must exist), or - for stdout "
            "with --once"),
     Option("--metric-prefix", "EDGE_METRIC_PREFIX", "edge_", _prefix, "PREFIX", "prefix of script metrics"),
@@ -107,6 +129,8 @@ OPTIONS = (
     Option("--log-level", "EDGE_LOG_LEVEL", "info", _choice(*LOG_LEVELS), "|".join(LOG_LEVELS),
            "least severe level logged (a run is shown at info on a terminal, at debug otherwise)"),
 )
+
+_PATH_CHECKS = (_file, _directory, _output_path)
 
 RUN_DESCRIPTION = """\
 Run this node's scripts on their schedule and write their readings, with the collector's own health
@@ -199,7 +223,8 @@ def _build_parser() -> argparse.ArgumentParser:
 def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, object]:
     """Every option of the command: command line, else environment, else default; each checked alike."""
     values: dict[str, object] = {}
-    for option in OPTIONS:
+    # Plain values before paths: a bad value is the error shown even where a default path is missing.
+    for option in sorted(OPTIONS, key=lambda option: option.check in _PATH_CHECKS):
         if args.command not in option.commands:
             continue
         given = getattr(args, _dest(option.flag))
@@ -224,14 +249,11 @@ def _dest(flag: str) -> str:
 
 
 def _paths(values: dict[str, object]) -> tuple[Path, Path]:
-    config_text, scripts_text = values["--config"], values["--scripts-dir"]
-    config = shown_path(BUNDLED_DIR / "nodes.conf") if config_text is None else Path(str(config_text))
-    scripts = Path(str(scripts_text)) if scripts_text else config.parent
-    if not config.is_file():
-        raise UsageError(f"--config: {config} is not a file")
-    if not scripts.is_dir():
-        raise UsageError(f"--scripts-dir: {scripts} is not a directory")
-    return config, scripts
+    config = values["--config"]
+    if not isinstance(config, Path):
+        config = shown_path(BUNDLED_DIR / "nodes.conf")
+    scripts = values["--scripts-dir"]
+    return config, scripts if isinstance(scripts, Path) else config.parent
 
 
 def shown_path(path: Path) -> Path:
@@ -244,19 +266,11 @@ def shown_path(path: Path) -> Path:
 
 def _output(values: dict[str, object], once: bool) -> Path | None:
     output = str(values["--output"])
-    if output == "-":
-        if not once:
-            raise UsageError("--output -: printing to stdout needs --once")
-        return None
-    if os.path.lexists(output) and not os.path.isfile(output):
-        # The file is replaced by rename: as root, `--output /dev/null` would replace the device with a file.
-        raise UsageError(f"--output: {output} exists and is not a regular file")
-    directory = os.path.dirname(output) or "."
-    if not os.path.isdir(directory):
-        # Nothing is created outside what the user named: a typo must not make a new directory tree as root.
-        raise UsageError(f"--output: directory {directory} does not exist (create it, or point --output at "
-                         "node_exporter's textfile directory)")
-    return Path(output)
+    if output != "-":
+        return Path(output)
+    if not once:
+        raise UsageError("--output -: printing to stdout needs --once")
+    return None
 
 
 def _run(args: argparse.Namespace, values: dict[str, object]) -> int:

@@ -271,12 +271,16 @@ class TestEnvironmentValidation:
         ("EDGE_METRIC_PREFIX", "9x", "--metric-prefix"),
         ("EDGE_DEFAULT_INTERVAL", "-5s", "--default-interval"),
         ("EDGE_SCRIPT_TIMEOUT", "0s", "--timeout"),
+        ("EDGE_CONFIG", "/nonexistent/nodes.conf", "--config"),
+        ("EDGE_SCRIPTS_DIR", "/nonexistent", "--scripts-dir"),
+        ("EDGE_OUTPUT", "/nonexistent/textfile/m.prom", "--output"),
     ])
     def test_bad_env_value_is_one_line_exit_2(self, tmp_path: Path, variable: str, bad: str, flag: str) -> None:
         """Every environment variable is checked like its flag: one line naming the variable and the flag,
         exit 2, no traceback, nothing run or written; the same value on the command line is refused alike."""
         setup = make_setup(tmp_path, "node-1=probe\n", {"probe": "echo v=1\n"})
-        from_env = run_once(setup, env={variable: bad})
+        paths = {"EDGE_CONFIG": str(setup.config), "EDGE_OUTPUT": str(setup.output)}
+        from_env = edge_metrics("run", "--once", "--node-name", "node-1", env=clean_env(**{**paths, variable: bad}))
         assert from_env.returncode == 2, from_env.stderr
         assert len(from_env.stderr.splitlines()) == 1, from_env.stderr
         assert variable in from_env.stderr and flag in from_env.stderr and "Traceback" not in from_env.stderr
