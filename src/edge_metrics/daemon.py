@@ -81,7 +81,7 @@ class Collector:
         self.reload_successful = False
         self.reload_success_timestamp: float | None = None
         self.other_nodes_problems = 0
-        self.written_once = False
+        self.announced = False
         self.last_write = -float("inf")
         self.fingerprint: Fingerprint | None = None
         self.cancel_fd: int | None = None
@@ -259,8 +259,9 @@ class Collector:
             self.log.error("cannot write the metrics file; the previous one is intact; retrying at the next run",
                            reason=str(error))
             return False
-        if not self.written_once:
-            self.written_once = True
+        if not self.announced and (not self.plan.jobs or any(s.runs for s in self.stats.values())):
+            # Once, with the first readings in it: where the file is and how much it holds.
+            self.announced = True
             series = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
             self.log.info("metrics file written; rewritten after every run", path=output, series=series,
                           scripts=describe_jobs(self.plan.jobs))
