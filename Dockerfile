@@ -14,6 +14,8 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 # src/edge_metrics/bundled is a symlink to ../../scripts: the example config ships in the package.
 COPY scripts ./scripts
+# The simulator's C sources ship in the wheel (pyproject.toml force-include) for `edge-metrics simulate`.
+COPY sim ./sim
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}

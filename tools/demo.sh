@@ -121,7 +121,7 @@ read_flags deploy/vmagent/vmagent.flags vm_flags vm_over
 say "central Prometheus on $prom_url"
 start prometheus "$PROMETHEUS_BIN" --config.file="$run/prometheus-config/prometheus.yml" \
   --storage.tsdb.path="$run/prometheus-data" --web.listen-address="127.0.0.1:$prom_port" \
-  --web.enable-remote-write-receiver
+  --web.enable-remote-write-receiver --web.user-assets="$top/tools/demo-ui"
 say "node_exporter on 127.0.0.1:$ne_port, textfile directory $run/textfile"
 start node-exporter "$NODE_EXPORTER_BIN" "${ne_flags[@]}"
 say "vmagent on 127.0.0.1:$vm_port, disk queue $run/vmagent-remotewrite-data"
@@ -157,10 +157,12 @@ fi
 encoded=$("$venv_bin/python" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$query")
 cat <<EOF
 
-  Central Prometheus:  $prom_url
-  A ready query:       $prom_url/graph?g0.expr=$encoded&g0.tab=0&g0.range_input=15m
+  Central Prometheus:  $prom_url/user/
+  A ready query:       $prom_url/user/?query=$encoded
+  Alerts:              $prom_url/user/?view=alerts
+  API:                 $prom_url/api/v1/query?query=$encoded
   From a shell:        curl -s '$prom_url/api/v1/query' --data-urlencode 'query=$query{node="$node"}'
-  Alerts:              $prom_url/alerts
+  (The pages are the demo's own, tools/demo-ui: Debian's Prometheus package has no web UI.)
   Logs and data:       $run
 
   Press Ctrl-C to stop everything.

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 RELOAD_POLL_SECONDS = 1.0  # how often nodes.conf and the scripts directory are checked for changes
 LOGGED_LINES_PER_RUN = 5  # invalid lines logged one by one per run; the rest are counted and summarised
 STDERR_LINES_LOGGED = 3
+STDERR_LINE_WIDTH = 200  # characters of each logged stderr line
 SETTLE_SECONDS = 0.3  # a config update that fails to load is retried once after this, before it is reported
 GC_THRESHOLD = 50_000  # tracked allocations between young-generation collections (CPython's default: 700)
 
@@ -79,6 +80,8 @@ class Collector:
         self.write_failures = 0
         self.reload_successful = False
         self.reload_success_timestamp: float | None = None
+        self.other_nodes_problems = 0
+        self.announced = False
         self.last_write = -float("inf")
         self.fingerprint: Fingerprint | None = None
         self.cancel_fd: int | None = None
@@ -104,6 +107,7 @@ class Collector:
                 self.settings.config_path,
                 scripts_dir=self.settings.scripts_dir,
                 default_interval=self.settings.default_interval,
+                node=self.settings.node,
             )
         except ConfigError as error:
             if quiet_failure:
@@ -119,6 +123,9 @@ class Collector:
             self.reload_successful = False
             return False
         self.fingerprint = fingerprint
+        for problem in config.other_problems:
+            self.log.warning(f"{problem} (another node's line: this node runs regardless)")
+        self.other_nodes_problems = len(config.other_problems)
         plan = config.plan_for(self.settings.node)
         self.schedule = self.schedule.replan(plan.jobs, self.clock())
         self.stats = {job.script: self.stats.get(job.script, ScriptStats()) for job in plan.jobs}
@@ -193,8 +200,8 @@ class Collector:
         self._log_lines("duplicate series; the last value wins", job.script, list(parsed.overridden))
         if result.succeeded:
             stats.last_success_timestamp = round(time.time(), 3)
-            self.log.debug("script ran", script=job.script, duration=f"{result.duration:.3f}s",
-                           samples=len(samples))
+            self.log.progress("script ran", script=job.script, duration=f"{result.duration:.3f}s",
+                              samples=len(samples))
             return
         stats.failures += 1
         stderr = _first_lines(result.stderr, STDERR_LINES_LOGGED)
@@ -209,11 +216,13 @@ class Collector:
                            duration=f"{result.duration:.3f}s", stderr=stderr)
 
     def _log_lines(self, message: str, script: str, lines: list[RejectedLine]) -> None:
-        for line in lines[:LOGGED_LINES_PER_RUN]:
+        for number, line in enumerate(lines):
             where = {"line": line.line_number} if line.line_number else {}
-            self.log.warning(message, script=script, **where, reason=line.reason, text=line.text)
+            # The first few as warnings; the rest at debug, so a flood is still visible to whoever asks for it.
+            emit = self.log.warning if number < LOGGED_LINES_PER_RUN else self.log.debug
+            emit(message, script=script, **where, reason=line.reason, text=line.text)
         if len(lines) > LOGGED_LINES_PER_RUN:
-            self.log.warning(f"{message}: more not logged", script=script,
+            self.log.warning(f"{message}: more logged at debug level", script=script,
                              count=len(lines) - LOGGED_LINES_PER_RUN)
 
     # -- output --------------------------------------------------------------------------------------------
@@ -225,6 +234,7 @@ class Collector:
             reload_successful=self.reload_successful,
             reload_success_timestamp=self.reload_success_timestamp,
             write_timestamp=round(time.time(), 3),
+            other_nodes_problems=self.other_nodes_problems,
         )
         families = script_families({job.script: self.stats[job.script].samples for job in self.plan.jobs})
         return render(families, self.self_metrics.blocks(self.stats, health))
@@ -241,23 +251,27 @@ class Collector:
                 self.log.error("cannot write the metrics to stdout", reason=error.strerror)
                 return False
             return True
+        text = self.exposition()
         try:
-            write_atomically(output, self.exposition())
+            write_atomically(output, text)
         except WriteError as error:
             self.write_failures += 1
             self.log.error("cannot write the metrics file; the previous one is intact; retrying at the next run",
                            reason=str(error))
             return False
+        if not self.announced and (not self.plan.jobs or any(s.runs for s in self.stats.values())):
+            # Once, with the first readings in it: where the file is and how much it holds.
+            self.announced = True
+            series = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+            self.log.info("metrics file written; rewritten after every run", path=output, series=series,
+                          scripts=describe_jobs(self.plan.jobs))
         return True
 
     def prepare_output(self) -> None:
         output = self.settings.output
         if output is None:
             return
-        try:
-            output.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            self.log.error("cannot create the output directory", path=output.parent, reason=error.strerror)
+        # No mkdir: the command line refuses a missing directory rather than creating one where a typo points.
         for path in remove_stale_temp_files(output):
             self.log.info("removed a temp file left by an earlier collector", path=path)
 
@@ -405,5 +419,8 @@ def _killed_code(result: RunResult) -> int:
     return 128 + (result.signal or signal.SIGKILL)
 
 
-def _first_lines(data: bytes, count: int) -> str:
-    return " | ".join(data.decode("utf-8", "replace").strip().splitlines()[:count])
+def _first_lines(data: bytes, count: int, width: int = STDERR_LINE_WIDTH) -> str:
+    # Each line cut to `width`, so one long line (a dumped buffer) cannot push the others off the screen.
+    lines = data.decode("utf-8", "replace").strip().splitlines()[:count]
+    return " | ".join(line if len(line) <= width else f"{line[:width]}... ({len(line) - width} more chars)"
+                      for line in lines)

@@ -19,12 +19,14 @@ PREFIX = "edge_collector_"
 
 
 class CollectorHealth(Value):
-    __slots__ = ("node", "reload_success_timestamp", "reload_successful", "write_failures", "write_timestamp")
+    __slots__ = ("node", "other_nodes_problems", "reload_success_timestamp", "reload_successful", "write_failures",
+                 "write_timestamp")
     node: Final[str]
     write_failures: Final[int]
     reload_successful: Final[bool]
     reload_success_timestamp: Final[float | None]
     write_timestamp: Final[float]
+    other_nodes_problems: Final[int]
 
     def __init__(
         self,
@@ -33,12 +35,14 @@ class CollectorHealth(Value):
         reload_successful: bool,
         reload_success_timestamp: float | None,
         write_timestamp: float,
+        other_nodes_problems: int = 0,
     ) -> None:
         self.node = node
         self.write_failures = write_failures
         self.reload_successful = reload_successful
         self.reload_success_timestamp = reload_success_timestamp
         self.write_timestamp = write_timestamp
+        self.other_nodes_problems = other_nodes_problems
 
 
 # name suffix, type, help, value of the script's stats (None: no sample yet)
@@ -82,6 +86,10 @@ _GLOBAL: tuple[tuple[str, str, str, Callable[[CollectorHealth], float | None]], 
     ("config_last_reload_success_timestamp_seconds", "gauge",
      "Unix time of the last successful load of nodes.conf.",
      lambda h: h.reload_success_timestamp),
+    ("config_other_nodes_problems", "gauge",
+     "Problems of the loaded nodes.conf in lines that apply only to other nodes (a missing script...); "
+     "this node runs regardless.",
+     lambda h: float(h.other_nodes_problems)),
 )
 _INFO = ("info", "gauge", "Collector build and node.")
 

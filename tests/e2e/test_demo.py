@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import html.parser
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
+import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.e2e.stack import PrometheusAPI
 from tests.helpers import REPO, SIM_LIB, Processes, wait_until
@@ -28,6 +35,123 @@ def processes_mentioning(text: str) -> list[str]:
         if text in cmdline:
             found.append(f"{proc.name}: {cmdline}")
     return found
+
+
+# `  Label:   http://...` lines of the banner: every link the demo prints.
+BANNER_LINK = re.compile(r"^\s+([A-Za-z][A-Za-z ()]*):\s+(http://127\.0\.0\.1:\d+\S*)\s*$", re.M)
+CHROMIUM = os.environ.get("CHROMIUM", "chromium")
+
+
+def browser_dom(url: str, profile: Path) -> str:
+    """The page as a person's browser shows it: Debian's Chromium, headless, after the page's scripts ran
+    (virtual time waits for their fetches)."""
+    assert shutil.which(CHROMIUM), "chromium missing: `make browser` (make test does) installs Debian's package"
+    argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", url]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                            start_new_session=True)  # its helper processes share the group: all killed below
+    try:
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 0, f"chromium exited {proc.returncode} on {url}"
+    return out.decode(errors="replace")
+
+
+class _Text(html.parser.HTMLParser):
+    """The visible text of a DOM, and the cells of its table rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.rows: list[list[str]] = []
+        self.skip = 0
+        self.in_cell = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self.skip += 1
+        elif tag == "tr":
+            self.rows.append([])
+        elif tag == "td" and self.rows:
+            self.rows[-1].append("")
+            self.in_cell = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self.skip -= 1
+        elif tag == "td":
+            self.in_cell = False
+
+    def handle_data(self, data: str) -> None:
+        if self.skip:
+            return
+        self.parts.append(data)
+        if self.in_cell:
+            self.rows[-1][-1] += data
+
+    @classmethod
+    def of(cls, dom: str) -> _Text:
+        parser = cls()
+        parser.feed(dom)
+        return parser
+
+    @property
+    def text(self) -> str:
+        return " ".join(" ".join(self.parts).split())
+
+
+def alert_rule_names() -> list[str]:
+    names = []
+    for path in sorted((REPO / "deploy" / "prometheus" / "rules").glob("*.yml")):
+        if path.name.endswith(".test.yml"):
+            continue
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            names += [rule["alert"] for rule in group["rules"] if "alert" in rule]
+    return names
+
+
+def what_a_person_sees(label: str, url: str, profile: Path) -> str | None:
+    """Why the page at `url` does not show what its banner line promises, or None when it does."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            status = response.status
+    except OSError as error:
+        return f"{label} {url}: {error}"
+    if status != 200:
+        return f"{label} {url}: HTTP {status}"
+    dom = browser_dom(url, profile)
+    page = _Text.of(dom)
+    if "/api/" in url:
+        try:
+            body = json.loads(page.text)
+        except ValueError:
+            return f"{label} {url}: not JSON: {page.text[:300]}"
+        ok = body.get("status") == "success" and body["data"]["result"]
+        return None if ok else f"{label} {url}: no result: {page.text[:300]}"
+    if url.endswith("view=alerts"):
+        rules = [row for row in page.rows if len(row) == 3]
+        shown = {row[0] for row in rules if row[1] in ("inactive", "pending", "firing")}
+        expected = alert_rule_names()
+        assert expected, "no alert rules in deploy/prometheus/rules"
+        missing = [name for name in expected if name not in shown]
+        return f"{label} {url}: rules not shown: {missing}; page: {page.text[:500]}" if missing else None
+    if "/user/" in url:
+        values = {row[0]: row[1] for row in page.rows if len(row) == 2}
+        readings = [float(v) for name, v in values.items() if name.startswith("edge_temperature{")
+                    and 'node="bupt-a"' in name and re.fullmatch(r"-?[0-9.]+", v)]
+        if not (readings and all(0 < v < 100 for v in readings)):
+            return f"{label} {url}: no edge_temperature reading of bupt-a shown: {page.text[:500]}"
+        if dom.count("<polyline") < 1:
+            return f"{label} {url}: no line drawn in the graph"
+        return None
+    # A link another part of the demo added (Alertmanager...): at least a page with text and no error.
+    if not page.text or re.search(r"404 page not found|error reading|no such file", page.text, re.I):
+        return f"{label} {url}: {page.text[:300] or 'an empty page'}"
+    return None
 
 
 class TestDemo:
@@ -50,6 +174,14 @@ class TestDemo:
         readings = PrometheusAPI(url.group(1)).query('edge_temperature{node="bupt-a",job="node-exporter"}')
         assert readings and 0 < float(readings[0]["value"][1]) < 100
         assert len(processes_mentioning(str(run_dir))) >= 4
+
+        # Every link it prints works in a browser and shows what its line says.
+        links = BANNER_LINK.findall(banner)
+        assert {"Central Prometheus", "A ready query", "Alerts"} <= {label for label, _ in links}, banner
+        with tempfile.TemporaryDirectory(prefix="edge-demo-browser-") as profile:
+            problems = [problem for label, link in links
+                        if (problem := what_a_person_sees(label, link, Path(profile))) is not None]
+        assert problems == [], "\n".join(problems)
 
         os.kill(demo.pid, signal.SIGINT)
         try:

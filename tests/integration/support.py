@@ -87,6 +87,7 @@ class Setup:
 def make_setup(root: Path, nodes_conf: str, scripts: Mapping[str, str], *, node: str = "node-1") -> Setup:
     setup = Setup(root=root, node=node)
     setup.conf_dir.mkdir(parents=True)
+    setup.output.parent.mkdir(parents=True)  # node_exporter's textfile directory: the collector creates none
     setup.config.write_text(textwrap.dedent(nodes_conf).lstrip("\n"))
     for name, body in scripts.items():
         write_script(setup.conf_dir, name, body.replace("@MARKER@", setup.marker))
@@ -95,6 +96,7 @@ def make_setup(root: Path, nodes_conf: str, scripts: Mapping[str, str], *, node:
 
 def start_collector(procs: Processes, setup: Setup, *extra: str, env: Mapping[str, str] | None = None
                     ) -> subprocess.Popen[bytes]:
+    setup.output.parent.mkdir(parents=True, exist_ok=True)  # the collector creates no directory
     return procs.start(setup.argv(*extra), env=clean_env(**{MARKER_VARIABLE: setup.marker, **(env or {})}),
                        log=setup.log)
 

@@ -196,7 +196,7 @@ class TestKilledCollector:
     def test_stale_temp_file_is_removed_at_start(self, tmp_path: Path, procs: Processes) -> None:
         """A temp file left by a killed collector is removed when the next one starts, and the start is logged."""
         setup = make_setup(tmp_path, "node-1=probe:1s\n", {"probe": "echo up=1\n"})
-        setup.output.parent.mkdir()
+        setup.output.parent.mkdir(exist_ok=True)
         stale = setup.output.with_name(setup.output.name + ".tmp.424242")
         stale.write_text("edge_half_writ")
         start_collector(procs, setup)

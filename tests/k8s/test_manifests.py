@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -169,14 +171,54 @@ class TestRunbook:
             assert "monitoring" in words
 
 
+def configmap_problem(data: dict[str, str], scripts_dir: Path) -> str | None:
+    """One line naming what the ConfigMap lacks or holds differently from `scripts_dir`, or None."""
+    expected = {p.name: p.read_text() for p in sorted(scripts_dir.glob("*.sh"))}
+    expected["nodes.conf"] = (scripts_dir / "nodes.conf").read_text()
+    missing = sorted(set(expected) - set(data))
+    if missing:
+        return (f"scripts/kustomization.yaml does not list {', '.join(missing)}: the ConfigMap lacks it; add it to "
+                "the configMapGenerator's files")
+    differing = sorted(name for name in expected if data[name] != expected[name])
+    extra = sorted(set(data) - set(expected))
+    if differing or extra:
+        return f"the ConfigMap differs from scripts/ in {', '.join(differing + extra)}"
+    return None
+
+
 class TestSharedConfiguration:
     """The manifests carry the project's real files, and copy the flags of deploy/ exactly."""
 
     def test_config_map_holds_nodes_conf_and_every_script(self) -> None:
         data = find(rendered(), "ConfigMap", "edge-metrics-config")["data"]
-        expected = {p.name: p.read_text() for p in sorted((REPO / "scripts").glob("*.sh"))}
-        expected["nodes.conf"] = (REPO / "scripts" / "nodes.conf").read_text()
-        assert data == expected
+        assert configmap_problem(data, REPO / "scripts") is None, configmap_problem(data, REPO / "scripts")
+
+    def test_a_script_missing_from_the_kustomization_is_named_in_one_line(self, tmp_path: Path) -> None:
+        """A script written and named in nodes.conf but not listed in scripts/kustomization.yaml: the guard says
+        which, in one line; `edge-metrics check --configmap` on the rendered manifest finds it too, where
+        `check --config` on the checkout passes."""
+        scripts = tmp_path / "scripts"
+        shutil.copytree(REPO / "scripts", scripts, symlinks=True)
+        (scripts / "power_rail.sh").write_text("#!/bin/bash\necho rail_volts=12.1\n")
+        with (scripts / "nodes.conf").open("a") as conf:
+            conf.write("lab-3=space_server:10s,power_rail:1m\n")
+        data = find(load_all(kustomize(scripts)), "ConfigMap", "edge-metrics-config")["data"]
+        problem = configmap_problem(data, scripts)
+        assert problem is not None and "\n" not in problem and "power_rail.sh" in problem, problem
+        assert "kustomization.yaml" in problem
+
+        manifest = tmp_path / "rendered.yaml"
+        manifest.write_text(kustomize(scripts))
+        edge_metrics = [str(REPO / ".venv" / "bin" / "edge-metrics"), "check"]
+        checkout = subprocess.run([*edge_metrics, "--config", str(scripts / "nodes.conf")],
+                                  capture_output=True, text=True, timeout=60, check=False)
+        assert checkout.returncode == 0, checkout.stderr
+        cluster = subprocess.run([*edge_metrics, "--configmap", str(manifest)],
+                                 capture_output=True, text=True, timeout=60, check=False)
+        assert cluster.returncode == 1
+        assert any("power_rail" in line and "does not exist" in line and "ConfigMap/edge-metrics-config" in line
+                   for line in cluster.stderr.splitlines()), cluster.stderr
+        assert "lab-3: space_server every 10s, power_rail every 1m" in cluster.stdout
 
     def test_vmagent_scrape_config_is_deploys_file(self) -> None:
         data = find(rendered(), "ConfigMap", "vmagent-config")["data"]

@@ -15,7 +15,7 @@ REQUIRED = {
     "edge_collector_script_runs", "edge_collector_script_failures", "edge_collector_script_timeouts",
     "edge_collector_script_skipped_runs", "edge_collector_invalid_lines", "edge_collector_textfile_write_failures",
     "edge_collector_config_last_reload_successful", "edge_collector_config_last_reload_success_timestamp_seconds",
-    "edge_collector_info", "edge_collector_last_write_timestamp_seconds",
+    "edge_collector_info", "edge_collector_last_write_timestamp_seconds", "edge_collector_config_other_nodes_problems",
 }
 
 
