@@ -45,12 +45,12 @@ sim: $(SIM_LIB) runtime i2c-tools
 i2c-tools:
 	@command -v i2cget >/dev/null 2>&1 || \
 	  { [ -f .cache/components/env ] && . ./.cache/components/env && [ -x "$$I2C_TOOLS_DIR/i2cget" ]; } || \
-	  { echo "make: installing Debian's i2c-tools (apt-get, as root)"; apt-get install -y --no-install-recommends i2c-tools; }
+	  { echo "make: installing Debian's i2c-tools (apt-get, as root)"; apt-get update -qq && apt-get install -y --no-install-recommends i2c-tools; }
 
 # Headless Chromium from Debian, for the test that opens the demo's links as a person would.
 browser:
 	@command -v $(CHROMIUM) >/dev/null 2>&1 || \
-	  { echo "make: installing Debian's chromium (apt-get, as root)"; apt-get install -y --no-install-recommends chromium; }
+	  { echo "make: installing Debian's chromium (apt-get, as root)"; apt-get update -qq && apt-get install -y --no-install-recommends chromium; }
 
 # Run the product on its bundled default: the seed's example node with simulated sensors.
 run: runtime sim i2c-tools
