@@ -258,8 +258,12 @@ class Collector:
             output.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             self.log.error("cannot create the output directory", path=output.parent, reason=error.strerror)
-        for path in remove_stale_temp_files(output):
+        removed, foreign = remove_stale_temp_files(output)
+        for path in removed:
             self.log.info("removed a temp file left by an earlier collector", path=path)
+        for path in foreign:
+            self.log.warning("not a regular file at a temp file name; left alone (writes use other names)",
+                             path=path)
 
     # -- modes ---------------------------------------------------------------------------------------------
 

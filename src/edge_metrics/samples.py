@@ -70,21 +70,24 @@ class RejectedLine(Value):
 
 
 class ParseResult(Value):
-    __slots__ = ("overridden", "rejected", "samples")
+    __slots__ = ("dropped", "overridden", "rejected", "samples")
     samples: Final[tuple[Sample, ...]]
     rejected: Final[tuple[RejectedLine, ...]]
     # Same name and labels printed again in one run: the later value won; kept to warn about it.
     overridden: Final[tuple[RejectedLine, ...]]
+    dropped: Final[int]  # lines of series beyond the bound on series per script
 
     def __init__(
         self,
         samples: tuple[Sample, ...],
         rejected: tuple[RejectedLine, ...],
         overridden: tuple[RejectedLine, ...] = (),
+        dropped: int = 0,
     ) -> None:
         self.samples = samples
         self.rejected = rejected
         self.overridden = overridden
+        self.dropped = dropped
 
 
 class Job(Value):
