@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from edge_metrics import __version__
 from edge_metrics.durations import DurationError, parse_duration
+from edge_metrics.runner import DEFAULT_MAX_SERIES, SET_FOR_SCRIPTS
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 DEFAULT_OUTPUT = "/var/lib/prometheus/node-exporter/custom_metrics.prom"  # Debian node_exporter's textfile dir
@@ -87,6 +89,11 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="env EDGE_LOG_FORMAT; text")
     run.add_argument("--log-level", default=_env("EDGE_LOG_LEVEL", "info"),
                      choices=("debug", "info", "warning", "error"), help="env EDGE_LOG_LEVEL; info")
+    run.add_argument("--max-series", default=_env("EDGE_MAX_SERIES", str(DEFAULT_MAX_SERIES)), metavar="N",
+                     help=f"series one script may export, the first in output order (env EDGE_MAX_SERIES; "
+                          f"{DEFAULT_MAX_SERIES})")
+    run.add_argument("--script-env", default=_env("EDGE_SCRIPT_ENV", ""), metavar="NAME[,NAME...]",
+                     help="variables of this environment passed on to scripts (env EDGE_SCRIPT_ENV; none)")
     run.add_argument("--once", action="store_true",
                      help="run each script once, write, exit 0 if all succeeded and 1 otherwise")
 
@@ -104,6 +111,22 @@ def _duration(option: str, text: str) -> float:
         return parse_duration(text)
     except DurationError as error:
         raise UsageError(f"{option}: {error}") from None
+
+
+def _max_series(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise UsageError(f"--max-series: {text!r} is not a positive whole number")
+    return int(text)
+
+
+def _variable_names(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise UsageError(f"--script-env: {name!r} is not an environment variable name")
+        if name in SET_FOR_SCRIPTS:
+            raise UsageError(f"--script-env: {name} is set by the collector itself")
+    return names
 
 
 def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -147,8 +170,9 @@ def _run(args: argparse.Namespace) -> int:
         output=None if args.output == "-" else Path(args.output),
         prefix=args.metric_prefix,
         default_interval=_duration("--default-interval", args.default_interval),
-        limits=RunLimits(timeout=_duration("--timeout", args.timeout)),
+        limits=RunLimits(timeout=_duration("--timeout", args.timeout), max_series=_max_series(args.max_series)),
         bash=bash,
+        script_env=_variable_names(args.script_env),
     )
     log = Logger(level=args.log_level, json_format=args.log_format == "json")
     collector = Collector(settings, log)

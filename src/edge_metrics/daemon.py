@@ -16,7 +16,7 @@ from edge_metrics.log import Logger
 from edge_metrics.merge import reject_conflicts, script_families
 from edge_metrics.parse import parse_output
 from edge_metrics.render import render
-from edge_metrics.runner import RunLimits, drain_wakeup, reap_orphans, run_script
+from edge_metrics.runner import RunLimits, drain_wakeup, reap_orphans, run_script, script_environment
 from edge_metrics.samples import Job, Plan, RejectedLine, RunResult, ScriptStats, Value
 from edge_metrics.schedule import Schedule
 from edge_metrics.selfmetrics import CollectorHealth, SelfMetrics
@@ -34,7 +34,9 @@ GC_THRESHOLD = 50_000  # tracked allocations between young-generation collection
 
 
 class Settings(Value):
-    __slots__ = ("bash", "config_path", "default_interval", "limits", "node", "output", "prefix", "scripts_dir")
+    __slots__ = (
+        "bash", "config_path", "default_interval", "limits", "node", "output", "prefix", "script_env", "scripts_dir",
+    )
     config_path: Final[Path]
     scripts_dir: Final[Path]
     node: Final[str]
@@ -43,6 +45,7 @@ class Settings(Value):
     default_interval: Final[float]
     limits: Final[RunLimits]
     bash: Final[str]
+    script_env: Final[tuple[str, ...]]  # names of variables of the collector's environment passed to scripts
 
     def __init__(
         self,
@@ -54,6 +57,7 @@ class Settings(Value):
         default_interval: float,
         limits: RunLimits,
         bash: str,
+        script_env: tuple[str, ...] = (),
     ) -> None:
         self.config_path = config_path
         self.scripts_dir = scripts_dir
@@ -63,6 +67,7 @@ class Settings(Value):
         self.default_interval = default_interval
         self.limits = limits
         self.bash = bash
+        self.script_env = script_env
 
 
 class Collector:
@@ -83,13 +88,10 @@ class Collector:
         self.fingerprint: Fingerprint | None = None
         self.cancel_fd: int | None = None
         self.stopping = False
-        # The scripts' environment, built once: copying os.environ decodes and re-encodes every variable.
-        self.script_env = {
-            **os.environ,
-            "NODE_NAME": settings.node,
-            "EDGE_SCRIPT_TIMEOUT": f"{settings.limits.timeout:g}",
-            "LC_ALL": "C",
-        }
+        # The scripts' environment, built once: reading os.environ decodes every variable.
+        self.script_env = script_environment(
+            os.environ, node=settings.node, timeout=settings.limits.timeout, passed=settings.script_env
+        )
 
     # -- configuration -------------------------------------------------------------------------------------
 
@@ -172,7 +174,7 @@ class Collector:
         return result
 
     def _record(self, job: Job, stats: ScriptStats, result: RunResult) -> None:
-        parsed = parse_output(result.stdout, prefix=self.settings.prefix)
+        parsed = parse_output(result.stdout, prefix=self.settings.prefix, max_series=self.settings.limits.max_series)
         others = {script: s.samples for script, s in self.stats.items()}
         samples, conflicts = reject_conflicts(job.script, parsed.samples, others)
         rejected = [*parsed.rejected, *conflicts]
@@ -189,6 +191,10 @@ class Collector:
                 "script output exceeded the cap; the excess was discarded",
                 script=job.script, cap_bytes=self.settings.limits.stdout_cap,
             )
+        if parsed.dropped:
+            stats.series_dropped += parsed.dropped
+            self.log.warning("script printed more series than allowed; the first ones were kept", script=job.script,
+                             max_series=self.settings.limits.max_series, dropped_lines=parsed.dropped)
         self._log_lines("invalid line", job.script, rejected)
         self._log_lines("duplicate series; the last value wins", job.script, list(parsed.overridden))
         if result.succeeded:

@@ -12,7 +12,7 @@ import os
 import select
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from edge_metrics.samples import RunResult, Value
@@ -24,21 +24,54 @@ if TYPE_CHECKING:
 _CHUNK = 65536
 _PIPE_BUFFER = 1 << 20
 
+# Series one script may export. Sized so that the worst output this lets through (this many series with long
+# label values, up to the 1 MiB output cap) keeps every container of the DaemonSet's pod inside its memory
+# limit: tests/integration/test_memory_limits.py runs it under those limits; figures in docs/pipeline.md.
+DEFAULT_MAX_SERIES = 10_000
+
+# What a script's environment holds besides the variables the user lists (--script-env): the collector's PATH,
+# TZ, the dynamic loader's variables (they already apply to the collector itself) and the I2C simulator's,
+# which `edge-metrics simulate` sets for the programs it runs. Everything else the collector's environment
+# holds (tokens, passwords of other tools in the pod) stays out of reach of the scripts.
+INHERITED_VARIABLES = ("PATH", "TZ", "LD_PRELOAD", "LD_LIBRARY_PATH", "EDGE_I2C_SIM_MODEL", "EDGE_I2C_SIM_STATE")
+SET_FOR_SCRIPTS = ("NODE_NAME", "EDGE_SCRIPT_TIMEOUT", "LC_ALL")  # always set by the collector itself
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # i2c-tools live in sbin
+
 
 class RunLimits(Value):
-    __slots__ = ("kill_grace", "stderr_cap", "stdout_cap", "timeout")
+    __slots__ = ("kill_grace", "max_series", "stderr_cap", "stdout_cap", "timeout")
     timeout: Final[float]  # seconds
     stdout_cap: Final[int]
     stderr_cap: Final[int]
     kill_grace: Final[float]  # SIGTERM -> SIGKILL
+    max_series: Final[int]  # series kept from one run's output, the first in output order
 
     def __init__(
-        self, timeout: float, stdout_cap: int = 1 << 20, stderr_cap: int = 64 << 10, kill_grace: float = 1.0
+        self,
+        timeout: float,
+        stdout_cap: int = 1 << 20,
+        stderr_cap: int = 64 << 10,
+        kill_grace: float = 1.0,
+        max_series: int = DEFAULT_MAX_SERIES,
     ) -> None:
         self.timeout = timeout
         self.stdout_cap = stdout_cap
         self.stderr_cap = stderr_cap
         self.kill_grace = kill_grace
+        self.max_series = max_series
+
+
+def script_environment(
+    environ: Mapping[str, str], *, node: str, timeout: float, passed: Iterable[str] = ()
+) -> dict[str, str]:
+    """The environment every script runs with: INHERITED_VARIABLES and `passed` where `environ` has them, then
+    NODE_NAME, EDGE_SCRIPT_TIMEOUT (seconds, so a script can budget its reads) and LC_ALL=C (numbers with `.`)."""
+    env = {name: environ[name] for name in (*INHERITED_VARIABLES, *passed) if name in environ}
+    env.setdefault("PATH", DEFAULT_PATH)
+    env["NODE_NAME"] = node
+    env["EDGE_SCRIPT_TIMEOUT"] = f"{timeout:g}"
+    env["LC_ALL"] = "C"
+    return env
 
 
 def run_script(

@@ -186,8 +186,10 @@ class ScriptStats:
         "last_exit_code",
         "last_success",
         "last_success_timestamp",
+        "processes_killed",
         "runs",
         "samples",
+        "series_dropped",
         "skipped",
         "timeouts",
         "truncations",
@@ -206,6 +208,8 @@ class ScriptStats:
         last_duration: float | None = None,
         last_success_timestamp: float | None = None,
         samples: tuple[Sample, ...] = (),
+        series_dropped: int = 0,
+        processes_killed: int = 0,
     ) -> None:
         self.runs = runs
         self.failures = failures
@@ -218,6 +222,8 @@ class ScriptStats:
         self.last_duration = last_duration
         self.last_success_timestamp = last_success_timestamp
         self.samples = samples
+        self.series_dropped = series_dropped  # output lines beyond the bound on series
+        self.processes_killed = processes_killed  # processes the scripts left behind, killed by the collector
 
 
 class Family(Value):
