@@ -16,7 +16,14 @@ from edge_metrics.log import Logger
 from edge_metrics.merge import reject_conflicts, script_families
 from edge_metrics.parse import parse_output
 from edge_metrics.render import render
-from edge_metrics.runner import RunLimits, drain_wakeup, reap_orphans, run_script, script_environment
+from edge_metrics.runner import (
+    RunLimits,
+    become_subreaper,
+    drain_wakeup,
+    reap_orphans,
+    run_script,
+    script_environment,
+)
 from edge_metrics.samples import Job, Plan, RejectedLine, RunResult, ScriptStats, Value
 from edge_metrics.schedule import Schedule
 from edge_metrics.selfmetrics import CollectorHealth, SelfMetrics
@@ -29,6 +36,7 @@ if TYPE_CHECKING:
 RELOAD_POLL_SECONDS = 1.0  # how often nodes.conf and the scripts directory are checked for changes
 LOGGED_LINES_PER_RUN = 5  # invalid lines logged one by one per run; the rest are counted and summarised
 STDERR_LINES_LOGGED = 3
+LOGGED_COMMANDS = 10  # commands named in the log line about processes a script left running
 SETTLE_SECONDS = 0.3  # a config update that fails to load is retried once after this, before it is reported
 GC_THRESHOLD = 50_000  # tracked allocations between young-generation collections (CPython's default: 700)
 
@@ -191,6 +199,10 @@ class Collector:
                 "script output exceeded the cap; the excess was discarded",
                 script=job.script, cap_bytes=self.settings.limits.stdout_cap,
             )
+        if result.killed:
+            stats.processes_killed += len(result.killed)
+            self.log.warning("killed processes the script left running", script=job.script,
+                             count=len(result.killed), commands=" | ".join(result.killed[:LOGGED_COMMANDS]))
         if parsed.dropped:
             stats.series_dropped += parsed.dropped
             self.log.warning("script printed more series than allowed; the first ones were kept", script=job.script,
@@ -257,6 +269,10 @@ class Collector:
         return True
 
     def prepare_output(self) -> None:
+        problem = become_subreaper()
+        if problem is not None:
+            self.log.warning("cannot become the child subreaper; processes that leave a script's process group "
+                             "may survive it", reason=problem)
         output = self.settings.output
         if output is None:
             return

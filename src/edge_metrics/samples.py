@@ -128,6 +128,7 @@ class RunResult(Value):
         "cancelled",
         "duration",
         "exit_code",
+        "killed",
         "signal",
         "spawn_error",
         "stderr",
@@ -146,6 +147,7 @@ class RunResult(Value):
     stdout_truncated: Final[bool]
     stderr_truncated: Final[bool]
     spawn_error: Final[str | None]
+    killed: Final[tuple[str, ...]]  # commands of the processes the script left behind, ended by the collector
 
     def __init__(
         self,
@@ -159,6 +161,7 @@ class RunResult(Value):
         stdout_truncated: bool,
         stderr_truncated: bool,
         spawn_error: str | None = None,
+        killed: tuple[str, ...] = (),
     ) -> None:
         self.exit_code = exit_code
         self.signal = signal
@@ -170,6 +173,7 @@ class RunResult(Value):
         self.stdout_truncated = stdout_truncated
         self.stderr_truncated = stderr_truncated
         self.spawn_error = spawn_error
+        self.killed = killed
 
     @property
     def succeeded(self) -> bool:
