@@ -32,7 +32,7 @@ _COMMAND_CHARS = 80
 # Series one script may export. Sized so that the worst output this lets through (this many series with long
 # label values, up to the 1 MiB output cap) keeps every container of the DaemonSet's pod inside its memory
 # limit: tests/integration/test_memory_limits.py runs it under those limits; figures in docs/pipeline.md.
-DEFAULT_MAX_SERIES = 10_000
+DEFAULT_MAX_SERIES = 5_000
 
 # What a script's environment holds besides the variables the user lists (--script-env): the collector's PATH,
 # TZ, the dynamic loader's variables (they already apply to the collector itself) and the I2C simulator's,
