@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from edge_metrics import __version__
 from edge_metrics.durations import DurationError, parse_duration
+from edge_metrics.runner import DEFAULT_MAX_SERIES, SET_FOR_SCRIPTS
 
 BUNDLED_DIR = (Path(__file__).resolve().parent / "bundled").resolve()
 DEFAULT_OUTPUT = "/var/lib/prometheus/node-exporter/custom_metrics.prom"  # Debian node_exporter's textfile dir
@@ -93,6 +95,22 @@ def _output_path(text: str) -> str:
     return text
 
 
+def _max_series(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ValueError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+def _variable_names(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(f"{name!r} is not an environment variable name")
+        if name in SET_FOR_SCRIPTS:
+            raise ValueError(f"{name} is set by the collector itself")
+    return names
+
+
 TYPE_CHECKING = False  # `typing` for the type checker only: the collector process never imports it (see log.py)
 if TYPE_CHECKING:
     from typing import NamedTuple
@@ -128,6 +146,10 @@ OPTIONS = (
            "log line format"),
     Option("--log-level", "EDGE_LOG_LEVEL", "info", _choice(*LOG_LEVELS), "|".join(LOG_LEVELS),
            "least severe level logged (a run is shown at info on a terminal, at debug otherwise)"),
+    Option("--max-series", "EDGE_MAX_SERIES", str(DEFAULT_MAX_SERIES), _max_series, "N",
+           "series one script may export, the first in output order; the rest are dropped and counted"),
+    Option("--script-env", "EDGE_SCRIPT_ENV", "", _variable_names, "NAME[,NAME...]",
+           "variables of this environment passed on to scripts (default: none beyond the documented set)"),
 )
 
 _PATH_CHECKS = (_file, _directory, _output_path)
@@ -290,8 +312,10 @@ def _run(args: argparse.Namespace, values: dict[str, object]) -> int:
         output=output,
         prefix=str(values["--metric-prefix"]),
         default_interval=float(values["--default-interval"]),  # type: ignore[arg-type]
-        limits=RunLimits(timeout=float(values["--timeout"])),  # type: ignore[arg-type]
+        limits=RunLimits(timeout=float(values["--timeout"]),  # type: ignore[arg-type]
+                         max_series=int(values["--max-series"])),  # type: ignore[call-overload]
         bash=bash,
+        script_env=values["--script-env"],  # type: ignore[arg-type]
     )
     log = Logger(level=str(values["--log-level"]), json_format=values["--log-format"] == "json",
                  progress=_is_terminal(sys.stderr))

@@ -16,7 +16,14 @@ from edge_metrics.log import Logger
 from edge_metrics.merge import reject_conflicts, script_families
 from edge_metrics.parse import parse_output
 from edge_metrics.render import render
-from edge_metrics.runner import RunLimits, drain_wakeup, reap_orphans, run_script
+from edge_metrics.runner import (
+    RunLimits,
+    become_subreaper,
+    drain_wakeup,
+    reap_orphans,
+    run_script,
+    script_environment,
+)
 from edge_metrics.samples import Job, Plan, RejectedLine, RunResult, ScriptStats, Value
 from edge_metrics.schedule import Schedule
 from edge_metrics.selfmetrics import CollectorHealth, SelfMetrics
@@ -30,12 +37,15 @@ RELOAD_POLL_SECONDS = 1.0  # how often nodes.conf and the scripts directory are 
 LOGGED_LINES_PER_RUN = 5  # invalid lines logged one by one per run; the rest are counted and summarised
 STDERR_LINES_LOGGED = 3
 STDERR_LINE_WIDTH = 200  # characters of each logged stderr line
+LOGGED_COMMANDS = 10  # commands named in the log line about processes a script left running
 SETTLE_SECONDS = 0.3  # a config update that fails to load is retried once after this, before it is reported
 GC_THRESHOLD = 50_000  # tracked allocations between young-generation collections (CPython's default: 700)
 
 
 class Settings(Value):
-    __slots__ = ("bash", "config_path", "default_interval", "limits", "node", "output", "prefix", "scripts_dir")
+    __slots__ = (
+        "bash", "config_path", "default_interval", "limits", "node", "output", "prefix", "script_env", "scripts_dir",
+    )
     config_path: Final[Path]
     scripts_dir: Final[Path]
     node: Final[str]
@@ -44,6 +54,7 @@ class Settings(Value):
     default_interval: Final[float]
     limits: Final[RunLimits]
     bash: Final[str]
+    script_env: Final[tuple[str, ...]]  # names of variables of the collector's environment passed to scripts
 
     def __init__(
         self,
@@ -55,6 +66,7 @@ class Settings(Value):
         default_interval: float,
         limits: RunLimits,
         bash: str,
+        script_env: tuple[str, ...] = (),
     ) -> None:
         self.config_path = config_path
         self.scripts_dir = scripts_dir
@@ -64,6 +76,7 @@ class Settings(Value):
         self.default_interval = default_interval
         self.limits = limits
         self.bash = bash
+        self.script_env = script_env
 
 
 class Collector:
@@ -86,13 +99,10 @@ class Collector:
         self.fingerprint: Fingerprint | None = None
         self.cancel_fd: int | None = None
         self.stopping = False
-        # The scripts' environment, built once: copying os.environ decodes and re-encodes every variable.
-        self.script_env = {
-            **os.environ,
-            "NODE_NAME": settings.node,
-            "EDGE_SCRIPT_TIMEOUT": f"{settings.limits.timeout:g}",
-            "LC_ALL": "C",
-        }
+        # The scripts' environment, built once: reading os.environ decodes every variable.
+        self.script_env = script_environment(
+            os.environ, node=settings.node, timeout=settings.limits.timeout, passed=settings.script_env
+        )
 
     # -- configuration -------------------------------------------------------------------------------------
 
@@ -179,7 +189,7 @@ class Collector:
         return result
 
     def _record(self, job: Job, stats: ScriptStats, result: RunResult) -> None:
-        parsed = parse_output(result.stdout, prefix=self.settings.prefix)
+        parsed = parse_output(result.stdout, prefix=self.settings.prefix, max_series=self.settings.limits.max_series)
         others = {script: s.samples for script, s in self.stats.items()}
         samples, conflicts = reject_conflicts(job.script, parsed.samples, others)
         rejected = [*parsed.rejected, *conflicts]
@@ -196,6 +206,14 @@ class Collector:
                 "script output exceeded the cap; the excess was discarded",
                 script=job.script, cap_bytes=self.settings.limits.stdout_cap,
             )
+        if result.killed:
+            stats.processes_killed += len(result.killed)
+            self.log.warning("killed processes the script left running", script=job.script,
+                             count=len(result.killed), commands=" | ".join(result.killed[:LOGGED_COMMANDS]))
+        if parsed.dropped:
+            stats.series_dropped += parsed.dropped
+            self.log.warning("script printed more series than allowed; the first ones were kept", script=job.script,
+                             max_series=self.settings.limits.max_series, dropped_lines=parsed.dropped)
         self._log_lines("invalid line", job.script, rejected)
         self._log_lines("duplicate series; the last value wins", job.script, list(parsed.overridden))
         if result.succeeded:
@@ -268,12 +286,20 @@ class Collector:
         return True
 
     def prepare_output(self) -> None:
+        problem = become_subreaper()
+        if problem is not None:
+            self.log.warning("cannot become the child subreaper; processes that leave a script's process group "
+                             "may survive it", reason=problem)
         output = self.settings.output
         if output is None:
             return
         # No mkdir: the command line refuses a missing directory rather than creating one where a typo points.
-        for path in remove_stale_temp_files(output):
+        removed, foreign = remove_stale_temp_files(output)
+        for path in removed:
             self.log.info("removed a temp file left by an earlier collector", path=path)
+        for path in foreign:
+            self.log.warning("not a regular file at a temp file name; left alone (writes use other names)",
+                             path=path)
 
     # -- modes ---------------------------------------------------------------------------------------------
 

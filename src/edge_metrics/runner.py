@@ -12,7 +12,7 @@ import os
 import select
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from edge_metrics.samples import RunResult, Value
@@ -23,22 +23,60 @@ if TYPE_CHECKING:
 
 _CHUNK = 65536
 _PIPE_BUFFER = 1 << 20
+_PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+_GONE = ("Z", "X")  # zombie (reaped next round), or exited
+_SWEEP_POLL = 0.01  # seconds between looks at the processes a script left behind while they exit
+_UNKILLABLE_WAIT = 1.0  # after SIGKILL, how long a process stuck in the kernel is waited for
+_COMMAND_CHARS = 80
+
+# Series one script may export. Sized so that the worst output this lets through (this many series with long
+# label values, up to the 1 MiB output cap) keeps every container of the DaemonSet's pod inside its memory
+# limit: tests/integration/test_memory_limits.py runs it under those limits; figures in docs/pipeline.md.
+DEFAULT_MAX_SERIES = 5_000
+
+# What a script's environment holds besides the variables the user lists (--script-env): the collector's PATH,
+# TZ, the dynamic loader's variables (they already apply to the collector itself) and the I2C simulator's,
+# which `edge-metrics simulate` sets for the programs it runs. Everything else the collector's environment
+# holds (tokens, passwords of other tools in the pod) stays out of reach of the scripts.
+INHERITED_VARIABLES = ("PATH", "TZ", "LD_PRELOAD", "LD_LIBRARY_PATH", "EDGE_I2C_SIM_MODEL", "EDGE_I2C_SIM_STATE")
+SET_FOR_SCRIPTS = ("NODE_NAME", "EDGE_SCRIPT_TIMEOUT", "LC_ALL")  # always set by the collector itself
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # i2c-tools live in sbin
 
 
 class RunLimits(Value):
-    __slots__ = ("kill_grace", "stderr_cap", "stdout_cap", "timeout")
+    __slots__ = ("kill_grace", "max_series", "stderr_cap", "stdout_cap", "timeout")
     timeout: Final[float]  # seconds
     stdout_cap: Final[int]
     stderr_cap: Final[int]
     kill_grace: Final[float]  # SIGTERM -> SIGKILL
+    max_series: Final[int]  # series kept from one run's output, the first in output order
 
     def __init__(
-        self, timeout: float, stdout_cap: int = 1 << 20, stderr_cap: int = 64 << 10, kill_grace: float = 1.0
+        self,
+        timeout: float,
+        stdout_cap: int = 1 << 20,
+        stderr_cap: int = 64 << 10,
+        kill_grace: float = 1.0,
+        max_series: int = DEFAULT_MAX_SERIES,
     ) -> None:
         self.timeout = timeout
         self.stdout_cap = stdout_cap
         self.stderr_cap = stderr_cap
         self.kill_grace = kill_grace
+        self.max_series = max_series
+
+
+def script_environment(
+    environ: Mapping[str, str], *, node: str, timeout: float, passed: Iterable[str] = ()
+) -> dict[str, str]:
+    """The environment every script runs with: INHERITED_VARIABLES and `passed` where `environ` has them, then
+    NODE_NAME, EDGE_SCRIPT_TIMEOUT (seconds, so a script can budget its reads) and LC_ALL=C (numbers with `.`)."""
+    env = {name: environ[name] for name in (*INHERITED_VARIABLES, *passed) if name in environ}
+    env.setdefault("PATH", DEFAULT_PATH)
+    env["NODE_NAME"] = node
+    env["EDGE_SCRIPT_TIMEOUT"] = f"{timeout:g}"
+    env["LC_ALL"] = "C"
+    return env
 
 
 def run_script(
@@ -148,14 +186,15 @@ def _supervise(
                     open_pipes.discard(fd)
             if cancelled:
                 break
+        grace = limits.kill_grace if not cancelled else 0.2
         if status is None:
-            status = _terminate_group(pid, pidfd, limits.kill_grace if not cancelled else 0.2)
+            status, killed = _terminate_group(pid, pidfd, grace)
         else:
             # The script has exited. What it wrote is in the pipe buffers; anything it left running in the
-            # background may still hold the pipes open, so drain without waiting for EOF, then end the group.
+            # background may still hold the pipes open, so drain without waiting for EOF, then end it all.
             for fd in list(open_pipes):
                 _drain(fd, captures[fd])
-            _end_leftovers(pid)
+            killed = end_leftovers(pid, time.monotonic() + grace, {})
     finally:
         for fd in (out_fd, err_fd, pidfd):
             os.close(fd)
@@ -170,6 +209,7 @@ def _supervise(
         stderr=captures[err_fd].data(),
         stdout_truncated=captures[out_fd].truncated,
         stderr_truncated=captures[err_fd].truncated,
+        killed=killed,
     )
 
 
@@ -211,30 +251,112 @@ def _reap(pid: int) -> int:
     return status
 
 
-def _terminate_group(pid: int, pidfd: int, grace: float) -> int:
-    """SIGTERM the script's process group, SIGKILL it after `grace`; return the script's wait status."""
+def _terminate_group(pid: int, pidfd: int, grace: float) -> tuple[int, tuple[str, ...]]:
+    """SIGTERM the script, its process group and everything it started, SIGKILL them after `grace`; return the
+    script's wait status and the commands of the other processes that were ended."""
+    deadline = time.monotonic() + grace
+    seen: dict[int, str] = {}
     _signal_group(pid, signal.SIGTERM)
+    _first_sight(_descendants(pid), seen)  # also those that left the group (setsid) while the script runs
     ready = select.select([pidfd], [], [], grace)[0] if grace > 0 else []
     if not ready:
         _signal_group(pid, signal.SIGKILL)
     status = _reap(pid)
-    # Grandchildren that ignore SIGTERM must not survive the script.
-    _signal_group(pid, signal.SIGKILL)
-    return status
+    return status, end_leftovers(pid, deadline, seen)
 
 
-def _end_leftovers(pid: int) -> None:
-    """Kill whatever the finished script left running in its group (background jobs, stuck i2cget)."""
-    _signal_group(pid, signal.SIGKILL)
+def end_leftovers(pgid: int, deadline: float, seen: dict[int, str]) -> tuple[str, ...]:
+    """End every process still running below the collector once a script has been reaped: its background jobs,
+    and what escaped its process group (`setsid cmd &`, `setsid -f`, a double fork). The collector is their
+    child subreaper (become_subreaper), so they are its descendants however they detached. SIGTERM at first
+    sight, SIGKILL from `deadline` on; zombies are reaped. Returns the commands of the processes ended
+    (`seen` holds those already signalled, by pid)."""
+    me = os.getpid()
+    while True:
+        reap_orphans()
+        alive = [pid for pid in _descendants(me) if _state(pid) not in _GONE]
+        if not alive:
+            break
+        now = time.monotonic()
+        _first_sight(alive, seen)
+        if now >= deadline:
+            for pid in alive:
+                _kill(pid, signal.SIGKILL)
+        if now >= deadline + _UNKILLABLE_WAIT:
+            break  # stuck in the kernel (state D); the next run's sweep tries again
+        select.select([], [], [], _SWEEP_POLL)
+    # Without a subreaper (prctl refused), orphans of the group went to init: the group kill still ends those.
+    _signal_group(pgid, signal.SIGKILL)
+    return tuple(seen.values())
 
 
-def _signal_group(pgid: int, sig: int) -> None:
+def _first_sight(pids: list[int], seen: dict[int, str]) -> None:
+    for pid in pids:
+        if pid not in seen:
+            seen[pid] = _command(pid)
+            _kill(pid, signal.SIGTERM)
+            _kill(pid, signal.SIGCONT)  # a stopped process acts on SIGTERM only once it runs
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below `root`, from the kernel's lists of children (/proc/PID/task/TID/children)."""
+    found: list[int] = []
+    pending = [root]
+    while pending:
+        parent = pending.pop()
+        for child in _children(parent):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+def _children(pid: int) -> list[int]:
     try:
-        os.killpg(pgid, sig)
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []  # gone
+    children: list[int] = []
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", "rb") as handle:
+                children.extend(int(child) for child in handle.read().split())
+        except OSError:
+            continue
+    return children
+
+
+def _state(pid: int) -> str:
+    """The one-letter state of `pid` (`Z` zombie), or `X` when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return "X"
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3].decode("ascii", "replace")
+
+
+def _command(pid: int) -> str:
+    """The command line of `pid`, shortened, for the log."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            cmdline = handle.read(_COMMAND_CHARS * 4)
+    except OSError:
+        return "?"
+    text = cmdline.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+    return text[:_COMMAND_CHARS] or "?"
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
     except ProcessLookupError:
         pass
     except PermissionError:
-        pass  # the group is gone and its id reused by someone else's process
+        pass  # gone, and its id reused by someone else's process
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    _kill(-pgid, sig)  # a negative pid is the process group
 
 
 def _decode_status(status: int) -> tuple[int, int | None]:
@@ -243,6 +365,25 @@ def _decode_status(status: int) -> tuple[int, int | None]:
         sig = os.WTERMSIG(status)
         return 128 + sig, sig
     return os.WEXITSTATUS(status), None
+
+
+def become_subreaper() -> str | None:
+    """Make the collector the child subreaper of everything its scripts start: a process that leaves the
+    script's session (`setsid`) or whose parent exits is then reparented to the collector rather than to init,
+    so end_leftovers() finds it. Returns why that is not possible, or None. In a container the collector is
+    PID 1, which already receives every orphan."""
+    if os.getpid() == 1:
+        return None
+    # ctypes only for this one call at start: there is no prctl in the standard library.
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            return os.strerror(ctypes.get_errno())
+    except (OSError, AttributeError) as error:  # no libc, or a libc without prctl (not Linux)
+        return str(error)
+    return None
 
 
 def reap_orphans() -> None:

@@ -71,6 +71,12 @@ _PER_SCRIPT: tuple[tuple[str, str, str, Callable[[ScriptStats, Job], float | Non
      lambda s, _: float(s.invalid_lines)),
     ("script_output_truncated_total", "counter", "Runs whose stdout exceeded the output cap.",
      lambda s, _: float(s.truncations)),
+    ("script_series_dropped_total", "counter",
+     "Output lines dropped because the script printed more series than --max-series allows.",
+     lambda s, _: float(s.series_dropped)),
+    ("script_processes_killed_total", "counter",
+     "Processes the script left running (in its process group or escaped from it) that the collector killed.",
+     lambda s, _: float(s.processes_killed)),
 )
 
 

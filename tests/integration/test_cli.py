@@ -216,8 +216,8 @@ class TestEnvironment:
         assert levels == {"ERROR"}, quiet.stderr
 
     def test_what_a_script_gets(self, tmp_path: Path) -> None:
-        """Scripts get NODE_NAME, EDGE_SCRIPT_TIMEOUT in seconds, LC_ALL=C, stdin /dev/null and the collector's
-        own environment, and run without the execute bit."""
+        """Scripts get NODE_NAME, EDGE_SCRIPT_TIMEOUT in seconds, LC_ALL=C, stdin /dev/null and the variables
+        listed in --script-env, and run without the execute bit."""
         setup = make_setup(tmp_path, "node-1=env\n", {"env": """
             [ "$NODE_NAME" = node-1 ] && echo node_name_ok=1
             echo timeout_seconds=$EDGE_SCRIPT_TIMEOUT
@@ -226,7 +226,8 @@ class TestEnvironment:
             echo decimal=$(printf '%.2f' 2.50)
             echo inherited=$SITE_CALIBRATION
             """})
-        result = run_once(setup, "--timeout", "2500ms", env={"SITE_CALIBRATION": "0.25", "LC_ALL": "de_DE.UTF-8"})
+        result = run_once(setup, "--timeout", "2500ms", "--script-env", "SITE_CALIBRATION",
+                          env={"SITE_CALIBRATION": "0.25", "LC_ALL": "de_DE.UTF-8"})
         assert result.returncode == 0, result.stderr
         samples = read_metrics(setup.output)
         assert {name: v for (name, _), v in samples.items() if not name.startswith("edge_collector_")} == {
