@@ -14,6 +14,10 @@ from pathlib import Path
 from edge_metrics import __version__
 from edge_metrics.durations import DurationError, parse_duration
 
+TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
+if TYPE_CHECKING:
+    from edge_metrics.push import PushSettings
+
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 DEFAULT_OUTPUT = "/var/lib/prometheus/node-exporter/custom_metrics.prom"  # Debian node_exporter's textfile dir
 _PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:")
@@ -87,6 +91,16 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="env EDGE_LOG_FORMAT; text")
     run.add_argument("--log-level", default=_env("EDGE_LOG_LEVEL", "info"),
                      choices=("debug", "info", "warning", "error"), help="env EDGE_LOG_LEVEL; info")
+    run.add_argument("--push-url", default=_env("EDGE_PUSH_URL"), metavar="URL",
+                     help="push mode: send readings with their own time to this vmagent import URL, e.g. "
+                     "http://127.0.0.1:8429/api/v1/import/prometheus (env EDGE_PUSH_URL; default: textfile only)")
+    run.add_argument("--spool-dir", default=_env("EDGE_SPOOL_DIR"), metavar="DIR",
+                     help="push mode: keep unsent readings here across restarts (env EDGE_SPOOL_DIR; default: memory)")
+    run.add_argument("--spool-max-bytes", default=_env("EDGE_SPOOL_MAX_BYTES", "64MiB"), metavar="SIZE",
+                     help="push mode: spool bound; the oldest readings go first (env EDGE_SPOOL_MAX_BYTES; 64MiB)")
+    run.add_argument("--clock-check", default=_env("EDGE_CLOCK_CHECK", "adjtimex"), choices=("adjtimex", "none"),
+                     help="push mode holds readings while adjtimex says the clock is unsynchronised; none trusts "
+                     "the clock (env EDGE_CLOCK_CHECK; adjtimex)")
     run.add_argument("--once", action="store_true",
                      help="run each script once, write, exit 0 if all succeeded and 1 otherwise")
 
@@ -140,6 +154,7 @@ def _run(args: argparse.Namespace) -> int:
     bash = _which("bash")
     if bash is None:
         raise UsageError("bash not found on PATH")
+    push = _push_settings(args)
     settings = Settings(
         config_path=config,
         scripts_dir=scripts,
@@ -149,6 +164,8 @@ def _run(args: argparse.Namespace) -> int:
         default_interval=_duration("--default-interval", args.default_interval),
         limits=RunLimits(timeout=_duration("--timeout", args.timeout)),
         bash=bash,
+        push=push,
+        trust_unsynchronized_clock=args.clock_check == "none",
     )
     log = Logger(level=args.log_level, json_format=args.log_format == "json")
     collector = Collector(settings, log)
@@ -156,6 +173,25 @@ def _run(args: argparse.Namespace) -> int:
     if args.once:
         return collector.run_once() if loaded else 1
     return collector.serve()
+
+
+def _push_settings(args: argparse.Namespace) -> PushSettings | None:
+    from edge_metrics.push import PushSettings, parse_url
+    from edge_metrics.spool import parse_size
+
+    if not args.push_url:
+        return None
+    try:
+        parse_url(args.push_url)
+    except ValueError as error:
+        raise UsageError(f"--push-url: {error}") from None
+    try:
+        max_bytes = parse_size(args.spool_max_bytes)
+    except ValueError as error:
+        raise UsageError(f"--spool-max-bytes: {error}") from None
+    if args.spool_dir and os.path.lexists(args.spool_dir) and not os.path.isdir(args.spool_dir):
+        raise UsageError(f"--spool-dir: {args.spool_dir} exists and is not a directory")
+    return PushSettings(args.push_url, args.spool_dir or None, max_bytes)
 
 
 def _check(args: argparse.Namespace) -> int:
