@@ -23,6 +23,7 @@ from tests.e2e.stack import (
     push_url,
     read_prints,
     samples_at_centre,
+    set_clock,
     start_push_collector,
     write_counter_config,
 )
@@ -135,4 +136,112 @@ class TestResend:
         vmagent = stack.node.vmagent_metrics()
         assert metric_sum(vmagent, "vmagent_remotewrite_packets_dropped_total") == 0
         assert metric_sum(vmagent, "vmagent_remotewrite_requests_total", status_code="400") == 0
+        assert_nothing_skipped_by_vmagent(stack.node)
+
+
+# Clock faults -----------------------------------------------------------------------------------------------
+
+HELD_FAULTS = {
+    # name: (synchronized, offset of the wall clock in seconds; a callable for one that depends on now)
+    "unsynchronised": (False, 0.0),
+    "rtc_in_local_time_plus_8h": (False, 8 * 3600.0),
+    "boot_at_1970_claiming_sync": (True, -time.time() + 10 * 86400),  # the floor date holds it anyway
+}
+
+
+def start_clock_stack(pipeline: Callable[..., Pipeline], tmp_path: Path, node: str,
+                      *, synchronized: bool, offset: float) -> tuple[Pipeline, Path]:
+    stack = pipeline(node=node)
+    stack.start_infrastructure()
+    clock = tmp_path / "clock"
+    set_clock(clock, synchronized=synchronized, offset=offset)
+    config = write_counter_config(stack.scripts_dir, node=node, interval="1s")
+    start_push_collector(stack.node, config, clock_file=clock, spool_dir=tmp_path / "spool")
+    return stack, clock
+
+
+def stop_and_collect(stack: Pipeline) -> list[tuple[int, float]]:
+    """Stop the collector (it pushes what it still has), then every stamped run from the centre."""
+    assert stack.node.collector is not None
+    stack.procs.stop(stack.node.collector)
+    return wait_for_all_stamps(stack, stack.node)
+
+
+def assert_each_reading_at_its_time(stack: Pipeline, samples: list[tuple[int, float]]) -> None:
+    """Every printed value is at the centre once, at the time its run started: within 0.5 s before the script
+    printed it (the run's own duration), never after, and never ahead of the real clock."""
+    prints = read_prints(stack.scripts_dir)
+    assert sorted(int(v) for _, v in samples) == [p.value for p in prints]
+    assert [t for t, _ in samples] == collector_stamps(stack.node)
+    printed_at = {p.value: p.at for p in prints}
+    for stamp, value in samples:
+        lag = printed_at[int(value)] - stamp / 1000
+        assert 0 <= lag < 0.5, f"value {value:g} stamped {lag:+.3f} s from when it was printed"
+    assert max(t for t, _ in samples) <= time.time() * 1000
+
+
+class TestClockFaults:
+    @pytest.mark.parametrize("fault", sorted(HELD_FAULTS))
+    def test_readings_held_until_synchronised_arrive_at_their_time(
+        self, pipeline: Callable[..., Pipeline], tmp_path: Path, fault: str
+    ) -> None:
+        """While the clock is unsynchronised (or before the floor date), nothing is sent and the readings are held
+        (edge_collector_clock_held_samples); when NTP synchronises (and steps) the clock, each held reading is
+        stamped wall now - time since its run, so it lands at the centre at the time it was read."""
+        synchronized, offset = HELD_FAULTS[fault]
+        stack, clock = start_clock_stack(pipeline, tmp_path, "clock-held", synchronized=synchronized, offset=offset)
+        wait_until(lambda: len(read_prints(stack.scripts_dir)) >= 5, timeout=60, what="five held runs")
+        held = wait_until(lambda: collector_self_metrics(stack.node)["edge_collector_clock_held_samples"] >= 4,
+                          timeout=10, what="the held readings counted")
+        assert held
+        metrics = collector_self_metrics(stack.node)
+        assert metrics["edge_collector_clock_synchronized"] == 0
+        assert metrics["edge_collector_push_samples_total"] == 0
+        assert samples_at_centre(stack.central, COUNTER.format(node="clock-held")) == []
+
+        set_clock(clock, synchronized=True)
+        runs = len(read_prints(stack.scripts_dir))
+        wait_until(lambda: len(read_prints(stack.scripts_dir)) >= runs + 3, timeout=60, what="runs after the sync")
+        metrics = collector_self_metrics(stack.node)
+        assert metrics["edge_collector_clock_synchronized"] == 1
+        assert metrics["edge_collector_clock_held_samples"] == 0
+        assert metrics["edge_collector_clock_steps_total"] == (0 if offset == 0 else 1)
+        samples = stop_and_collect(stack)
+        assert_each_reading_at_its_time(stack, samples)
+        assert_nothing_skipped_by_vmagent(stack.node)
+
+    def test_backward_step_drops_what_was_stamped_ahead_and_logs_the_step(
+        self, pipeline: Callable[..., Pipeline], tmp_path: Path
+    ) -> None:
+        """A clock 5 min ahead that the kernel calls synchronised stamps readings 5 min ahead; vmagent is down so
+        they wait in the spool. NTP steps the clock back: the step is logged and counted, the spooled readings now
+        ahead of the collector's clock are dropped (counted as clock_step), never sent, and the runs after the
+        step arrive at their time."""
+        stack, clock = start_clock_stack(pipeline, tmp_path, "clock-step", synchronized=True, offset=300.0)
+        stack.stop_vmagent()
+        before = len(read_prints(stack.scripts_dir))
+        wait_until(lambda: len(read_prints(stack.scripts_dir)) >= before + 4, timeout=60, what="runs while ahead")
+        set_clock(clock, synchronized=True, offset=0.0)
+        ahead = [t for t in collector_stamps(stack.node) if t > time.time() * 1000]
+        assert len(ahead) >= 4
+        stack.start_vmagent()
+        runs = len(read_prints(stack.scripts_dir))
+        wait_until(lambda: len(read_prints(stack.scripts_dir)) >= runs + 4, timeout=60, what="runs after the step")
+        metrics = collector_self_metrics(stack.node)
+        assert metrics["edge_collector_clock_steps_total"] == 1
+        assert metrics['edge_collector_push_dropped_samples_total{reason="clock_step"}'] >= len(ahead)
+        log = (stack.node.workdir / "collector.log").read_text()
+        assert "wall clock stepped by_seconds=-300." in log
+        assert "readings stamped ahead of the clock (it stepped back since): dropped" in log
+
+        assert stack.node.collector is not None
+        stack.procs.stop(stack.node.collector)
+        stamps = collector_stamps(stack.node)
+        now_ms = time.time() * 1000
+        sent = [t for t in stamps if t <= now_ms]
+        wait_until(lambda: len(samples_at_centre(stack.central, COUNTER.format(node="clock-step"))) >= len(sent),
+                   timeout=60, interval=0.5, what="the runs stamped at a correct time")
+        at_centre = samples_at_centre(stack.central, COUNTER.format(node="clock-step"))
+        assert max(t for t, _ in at_centre) <= now_ms, "a reading was sent ahead of the collector's clock"
+        assert [t for t, _ in at_centre] == [t for t in stamps if t <= now_ms]
         assert_nothing_skipped_by_vmagent(stack.node)
