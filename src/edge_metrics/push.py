@@ -11,6 +11,7 @@ memory than the rest of the collector's imports, for one request type to a loopb
 from __future__ import annotations
 
 import _socket  # `socket` imports selectors and enum on top; the C module has all a blocking client needs
+from collections import deque
 
 from edge_metrics.render import format_value, render_labels
 from edge_metrics.samples import Sample, Value
@@ -27,7 +28,7 @@ SEND_TIMEOUT = 5.0  # seconds for one POST to the loopback vmagent, connect incl
 BATCH_BYTES = 256 * 1024  # one POST carries up to this much of a backlog
 RETRY_MIN, RETRY_MAX = 1.0, 30.0  # back-off between attempts while vmagent does not answer, seconds
 HELD_CHECK_SECONDS = 1.0  # how often held readings look at the clock again between runs
-HOLD_LIMIT_SAMPLES = 100_000  # readings held in memory while the clock is not synchronised
+HOLD_LIMIT_SAMPLES = 50_000  # readings held in memory while the clock is not synchronised (~50 bytes each)
 ERROR_CAUSES = ("connect", "timeout", "http_4xx", "http_5xx", "protocol")
 DROP_REASONS = ("spool_full", "clock_hold_limit", "clock_step", "rejected")
 
@@ -133,23 +134,31 @@ def _read_status_line(sock: _socket.socket) -> bytes:
     return received.partition(b"\r\n")[0]
 
 
-def render_lines(samples: tuple[Sample, ...], timestamp_ms: int) -> bytes:
-    """One run's samples in Prometheus text, each with the run's millisecond timestamp (never a small integer:
-    vmagent would take one below 10^10 or so as seconds; CLOCK_FLOOR keeps it a 13-digit number)."""
-    stamp = f" {timestamp_ms}\n"
-    return "".join([f"{s.name}{render_labels(s.labels)} {format_value(s.value)}{stamp}" for s in samples]).encode()
+def render_lines(samples: tuple[Sample, ...]) -> bytes:
+    """One run's samples in Prometheus text, one `series value` line each, still without a timestamp."""
+    return "".join([f"{s.name}{render_labels(s.labels)} {format_value(s.value)}\n" for s in samples]).encode()
+
+
+def stamp_lines(lines: bytes, timestamp_ms: int) -> bytes:
+    """Every line with the run's millisecond timestamp: a 13-digit number (CLOCK_FLOOR), never a small integer,
+    which vmagent would take as seconds. A label value cannot hold a raw newline (it is escaped)."""
+    return lines.replace(b"\n", b" %d\n" % timestamp_ms)
 
 
 class _Held(Value):
-    __slots__ = ("boot", "samples", "script")
+    """A run's readings kept, rendered (a few dozen bytes a sample), until the clock can stamp them."""
+
+    __slots__ = ("boot", "lines", "samples", "script")
     script: Final[str]
     boot: Final[float]  # CLOCK_BOOTTIME when the run started
-    samples: Final[tuple[Sample, ...]]
+    samples: Final[int]
+    lines: Final[bytes]  # render_lines()
 
-    def __init__(self, script: str, boot: float, samples: tuple[Sample, ...]) -> None:
+    def __init__(self, script: str, boot: float, samples: int, lines: bytes) -> None:
         self.script = script
         self.boot = boot
         self.samples = samples
+        self.lines = lines
 
 
 class Pusher:
@@ -162,7 +171,7 @@ class Pusher:
         self.timekeeper = timekeeper
         self.log = log
         self.hold_limit = hold_limit
-        self.held: list[_Held] = []
+        self.held: deque[_Held] = deque()
         self.held_samples = 0
         self.sent_samples = 0
         self.last_success: float | None = None
@@ -178,26 +187,31 @@ class Pusher:
         """A run's readings, with the clock as it was when the run started (the reading's time)."""
         if not samples:
             return
+        lines = render_lines(samples)
         if started.synchronized and not self.held:
-            self._stamp(script, samples, started.wall, held_for=0.0)
+            self._stamp(script, len(samples), lines, started.wall, held_for=0.0)
             return
-        self.held.append(_Held(script, started.boot, samples))
+        if not self.held:
+            self.log.warning("clock not synchronised: holding readings until it is", script=script,
+                             limit_samples=self.hold_limit)
+        self.held.append(_Held(script, started.boot, len(samples), lines))
         self.held_samples += len(samples)
         while self.held_samples > self.hold_limit:
-            oldest = self.held.pop(0)
-            self.held_samples -= len(oldest.samples)
-            self.dropped["clock_hold_limit"] += len(oldest.samples)
+            oldest = self.held.popleft()
+            self.held_samples -= oldest.samples
+            self.dropped["clock_hold_limit"] += oldest.samples
             self.log.warning("clock still not synchronised: held readings over the limit dropped",
-                             script=oldest.script, samples=len(oldest.samples), limit=self.hold_limit)
+                             script=oldest.script, samples=oldest.samples, limit=self.hold_limit)
 
     def _release_held(self, now: ClockReading) -> None:
         """The clock is synchronised: each held run gets wall time now minus the time since it ran."""
-        held, self.held, self.held_samples = self.held, [], 0
+        held, self.held, self.held_samples = self.held, deque(), 0
         for run in held:
-            self._stamp(run.script, run.samples, now.wall - (now.boot - run.boot), held_for=now.boot - run.boot)
+            self._stamp(run.script, run.samples, run.lines, now.wall - (now.boot - run.boot),
+                        held_for=now.boot - run.boot)
         self.log.info("clock synchronised: held readings stamped", runs=len(held))
 
-    def _stamp(self, script: str, samples: tuple[Sample, ...], wall: float, *, held_for: float) -> None:
+    def _stamp(self, script: str, samples: int, lines: bytes, wall: float, *, held_for: float) -> None:
         timestamp_ms = int(wall * 1000)
         previous = self.last_stamp.get(script)
         if previous is not None and timestamp_ms <= previous and timestamp_ms > previous - 1000:
@@ -205,9 +219,9 @@ class Pusher:
             # refused by Prometheus as a conflicting duplicate.
             timestamp_ms = previous + 1
         self.last_stamp[script] = timestamp_ms
-        self.log.debug("readings stamped", script=script, timestamp_ms=timestamp_ms, samples=len(samples),
+        self.log.debug("readings stamped", script=script, timestamp_ms=timestamp_ms, samples=samples,
                        held_seconds=f"{held_for:.3f}")
-        self.spool.append(timestamp_ms, len(samples), render_lines(samples, timestamp_ms))
+        self.spool.append(timestamp_ms, samples, stamp_lines(lines, timestamp_ms))
 
     # -- readings out --------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import pytest
 
 from edge_metrics.clock import CLOCK_FLOOR, ClockReading, Timekeeper, adjtimex, read_clock
 from edge_metrics.log import Logger
-from edge_metrics.push import Endpoint, Pusher, PushError, parse_url, post, render_lines
+from edge_metrics.push import Endpoint, Pusher, PushError, parse_url, post, render_lines, stamp_lines
 from edge_metrics.samples import Sample
 from edge_metrics.spool import Spool, parse_size
 from tests.helpers import free_port
@@ -59,7 +59,7 @@ class TestRenderLines:
     def test_millisecond_timestamp_on_every_line(self) -> None:
         """Prometheus text with the run's timestamp in ms: 13 digits, never taken as seconds by vmagent."""
         samples = (Sample("edge_t", (("zone", 'c"pu'),), 45.5), Sample("edge_h", (), 3.0))
-        assert render_lines(samples, 1_800_000_000_123) == (
+        assert stamp_lines(render_lines(samples), 1_800_000_000_123) == (
             b'edge_t{zone="c\\"pu"} 45.5 1800000000123\nedge_h 3 1800000000123\n'
         )
 
@@ -163,7 +163,7 @@ class TestHold:
         pusher, _, stream = self.make([], hold_limit=3)
         for n in range(5):
             pusher.record("s", (Sample("edge_x", (), float(n)),), reading(0.0, float(n), False))
-        assert [h.samples[0].value for h in pusher.held] == [2.0, 3.0, 4.0]
+        assert [h.lines for h in pusher.held] == [b"edge_x 2\n", b"edge_x 3\n", b"edge_x 4\n"]
         assert pusher.dropped["clock_hold_limit"] == 2
         assert "held readings over the limit dropped" in stream.getvalue()
 
