@@ -259,9 +259,9 @@ class Collector:
                           {**pusher.dropped, "spool_full": pusher.spool.dropped_samples}, pusher.errors,
                           pusher.last_success, clock, self.timekeeper.steps, pusher.held_samples)
 
-    def push(self, *, force: bool = False) -> None:
+    def push(self) -> None:
         if self.pusher is not None:
-            self.pusher.flush(force=force)
+            self.pusher.flush()
 
     def write(self) -> bool:
         self.last_write = self.clock()
@@ -304,7 +304,8 @@ class Collector:
         all_ok = True
         for job in self.plan.jobs:
             all_ok = self.run_job(job).succeeded and all_ok
-        self.push(force=True)
+        if self.pusher is not None:
+            self.pusher.stop()  # one attempt; what could not be sent is spooled (or reported lost)
         written = self.write()
         return 0 if all_ok and written else 1
 
@@ -374,12 +375,12 @@ class Collector:
                 self.push()
                 self.write()
                 continue
-            if self.pusher is not None and self.pusher.due(self.timekeeper.read().boot):
+            if self.pusher is not None and self.pusher.due():
                 self.push()  # vmagent did not answer at the last attempt: retry on the back-off
             if self.clock() - self.last_write >= self.settings.default_interval:
                 self.write()  # heartbeat: an idle node still proves it is alive
             heartbeat = self.last_write + self.settings.default_interval
-            push_at = self.pusher.retry_in(self.timekeeper.read().boot) if self.pusher is not None else None
+            push_at = self.pusher.retry_in() if self.pusher is not None else None
             if push_at is not None:
                 push_at += self.clock()
             wake_at = min(

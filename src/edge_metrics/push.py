@@ -11,6 +11,7 @@ memory than the rest of the collector's imports, for one request type to a loopb
 from __future__ import annotations
 
 import _socket  # `socket` imports selectors and enum on top; the C module has all a blocking client needs
+import time
 from collections import deque
 
 from edge_metrics.render import format_value, render_labels
@@ -225,13 +226,14 @@ class Pusher:
 
     # -- readings out --------------------------------------------------------------------------------------
 
-    def due(self, boot_now: float) -> bool:
-        return bool(self.spool.entries or self.held) and boot_now >= self.retry_at
+    def due(self) -> bool:
+        """Whether flush() has something to try now (readings waiting, the back-off over)."""
+        return bool(self.spool.entries or self.held) and _boot_time() >= self.retry_at
 
-    def retry_in(self, boot_now: float) -> float | None:
+    def retry_in(self) -> float | None:
         """Seconds until flush() has something to try (a back-off, or held readings to re-check), or None."""
         if self.spool.entries:
-            return max(0.0, self.retry_at - boot_now)
+            return max(0.0, self.retry_at - _boot_time())
         return HELD_CHECK_SECONDS if self.held else None
 
     def stop(self) -> None:
@@ -323,6 +325,10 @@ class Pusher:
         for entry in batch:
             self.spool.remove(entry)
         self.dropped[reason] += _count(batch)
+
+
+def _boot_time() -> float:
+    return time.clock_gettime(time.CLOCK_BOOTTIME)  # the clock of ClockReading.boot
 
 
 def _count(entries: list[Entry]) -> int:
