@@ -159,9 +159,14 @@ class TestPodSpecRun:
             f"(logs in {deployment.logs})",
         )
         assert {sample["metric"]["node"] for sample in result} == {NODE_NAME}
-        info = deployment.query(f'edge_collector_info{{node="{NODE_NAME}"}}')
-        assert info and info[0]["metric"]["node"] == NODE_NAME
-        success = deployment.query(f'edge_collector_script_success{{node="{NODE_NAME}",script="space_server"}}')
+        # The self-metrics come by vmagent's 15 s scrape of node_exporter, which may trail the pushed readings.
+        info = wait_until(lambda: deployment.query(f'edge_collector_info{{node="{NODE_NAME}"}}'), timeout=60,
+                          interval=1, what="edge_collector_info at the centre")
+        assert info[0]["metric"]["node"] == NODE_NAME
+        success = wait_until(
+            lambda: deployment.query(f'edge_collector_script_success{{node="{NODE_NAME}",script="space_server"}}'),
+            timeout=60, interval=1, what="edge_collector_script_success at the centre",
+        )
         assert _value(success) == 1.0, deployment.log("metric-sidecar")
 
     def test_node_exporter_reads_the_collectors_file_without_error(self, deployment: Deployment) -> None:
