@@ -54,6 +54,9 @@ def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=400, help="runs measured per mode (400)")
     parser.add_argument("--interval-ms", type=int, default=50, help="script interval (50)")
+    parser.add_argument("--baseline-src", type=Path, metavar="DIR",
+                        help="also measure the textfile path with the collector from DIR (e.g. the src/ of a "
+                        "`git worktree add /tmp/base <commit>`), through PYTHONPATH")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="push-cost-") as temp:
         root = Path(temp)
@@ -66,7 +69,10 @@ def main(argv: Sequence[str]) -> int:
         try:
             wait_until(lambda: _answers(port), timeout=30, what="vmagent")
             url = f"http://127.0.0.1:{port}/api/v1/import/prometheus"
-            modes = {
+            modes: dict[str, dict[str, str]] = {}
+            if args.baseline_src is not None:
+                modes[f"textfile path, collector from {args.baseline_src}"] = {"PYTHONPATH": str(args.baseline_src)}
+            modes |= {
                 "textfile path": {},
                 "push mode, vmagent answering": {"EDGE_PUSH_URL": url, "EDGE_CLOCK_CHECK": "none"},
                 "push mode, spool on disk (vmagent down)": {
