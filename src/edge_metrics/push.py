@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 SEND_TIMEOUT = 5.0  # seconds for one POST to the loopback vmagent, connect included
 BATCH_BYTES = 256 * 1024  # one POST carries up to this much of a backlog
-RETRY_MIN, RETRY_MAX = 1.0, 30.0  # back-off between attempts while vmagent does not answer, seconds
+RETRY_MIN, RETRY_MAX = 1.0, 8.0  # back-off between attempts while vmagent does not answer, seconds
 HELD_CHECK_SECONDS = 1.0  # how often held readings look at the clock again between runs
 HOLD_LIMIT_SAMPLES = 50_000  # readings held in memory while the clock is not synchronised (~50 bytes each)
 ERROR_CAUSES = ("connect", "timeout", "http_4xx", "http_5xx", "protocol")
@@ -259,9 +259,10 @@ class Pusher:
         now = self.timekeeper.read()
         if self.held and now.synchronized:
             self._release_held(now)
+        now_ms = now.wall * 1000
+        self._drop_future(now_ms)  # at every look, back-off or not: the spool's gauges must not count them
         if not force and now.boot < self.retry_at:
             return
-        now_ms = now.wall * 1000
         while True:
             self._drop_future(now_ms)
             batch, body = self._next_batch(now_ms)
