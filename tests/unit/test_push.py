@@ -204,3 +204,34 @@ class TestCommandLine:
         assert main(["run", "--once", "--output", str(tmp_path / "out.prom"), *args]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"edge-metrics: error: {message}" in err
+
+
+CONTRACT_FAMILIES = frozenset({
+    "edge_collector_push_samples_total", "edge_collector_push_spooled_samples", "edge_collector_push_spooled_bytes",
+    "edge_collector_push_dropped_samples_total", "edge_collector_push_last_success_timestamp_seconds",
+    "edge_collector_push_errors_total", "edge_collector_clock_synchronized",
+    "edge_collector_clock_estimated_error_seconds", "edge_collector_clock_max_error_seconds",
+    "edge_collector_clock_steps_total", "edge_collector_clock_held_samples",
+})  # names others build dashboards and alerts on (issue 8)
+
+
+class TestSelfMetrics:
+    def test_every_contract_family_in_a_valid_exposition(self) -> None:
+        """The push and clock families under the names dashboards and alerts use, with their label, parsed by the
+        Prometheus client's own parser."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        from edge_metrics.push import DROP_REASONS, ERROR_CAUSES
+        from edge_metrics.render import render
+        from edge_metrics.selfmetrics import PushHealth, push_blocks
+
+        health = PushHealth(True, 7, 2, 70, dict.fromkeys(DROP_REASONS, 1), dict.fromkeys(ERROR_CAUSES, 3), NOW,
+                            ClockReading(NOW, 5.0, True, 0.002, 0.5), 1, 0)
+        families = {f.name: f for f in text_string_to_metric_families(render([], push_blocks(health)))}
+        names = {f"{f.name}_total" if f.type == "counter" else f.name for f in families.values()}
+        assert names >= CONTRACT_FAMILIES
+        dropped = families["edge_collector_push_dropped_samples"].samples
+        assert {s.labels["reason"] for s in dropped} == {"spool_full", "clock_hold_limit", "clock_step", "rejected"}
+        errors = families["edge_collector_push_errors"].samples
+        assert {s.labels["cause"] for s in errors} >= {"connect", "timeout", "http_4xx", "http_5xx"}
+        assert families["edge_collector_clock_estimated_error_seconds"].samples[0].value == 0.002
