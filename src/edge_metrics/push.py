@@ -180,6 +180,7 @@ class Pusher:
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
         self.retry_at = 0.0  # boot time of the next attempt while vmagent does not answer
         self.backoff = RETRY_MIN
+        self.failed_attempts = 0  # in a row, since the last success
         self.last_stamp: dict[str, int] = {}  # per script: two runs never share a millisecond
 
     # -- readings in ---------------------------------------------------------------------------------------
@@ -278,16 +279,21 @@ class Pusher:
                     self.log.error("vmagent refused readings; dropped", reason=str(error), samples=_count(batch))
                     continue
                 self.retry_at = now.boot + self.backoff
-                self.log.warning("cannot push readings; kept in the spool", cause=error.cause, reason=str(error),
-                                 spooled_samples=self.spool.samples, retry_in=f"{self.backoff:g}s")
+                # The first failure of a streak is a warning; the retries (every RETRY_MAX at most) only at debug.
+                log = self.log.warning if self.failed_attempts == 0 else self.log.debug
+                log("cannot push readings; kept in the spool", cause=error.cause, reason=str(error),
+                    spooled_samples=self.spool.samples, retry_in=f"{self.backoff:g}s")
+                self.failed_attempts += 1
                 self.backoff = min(self.backoff * 2, RETRY_MAX)
                 return
             for entry in batch:
                 self.spool.remove(entry)
             self.sent_samples += _count(batch)
             self.last_success = now.wall
-            if self.backoff > RETRY_MIN:
-                self.log.info("pushing readings again", spooled_samples=self.spool.samples)
+            if self.failed_attempts:
+                self.log.info("pushing readings again", failed_attempts=self.failed_attempts,
+                              spooled_samples=self.spool.samples)
+            self.failed_attempts = 0
             self.backoff = RETRY_MIN
             self.retry_at = 0.0
 
