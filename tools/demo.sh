@@ -128,6 +128,18 @@ say "vmagent on 127.0.0.1:$vm_port, disk queue $run/vmagent-remotewrite-data"
 start vmagent "$VMAGENT_BIN" "${vm_flags[@]}"
 
 collector=("$venv_bin/edge-metrics" run --node-name "$node" --output "$run/textfile/custom_metrics.prom")
+# Push mode, as the DaemonSet runs it: readings go to vmagent with their own time (docs/time.md); the textfile
+# carries the collector's own metrics. EDGE_DEMO_TEXTFILE=1 shows the textfile-only path instead.
+if [[ -z ${EDGE_DEMO_TEXTFILE:-} ]]; then
+  collector+=(--push-url "http://127.0.0.1:$vm_port/api/v1/import/prometheus" --spool-dir "$run/spool")
+  if ! "$venv_bin/python" -c 'import sys; from edge_metrics.clock import adjtimex; sys.exit(0 if adjtimex()[0] else 1)'
+  then
+    # A machine without NTP (a container, a VM synced by its hypervisor) would hold every reading.
+    say "this machine's clock is not synchronised (adjtimex): the demo's collector trusts it (--clock-check none)"
+    collector+=(--clock-check none)
+  fi
+  say "push mode: readings to vmagent's /api/v1/import/prometheus, spool $run/spool"
+fi
 if [[ -f $sim_lib && -f $model ]]; then
   say "collector for node $node on the bundled default, under the I2C simulator ($model)"
   start collector "$venv_bin/edge-metrics" simulate --model "$model" -- "${collector[@]}"

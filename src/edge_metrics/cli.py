@@ -111,9 +111,30 @@ def _variable_names(text: str) -> tuple[str, ...]:
     return names
 
 
+def _push_url(text: str) -> str:
+    from edge_metrics.push import parse_url
+
+    parse_url(text)
+    return text
+
+
+def _size(text: str) -> int:
+    from edge_metrics.spool import parse_size
+
+    return parse_size(text)
+
+
+def _spool_dir(text: str) -> str:
+    if os.path.lexists(text) and not os.path.isdir(text):
+        raise ValueError(f"{text} exists and is not a directory")
+    return text
+
+
 TYPE_CHECKING = False  # `typing` for the type checker only: the collector process never imports it (see log.py)
 if TYPE_CHECKING:
     from typing import NamedTuple
+
+    from edge_metrics.push import PushSettings
 
     class Option(NamedTuple):
         """An option of `run`/`check`, its environment variable, its default (None: none) and its check."""
@@ -150,6 +171,15 @@ OPTIONS = (
            "series one script may export, the first in output order; the rest are dropped and counted"),
     Option("--script-env", "EDGE_SCRIPT_ENV", "", _variable_names, "NAME[,NAME...]",
            "variables of this environment passed on to scripts (default: none beyond the documented set)"),
+    Option("--push-url", "EDGE_PUSH_URL", None, _push_url, "URL",
+           "push mode: send readings with their own time to this vmagent import URL, e.g. "
+           "http://127.0.0.1:8429/api/v1/import/prometheus (default: the textfile carries the readings)"),
+    Option("--spool-dir", "EDGE_SPOOL_DIR", None, _spool_dir, "DIR",
+           "push mode: keep unsent readings here across restarts (default: in memory)"),
+    Option("--spool-max-bytes", "EDGE_SPOOL_MAX_BYTES", "64MiB", _size, "SIZE",
+           "push mode: spool bound; the oldest readings go first"),
+    Option("--clock-check", "EDGE_CLOCK_CHECK", "adjtimex", _choice("adjtimex", "none"), "adjtimex|none",
+           "push mode holds readings while adjtimex says the clock is unsynchronised; none trusts the clock"),
 )
 
 _PATH_CHECKS = (_file, _directory, _output_path)
@@ -316,6 +346,8 @@ def _run(args: argparse.Namespace, values: dict[str, object]) -> int:
                          max_series=int(values["--max-series"])),  # type: ignore[call-overload]
         bash=bash,
         script_env=values["--script-env"],  # type: ignore[arg-type]
+        push=_push_settings(values),
+        trust_unsynchronized_clock=values["--clock-check"] == "none",
     )
     log = Logger(level=str(values["--log-level"]), json_format=values["--log-format"] == "json",
                  progress=_is_terminal(sys.stderr))
@@ -324,6 +356,16 @@ def _run(args: argparse.Namespace, values: dict[str, object]) -> int:
     if args.once:
         return collector.run_once() if loaded else 1
     return collector.serve()
+
+
+def _push_settings(values: dict[str, object]) -> PushSettings | None:
+    from edge_metrics.push import PushSettings
+
+    if not values["--push-url"]:
+        return None
+    spool = values["--spool-dir"]
+    return PushSettings(str(values["--push-url"]), str(spool) if spool else None,
+                        int(values["--spool-max-bytes"]))  # type: ignore[call-overload]
 
 
 def _check(args: argparse.Namespace, values: dict[str, object]) -> int:

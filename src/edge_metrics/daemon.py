@@ -10,11 +10,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from edge_metrics.clock import ClockReading, Timekeeper, read_clock
 from edge_metrics.config import ConfigError, load_config
 from edge_metrics.durations import format_duration
 from edge_metrics.log import Logger
 from edge_metrics.merge import reject_conflicts, script_families
 from edge_metrics.parse import parse_output
+from edge_metrics.push import DROP_REASONS, ERROR_CAUSES, PushSettings, make_pusher
 from edge_metrics.render import render
 from edge_metrics.runner import (
     RunLimits,
@@ -26,7 +28,7 @@ from edge_metrics.runner import (
 )
 from edge_metrics.samples import Job, Plan, RejectedLine, RunResult, ScriptStats, Value
 from edge_metrics.schedule import Schedule
-from edge_metrics.selfmetrics import CollectorHealth, SelfMetrics
+from edge_metrics.selfmetrics import CollectorHealth, PushHealth, SelfMetrics, push_blocks
 from edge_metrics.textfile import WriteError, remove_stale_temp_files, write_atomically
 
 TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
@@ -44,7 +46,8 @@ GC_THRESHOLD = 50_000  # tracked allocations between young-generation collection
 
 class Settings(Value):
     __slots__ = (
-        "bash", "config_path", "default_interval", "limits", "node", "output", "prefix", "script_env", "scripts_dir",
+        "bash", "config_path", "default_interval", "limits", "node", "output", "prefix", "push", "script_env",
+        "scripts_dir", "trust_unsynchronized_clock",
     )
     config_path: Final[Path]
     scripts_dir: Final[Path]
@@ -55,6 +58,8 @@ class Settings(Value):
     limits: Final[RunLimits]
     bash: Final[str]
     script_env: Final[tuple[str, ...]]  # names of variables of the collector's environment passed to scripts
+    push: Final[PushSettings | None]  # None: the textfile carries the readings (no --push-url)
+    trust_unsynchronized_clock: Final[bool]  # --clock-check none
 
     def __init__(
         self,
@@ -67,6 +72,8 @@ class Settings(Value):
         limits: RunLimits,
         bash: str,
         script_env: tuple[str, ...] = (),
+        push: PushSettings | None = None,
+        trust_unsynchronized_clock: bool = False,
     ) -> None:
         self.config_path = config_path
         self.scripts_dir = scripts_dir
@@ -77,6 +84,8 @@ class Settings(Value):
         self.limits = limits
         self.bash = bash
         self.script_env = script_env
+        self.push = push
+        self.trust_unsynchronized_clock = trust_unsynchronized_clock
 
 
 class Collector:
@@ -99,6 +108,10 @@ class Collector:
         self.fingerprint: Fingerprint | None = None
         self.cancel_fd: int | None = None
         self.stopping = False
+        trust = settings.trust_unsynchronized_clock
+        self.timekeeper = Timekeeper(log, lambda: read_clock(trust_unsynchronized=trust))
+        self.pusher = make_pusher(settings.push, self.timekeeper, log) if settings.push is not None else None
+        self.run_started: ClockReading | None = None  # the clock when the current run started: its readings' time
         # The scripts' environment, built once: reading os.environ decodes every variable.
         self.script_env = script_environment(
             os.environ, node=settings.node, timeout=settings.limits.timeout, passed=settings.script_env
@@ -175,6 +188,7 @@ class Collector:
         stats.skipped += skipped
         if skipped:
             self.log.warning("skipped runs: another script's run was still going", script=job.script, skipped=skipped)
+        self.run_started = self.timekeeper.read()
         result = run_script(
             job.path,
             bash=self.settings.bash,
@@ -200,6 +214,8 @@ class Collector:
         stats.last_success = result.succeeded
         # A failed run still exports the valid lines it printed; what it no longer prints disappears.
         stats.samples = samples
+        if self.pusher is not None and self.run_started is not None:
+            self.pusher.record(job.script, samples, self.run_started)
         if result.stdout_truncated:
             stats.truncations += 1
             self.log.warning(
@@ -254,8 +270,26 @@ class Collector:
             write_timestamp=round(time.time(), 3),
             other_nodes_problems=self.other_nodes_problems,
         )
-        families = script_families({job.script: self.stats[job.script].samples for job in self.plan.jobs})
-        return render(families, self.self_metrics.blocks(self.stats, health))
+        # Push mode: the readings travel with their own time; the file carries the self-metrics only, so no reading
+        # reaches the centre twice (docs/time.md).
+        families = [] if self.pusher is not None else script_families(
+            {job.script: self.stats[job.script].samples for job in self.plan.jobs}
+        )
+        return render(families, self.self_metrics.blocks(self.stats, health) + push_blocks(self.push_health()))
+
+    def push_health(self) -> PushHealth:
+        pusher = self.pusher
+        clock = self.timekeeper.read()
+        if pusher is None:
+            return PushHealth(False, 0, 0, 0, dict.fromkeys(DROP_REASONS, 0), dict.fromkeys(ERROR_CAUSES, 0), None,
+                              clock, self.timekeeper.steps, 0)
+        return PushHealth(True, pusher.sent_samples, pusher.spool.samples, pusher.spool.bytes,
+                          {**pusher.dropped, "spool_full": pusher.spool.dropped_samples}, pusher.errors,
+                          pusher.last_success, clock, self.timekeeper.steps, pusher.held_samples)
+
+    def push(self) -> None:
+        if self.pusher is not None:
+            self.pusher.flush()
 
     def write(self) -> bool:
         self.last_write = self.clock()
@@ -310,6 +344,8 @@ class Collector:
         all_ok = True
         for job in self.plan.jobs:
             all_ok = self.run_job(job).succeeded and all_ok
+        if self.pusher is not None:
+            self.pusher.stop()  # one attempt; what could not be sent is spooled (or reported lost)
         written = self.write()
         return 0 if all_ok and written else 1
 
@@ -376,14 +412,24 @@ class Collector:
                 if passed:
                     self.log.warning("run overran its interval; missed ticks skipped", script=job.script,
                                      skipped=passed, duration=f"{result.duration:.3f}s")
+                self.push()
                 self.write()
                 continue
+            if self.pusher is not None and self.pusher.due():
+                self.push()  # vmagent did not answer at the last attempt: retry on the back-off
             if self.clock() - self.last_write >= self.settings.default_interval:
                 self.write()  # heartbeat: an idle node still proves it is alive
             heartbeat = self.last_write + self.settings.default_interval
-            wake_at = min(x for x in (self.schedule.next_due(), next_poll, retry_at, heartbeat) if x is not None)
+            push_at = self.pusher.retry_in() if self.pusher is not None else None
+            if push_at is not None:
+                push_at += self.clock()
+            wake_at = min(
+                x for x in (self.schedule.next_due(), next_poll, retry_at, heartbeat, push_at) if x is not None
+            )
             _wait(wake_read, wake_at - self.clock())
         self.log.info("stopping", signal="SIGTERM/SIGINT")
+        if self.pusher is not None:
+            self.pusher.stop()
         signal.set_wakeup_fd(-1)
         os.close(wake_read)
         os.close(wake_write)

@@ -15,6 +15,8 @@ TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
 if TYPE_CHECKING:
     from typing import Final
 
+    from edge_metrics.clock import ClockReading
+
 PREFIX = "edge_collector_"
 
 
@@ -163,3 +165,67 @@ class SelfMetrics:
 def _header(suffix: str, kind: str, help_text: str) -> str:
     name = PREFIX + suffix
     return f"# HELP {name} {escape_help(help_text)}\n# TYPE {name} {kind}"
+
+
+class PushHealth(Value):
+    """Push mode and clock state for the edge_collector_push_* and edge_collector_clock_* families."""
+
+    __slots__ = ("clock", "clock_steps", "dropped", "enabled", "errors", "held_samples", "last_success",
+                 "sent_samples", "spooled_bytes", "spooled_samples")
+    enabled: Final[bool]
+    sent_samples: Final[int]
+    spooled_samples: Final[int]
+    spooled_bytes: Final[int]
+    dropped: Final[Mapping[str, int]]  # reason -> samples
+    errors: Final[Mapping[str, int]]  # cause -> failed POSTs
+    last_success: Final[float | None]
+    clock: Final[ClockReading]
+    clock_steps: Final[int]
+    held_samples: Final[int]
+
+    def __init__(self, enabled: bool, sent_samples: int, spooled_samples: int, spooled_bytes: int,
+                 dropped: Mapping[str, int], errors: Mapping[str, int], last_success: float | None,
+                 clock: ClockReading, clock_steps: int, held_samples: int) -> None:
+        self.enabled = enabled
+        self.sent_samples = sent_samples
+        self.spooled_samples = spooled_samples
+        self.spooled_bytes = spooled_bytes
+        self.dropped = dropped
+        self.errors = errors
+        self.last_success = last_success
+        self.clock = clock
+        self.clock_steps = clock_steps
+        self.held_samples = held_samples
+
+
+def push_blocks(health: PushHealth) -> list[Block]:
+    """The push and clock families, exported in both modes (zeros in textfile mode) so dashboards need no `or`."""
+    clock = health.clock
+    singles: list[tuple[str, str, str, float | None]] = [
+        ("push_enabled", "gauge", "1 in push mode (--push-url), 0 on the textfile path.", float(health.enabled)),
+        ("push_samples_total", "counter", "Readings sent to vmagent and acknowledged.", float(health.sent_samples)),
+        ("push_spooled_samples", "gauge", "Readings in the spool waiting for vmagent.", float(health.spooled_samples)),
+        ("push_spooled_bytes", "gauge", "Bytes in the spool waiting for vmagent.", float(health.spooled_bytes)),
+        ("push_last_success_timestamp_seconds", "gauge", "Unix time of the last acknowledged push.",
+         health.last_success),
+        ("clock_synchronized", "gauge",
+         "1 if the kernel clock is synchronised (adjtimex) and past the collector's floor date, else 0.",
+         float(clock.synchronized)),
+        ("clock_estimated_error_seconds", "gauge", "The kernel's estimated clock error (adjtimex esterror).",
+         clock.esterror),
+        ("clock_max_error_seconds", "gauge", "The kernel's maximum clock error (adjtimex maxerror).", clock.maxerror),
+        ("clock_steps_total", "counter", "Steps of the wall clock the collector noticed between two readings.",
+         float(health.clock_steps)),
+        ("clock_held_samples", "gauge", "Readings held until the clock is synchronised.", float(health.held_samples)),
+    ]
+    blocks = [(PREFIX + suffix, f"{_header(suffix, kind, help_text)}\n{PREFIX}{suffix} {format_value(value)}")
+              for suffix, kind, help_text, value in singles if value is not None]
+    for suffix, label, help_text, counts in (
+        ("push_dropped_samples_total", "reason", "Readings dropped before vmagent acknowledged them, by reason.",
+         health.dropped),
+        ("push_errors_total", "cause", "Failed pushes to vmagent, by cause.", health.errors),
+    ):
+        lines = [_header(suffix, "counter", help_text)]
+        lines.extend(f'{PREFIX}{suffix}{{{label}="{key}"}} {value}' for key, value in sorted(counts.items()))
+        blocks.append((PREFIX + suffix, "\n".join(lines)))
+    return blocks

@@ -171,7 +171,8 @@ class TestDemo:
         url = re.search(r"Central Prometheus:\s+(http://127\.0\.0\.1:\d+)", banner)
         assert url, banner
         assert "edge_temperature" in banner
-        readings = PrometheusAPI(url.group(1)).query('edge_temperature{node="bupt-a",job="node-exporter"}')
+        # Pushed (push mode is the demo's default): no job label, the reading's own time.
+        readings = PrometheusAPI(url.group(1)).query('edge_temperature{node="bupt-a",job=""}')
         assert readings and 0 < float(readings[0]["value"][1]) < 100
         assert len(processes_mentioning(str(run_dir))) >= 4
 

@@ -376,7 +376,7 @@ class TestOtherNodesProblems:
         assert value(samples, "edge_v") == 1
         assert value(samples, "edge_collector_config_other_nodes_problems") == 1
         assert value(samples, "edge_collector_config_last_reload_successful") == 1
-        warnings = [line for line in result.stderr.splitlines() if " WARNING " in line]
+        warnings = [line for line in result.stderr.splitlines() if " WARNING " in line and "nodes.conf" in line]
         assert len(warnings) == 1 and f"{setup.config}:2: script 'power_rail'" in warnings[0], result.stderr
 
         own = make_setup(tmp_path / "own", "node-1=probe,power_rail\n", {"probe": "echo v=1\n"})
