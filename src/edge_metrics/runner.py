@@ -94,6 +94,8 @@ def run_script(
     whether the run is aborted (shutdown) or goes on (e.g. SIGHUP, handled after the run).
     """
     started = time.monotonic()
+    # Children the caller already has are not the script's: the sweep after the run spares them.
+    spared = frozenset(_children(os.getpid()))
     out_read, out_write = os.pipe2(os.O_CLOEXEC)
     err_read, err_write = os.pipe2(os.O_CLOEXEC)
     try:
@@ -120,7 +122,7 @@ def run_script(
         )
     os.close(out_write)
     os.close(err_write)
-    return _supervise(pid, out_read, err_read, started, limits, cancel_fd, should_cancel)
+    return _supervise(pid, out_read, err_read, started, limits, cancel_fd, should_cancel, spared)
 
 
 class _Capture:
@@ -157,6 +159,7 @@ def _supervise(
     limits: RunLimits,
     cancel_fd: int | None,
     should_cancel: Callable[[], bool],
+    spared: frozenset[int],
 ) -> RunResult:
     pidfd = os.pidfd_open(pid)
     captures = {out_fd: _Capture(limits.stdout_cap), err_fd: _Capture(limits.stderr_cap)}
@@ -188,13 +191,13 @@ def _supervise(
                 break
         grace = limits.kill_grace if not cancelled else 0.2
         if status is None:
-            status, killed = _terminate_group(pid, pidfd, grace)
+            status, killed = _terminate_group(pid, pidfd, grace, spared)
         else:
             # The script has exited. What it wrote is in the pipe buffers; anything it left running in the
             # background may still hold the pipes open, so drain without waiting for EOF, then end it all.
             for fd in list(open_pipes):
                 _drain(fd, captures[fd])
-            killed = end_leftovers(pid, time.monotonic() + grace, {})
+            killed = _end_leftovers(pid, time.monotonic() + grace, {}, spared)
     finally:
         for fd in (out_fd, err_fd, pidfd):
             os.close(fd)
@@ -251,7 +254,7 @@ def _reap(pid: int) -> int:
     return status
 
 
-def _terminate_group(pid: int, pidfd: int, grace: float) -> tuple[int, tuple[str, ...]]:
+def _terminate_group(pid: int, pidfd: int, grace: float, spared: frozenset[int]) -> tuple[int, tuple[str, ...]]:
     """SIGTERM the script, its process group and everything it started, SIGKILL them after `grace`; return the
     script's wait status and the commands of the other processes that were ended."""
     deadline = time.monotonic() + grace
@@ -262,19 +265,20 @@ def _terminate_group(pid: int, pidfd: int, grace: float) -> tuple[int, tuple[str
     if not ready:
         _signal_group(pid, signal.SIGKILL)
     status = _reap(pid)
-    return status, end_leftovers(pid, deadline, seen)
+    return status, _end_leftovers(pid, deadline, seen, spared)
 
 
-def end_leftovers(pgid: int, deadline: float, seen: dict[int, str]) -> tuple[str, ...]:
+def _end_leftovers(pgid: int, deadline: float, seen: dict[int, str], spared: frozenset[int]) -> tuple[str, ...]:
     """End every process still running below the collector once a script has been reaped: its background jobs,
     and what escaped its process group (`setsid cmd &`, `setsid -f`, a double fork). The collector is their
     child subreaper (become_subreaper), so they are its descendants however they detached. SIGTERM at first
     sight, SIGKILL from `deadline` on; zombies are reaped. Returns the commands of the processes ended
-    (`seen` holds those already signalled, by pid)."""
+    (`seen` holds those already signalled, by pid). The `spared` children, and what runs below them, were there
+    before the script started and are left alone."""
     me = os.getpid()
     while True:
         reap_orphans()
-        alive = [pid for pid in _descendants(me) if _state(pid) not in _GONE]
+        alive = [pid for pid in _descendants(me, spared) if _state(pid) not in _GONE]
         if not alive:
             break
         now = time.monotonic()
@@ -298,15 +302,15 @@ def _first_sight(pids: list[int], seen: dict[int, str]) -> None:
             _kill(pid, signal.SIGCONT)  # a stopped process acts on SIGTERM only once it runs
 
 
-def _descendants(root: int) -> list[int]:
-    """Every process below `root`, from the kernel's lists of children (/proc/PID/task/TID/children)."""
+def _descendants(root: int, spared: frozenset[int] = frozenset()) -> list[int]:
+    """Every process below `root` except the `spared` children and theirs, from the kernel's lists of children
+    (/proc/PID/task/TID/children)."""
     found: list[int] = []
-    pending = [root]
+    pending = [child for child in _children(root) if child not in spared]
     while pending:
-        parent = pending.pop()
-        for child in _children(parent):
-            found.append(child)
-            pending.append(child)
+        pid = pending.pop()
+        found.append(pid)
+        pending.extend(_children(pid))
     return found
 
 
@@ -370,7 +374,7 @@ def _decode_status(status: int) -> tuple[int, int | None]:
 def become_subreaper() -> str | None:
     """Make the collector the child subreaper of everything its scripts start: a process that leaves the
     script's session (`setsid`) or whose parent exits is then reparented to the collector rather than to init,
-    so end_leftovers() finds it. Returns why that is not possible, or None. In a container the collector is
+    so the sweep after each run finds it. Returns why that is not possible, or None. In a container the collector is
     PID 1, which already receives every orphan."""
     if os.getpid() == 1:
         return None
