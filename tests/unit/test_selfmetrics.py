@@ -29,7 +29,9 @@ class TestSelfMetrics:
                                  reload_success_timestamp=1.7e9, write_timestamp=1.7e9)
         text = render(self_metric_families((job,), {"space_server": stats}, health))
         families = {f.name: f for f in text_string_to_metric_families(text)}
-        assert set(families) == REQUIRED | {"edge_collector_script_output_truncated"}
+        assert set(families) == REQUIRED | {
+            "edge_collector_script_output_truncated", "edge_collector_script_series_dropped",
+            "edge_collector_script_processes_killed"}
         assert families["edge_collector_script_runs"].type == "counter"
         assert families["edge_collector_script_success"].type == "gauge"
         assert 'edge_collector_script_runs_total{script="space_server"} 3' in text
