@@ -17,15 +17,9 @@ from edge_metrics.log import Logger
 from edge_metrics.merge import reject_conflicts, script_families
 from edge_metrics.parse import parse_output
 from edge_metrics.push import DROP_REASONS, ERROR_CAUSES, PushSettings, make_pusher
+from edge_metrics.reaper import become_subreaper, reap_orphans
 from edge_metrics.render import render
-from edge_metrics.runner import (
-    RunLimits,
-    become_subreaper,
-    drain_wakeup,
-    reap_orphans,
-    run_script,
-    script_environment,
-)
+from edge_metrics.runner import RunLimits, drain_wakeup, run_script, script_environment
 from edge_metrics.samples import Job, Plan, RejectedLine, RunResult, ScriptStats, Value
 from edge_metrics.schedule import Schedule
 from edge_metrics.selfmetrics import CollectorHealth, PushHealth, SelfMetrics, push_blocks

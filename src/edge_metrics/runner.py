@@ -7,7 +7,6 @@ terminated, and the pipes are abandoned as soon as the script itself has exited.
 
 from __future__ import annotations
 
-import errno
 import os
 import select
 import signal
@@ -15,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from edge_metrics.reaper import children, descendants, end_leftovers, first_sight, kill_quietly
 from edge_metrics.samples import RunResult, Value
 
 TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
@@ -23,11 +23,6 @@ if TYPE_CHECKING:
 
 _CHUNK = 65536
 _PIPE_BUFFER = 1 << 20
-_PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
-_GONE = ("Z", "X")  # zombie (reaped next round), or exited
-_SWEEP_POLL = 0.01  # seconds between looks at the processes a script left behind while they exit
-_UNKILLABLE_WAIT = 1.0  # after SIGKILL, how long a process stuck in the kernel is waited for
-_COMMAND_CHARS = 80
 
 # Series one script may export. Sized so that the worst output this lets through (this many series with long
 # label values, up to the 1 MiB output cap) keeps every container of the DaemonSet's pod inside its memory
@@ -94,6 +89,8 @@ def run_script(
     whether the run is aborted (shutdown) or goes on (e.g. SIGHUP, handled after the run).
     """
     started = time.monotonic()
+    # Children the caller already has are not the script's: the sweep after the run spares them.
+    spared = frozenset(children(os.getpid()))
     out_read, out_write = os.pipe2(os.O_CLOEXEC)
     err_read, err_write = os.pipe2(os.O_CLOEXEC)
     try:
@@ -120,7 +117,7 @@ def run_script(
         )
     os.close(out_write)
     os.close(err_write)
-    return _supervise(pid, out_read, err_read, started, limits, cancel_fd, should_cancel)
+    return _supervise(pid, out_read, err_read, started, limits, cancel_fd, should_cancel, spared)
 
 
 class _Capture:
@@ -157,6 +154,7 @@ def _supervise(
     limits: RunLimits,
     cancel_fd: int | None,
     should_cancel: Callable[[], bool],
+    spared: frozenset[int],
 ) -> RunResult:
     pidfd = os.pidfd_open(pid)
     captures = {out_fd: _Capture(limits.stdout_cap), err_fd: _Capture(limits.stderr_cap)}
@@ -188,13 +186,13 @@ def _supervise(
                 break
         grace = limits.kill_grace if not cancelled else 0.2
         if status is None:
-            status, killed = _terminate_group(pid, pidfd, grace)
+            status, killed = _terminate_group(pid, pidfd, grace, spared)
         else:
             # The script has exited. What it wrote is in the pipe buffers; anything it left running in the
             # background may still hold the pipes open, so drain without waiting for EOF, then end it all.
             for fd in list(open_pipes):
                 _drain(fd, captures[fd])
-            killed = end_leftovers(pid, time.monotonic() + grace, {})
+            killed = end_leftovers(pid, time.monotonic() + grace, {}, spared)
     finally:
         for fd in (out_fd, err_fd, pidfd):
             os.close(fd)
@@ -251,112 +249,22 @@ def _reap(pid: int) -> int:
     return status
 
 
-def _terminate_group(pid: int, pidfd: int, grace: float) -> tuple[int, tuple[str, ...]]:
+def _terminate_group(pid: int, pidfd: int, grace: float, spared: frozenset[int]) -> tuple[int, tuple[str, ...]]:
     """SIGTERM the script, its process group and everything it started, SIGKILL them after `grace`; return the
     script's wait status and the commands of the other processes that were ended."""
     deadline = time.monotonic() + grace
     seen: dict[int, str] = {}
     _signal_group(pid, signal.SIGTERM)
-    _first_sight(_descendants(pid), seen)  # also those that left the group (setsid) while the script runs
+    first_sight(descendants(pid), seen)  # also those that left the group (setsid) while the script runs
     ready = select.select([pidfd], [], [], grace)[0] if grace > 0 else []
     if not ready:
         _signal_group(pid, signal.SIGKILL)
     status = _reap(pid)
-    return status, end_leftovers(pid, deadline, seen)
-
-
-def end_leftovers(pgid: int, deadline: float, seen: dict[int, str]) -> tuple[str, ...]:
-    """End every process still running below the collector once a script has been reaped: its background jobs,
-    and what escaped its process group (`setsid cmd &`, `setsid -f`, a double fork). The collector is their
-    child subreaper (become_subreaper), so they are its descendants however they detached. SIGTERM at first
-    sight, SIGKILL from `deadline` on; zombies are reaped. Returns the commands of the processes ended
-    (`seen` holds those already signalled, by pid)."""
-    me = os.getpid()
-    while True:
-        reap_orphans()
-        alive = [pid for pid in _descendants(me) if _state(pid) not in _GONE]
-        if not alive:
-            break
-        now = time.monotonic()
-        _first_sight(alive, seen)
-        if now >= deadline:
-            for pid in alive:
-                _kill(pid, signal.SIGKILL)
-        if now >= deadline + _UNKILLABLE_WAIT:
-            break  # stuck in the kernel (state D); the next run's sweep tries again
-        select.select([], [], [], _SWEEP_POLL)
-    # Without a subreaper (prctl refused), orphans of the group went to init: the group kill still ends those.
-    _signal_group(pgid, signal.SIGKILL)
-    return tuple(seen.values())
-
-
-def _first_sight(pids: list[int], seen: dict[int, str]) -> None:
-    for pid in pids:
-        if pid not in seen:
-            seen[pid] = _command(pid)
-            _kill(pid, signal.SIGTERM)
-            _kill(pid, signal.SIGCONT)  # a stopped process acts on SIGTERM only once it runs
-
-
-def _descendants(root: int) -> list[int]:
-    """Every process below `root`, from the kernel's lists of children (/proc/PID/task/TID/children)."""
-    found: list[int] = []
-    pending = [root]
-    while pending:
-        parent = pending.pop()
-        for child in _children(parent):
-            found.append(child)
-            pending.append(child)
-    return found
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return []  # gone
-    children: list[int] = []
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/children", "rb") as handle:
-                children.extend(int(child) for child in handle.read().split())
-        except OSError:
-            continue
-    return children
-
-
-def _state(pid: int) -> str:
-    """The one-letter state of `pid` (`Z` zombie), or `X` when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
-        return "X"
-    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3].decode("ascii", "replace")
-
-
-def _command(pid: int) -> str:
-    """The command line of `pid`, shortened, for the log."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            cmdline = handle.read(_COMMAND_CHARS * 4)
-    except OSError:
-        return "?"
-    text = cmdline.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
-    return text[:_COMMAND_CHARS] or "?"
-
-
-def _kill(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        pass  # gone, and its id reused by someone else's process
+    return status, end_leftovers(pid, deadline, seen, spared)
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    _kill(-pgid, sig)  # a negative pid is the process group
+    kill_quietly(-pgid, sig)  # a negative pid is the process group
 
 
 def _decode_status(status: int) -> tuple[int, int | None]:
@@ -365,37 +273,3 @@ def _decode_status(status: int) -> tuple[int, int | None]:
         sig = os.WTERMSIG(status)
         return 128 + sig, sig
     return os.WEXITSTATUS(status), None
-
-
-def become_subreaper() -> str | None:
-    """Make the collector the child subreaper of everything its scripts start: a process that leaves the
-    script's session (`setsid`) or whose parent exits is then reparented to the collector rather than to init,
-    so end_leftovers() finds it. Returns why that is not possible, or None. In a container the collector is
-    PID 1, which already receives every orphan."""
-    if os.getpid() == 1:
-        return None
-    # ctypes only for this one call at start: there is no prctl in the standard library.
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-            return os.strerror(ctypes.get_errno())
-    except (OSError, AttributeError) as error:  # no libc, or a libc without prctl (not Linux)
-        return str(error)
-    return None
-
-
-def reap_orphans() -> None:
-    """Collect exited orphans: in a container the collector may be PID 1 and inherit killed grandchildren."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        except OSError as error:
-            if error.errno == errno.EINTR:
-                continue
-            return
-        if pid == 0:
-            return

@@ -68,10 +68,23 @@ def memory_hierarchy() -> tuple[Path, int] | str:
     for root in (V2_ROOT, V2_HYBRID_ROOT):
         controllers = root / "cgroup.controllers"
         if controllers.exists() and "memory" in controllers.read_text().split():
-            return (root, 2) if os.access(root, os.W_OK) else f"{root} (cgroup v2) is not writable"
+            problem = _writable(root)
+            return (root, 2) if problem is None else f"{root} (cgroup v2): {problem}"
     if (V1_MEMORY_ROOT / "memory.limit_in_bytes").exists():
-        return (V1_MEMORY_ROOT, 1) if os.access(V1_MEMORY_ROOT, os.W_OK) else f"{V1_MEMORY_ROOT} is not writable"
+        problem = _writable(V1_MEMORY_ROOT)
+        return (V1_MEMORY_ROOT, 1) if problem is None else f"{V1_MEMORY_ROOT} (cgroup v1): {problem}"
     return "no cgroup memory controller is mounted"
+
+
+def _writable(root: Path) -> str | None:
+    """None if a cgroup can be created under `root` (tried), else why not."""
+    probe = root / f"edge-test-probe-{uuid.uuid4().hex[:8]}"
+    try:
+        probe.mkdir()
+    except OSError as error:
+        return f"cannot create a cgroup: {error.strerror}"
+    probe.rmdir()
+    return None
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from edge_metrics.runner import DEFAULT_MAX_SERIES
-from tests.e2e.stack import Node, http_get
+from tests.e2e.stack import Node, http_get, metric_sum, parse_metrics
 from tests.helpers import REPO, Processes, free_port, wait_until
 from tests.integration.cgroups import memory_cgroup, memory_hierarchy
 from tests.integration.support import make_setup, marked_env
@@ -90,6 +90,8 @@ def test_no_container_of_the_pod_is_oom_killed(tmp_path: Path, procs: Processes,
         print(f"cgroup v{version} limits {limits}; peak usage {peaks}")
         assert oom == dict.fromkeys(groups, 0), f"OOM kills: {oom}"
         assert [p.poll() for p in running] == [None, None, None], "a process died"
+        scraping = parse_metrics(http_get(f"http://{node.vmagent_address}/metrics").decode())
+        assert metric_sum(scraping, "vm_promscrape_scrapes_failed_total") == 0
         served = node.node_exporter_metrics()  # the test's own scrape, on top of vmagent's
         assert served.get("node_textfile_scrape_error") == 0
         kept = [name for name in served if name.startswith(("edge_reading{", "edge_k"))]
@@ -104,8 +106,13 @@ def _runs(node: Node) -> float:
     return node.node_exporter_metrics().get('edge_collector_script_runs_total{script="big"}', 0)
 
 
-def _vmagent_scraped(node: Node) -> int:
-    """Successful scrapes of node_exporter by vmagent, with the script's series in them."""
-    text = http_get(f"http://{node.vmagent_address}/metrics").decode()
-    found = re.search(r'^vm_promscrape_scrapes_total(?:\{[^}]*\})? (\d+)', text, re.M)
-    return int(found.group(1)) if found else 0
+def _vmagent_scraped(node: Node) -> float:
+    """Scrapes of node_exporter by vmagent that brought at least the kept series (vmagent's histogram of samples
+    per scrape, `vmrange="low...high"` buckets)."""
+    metrics = parse_metrics(http_get(f"http://{node.vmagent_address}/metrics").decode())
+    total = 0.0
+    for series, count in metrics.items():
+        found = re.match(r'vm_promscrape_scraped_samples_bucket\{vmrange="([\d.e+-]+?)\.\.\.', series)
+        if found and float(found.group(1)) >= DEFAULT_MAX_SERIES:
+            total += count
+    return total

@@ -7,14 +7,7 @@ import math
 from pathlib import Path
 
 from tests.helpers import Processes, wait_until
-from tests.integration.support import (
-    make_setup,
-    read_metrics,
-    run_once,
-    script_value,
-    start_collector,
-    value,
-)
+from tests.integration.support import make_setup, read_metrics, run_once, script_value, start_collector, value
 
 DROPPED = "edge_collector_script_series_dropped_total"
 
