@@ -32,6 +32,8 @@ PROMETHEUS_DIR = DEPLOY / "prometheus"
 VMAGENT_FLAGS = DEPLOY / "vmagent" / "vmagent.flags"
 VMAGENT_SCRAPE = DEPLOY / "vmagent" / "scrape.yml"
 NODE_EXPORTER_FLAGS = DEPLOY / "node-exporter" / "node-exporter.flags"
+ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
+RUN_ALERTMANAGER = REPO / "tools" / "run-alertmanager.sh"
 EDGE_METRICS = REPO / ".venv" / "bin" / "edge-metrics"
 
 _PLACEHOLDER = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
@@ -148,12 +150,38 @@ class Central(PrometheusAPI):
         for job in config["scrape_configs"]:
             if job["job_name"] == "prometheus":
                 job["static_configs"] = [{"targets": [f"127.0.0.1:{self.port}"]}]
+        # Production's Alertmanager is a DNS name: tests stay on loopback (send_alerts_to sets one).
+        config.pop("alerting", None)
         (self.config_dir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
 
     def add_vmagent_target(self, address: str, node: str) -> None:
         """Let the centre pull a node's vmagent /metrics (file_sd picks the file up by itself)."""
         target = [{"targets": [address], "labels": {"node": node}}]
         (self.config_dir / "targets" / f"vmagent-{node}.json").write_text(json.dumps(target))
+
+    def send_alerts_to(self, address: str) -> None:
+        """Point the `alerting:` section of the test copy at an Alertmanager on `address` (before start)."""
+        path = self.config_dir / "prometheus.yml"
+        config = yaml.safe_load(path.read_text())
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [address]}]}]}
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def set_rule_durations(self, alert: str, **durations: str) -> None:
+        """Shorten the `for:` (or another duration field) of one alert in the test copy of the rules, so
+        a test need not wait minutes; the expression and everything else stay as production has them."""
+        for path in (self.config_dir / "rules").glob("*-alerts.yml"):
+            rules = yaml.safe_load(path.read_text())
+            found = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == alert]
+            for rule in found:
+                rule.update(durations)
+            if found:
+                path.write_text(yaml.safe_dump(rules, sort_keys=False))
+                return
+        raise KeyError(f"no alert {alert} in {self.config_dir / 'rules'}")
+
+    def alerts(self, state: str = "firing") -> list[dict[str, Any]]:
+        """The alerts this server holds in `state` (firing, pending), as /api/v1/alerts returns them."""
+        return [a for a in self.api("alerts")["alerts"] if a["state"] == state]
 
     def start(self) -> None:
         self.proc = self.procs.start(
@@ -490,3 +518,46 @@ def next_retry(log: Path) -> float | None:
     logged, delay = found[-1]
     at = datetime.datetime.strptime(logged.decode(), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
     return at.timestamp() + float(delay)
+
+
+class Alertmanager:
+    """Alertmanager from deploy/alertmanager/alertmanager.yml, run through tools/run-alertmanager.sh (the
+    Debian build finds its templates only there). The test copy sends to `webhook_url` and waits
+    `timings` (group_wait, group_interval, repeat_interval) instead of production's minutes."""
+
+    def __init__(self, procs: Processes, workdir: Path, *, webhook_url: str, timings: Mapping[str, str]) -> None:
+        self.procs = procs
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.address}"
+        self.workdir = workdir
+        self.config = workdir / "alertmanager.yml"
+        self.proc: subprocess.Popen[bytes] | None = None
+        config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+        unknown = set(timings) - set(config["route"])
+        if unknown:
+            raise KeyError(f"timings not in the deploy file's route: {sorted(unknown)}")
+        config["route"].update(timings)
+        for receiver in config["receivers"]:
+            for webhook in receiver.get("webhook_configs", []):
+                webhook["url"] = webhook_url
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def start(self) -> None:
+        env = {**os.environ, **components()}
+        self.proc = self.procs.start(
+            [
+                str(RUN_ALERTMANAGER),
+                f"--config.file={self.config}",
+                f"--storage.path={self.workdir / 'alertmanager-data'}",
+                f"--web.listen-address={self.address}",
+                "--cluster.listen-address=",  # one instance: no gossip port
+            ],
+            env=env,
+            log=self.workdir / "alertmanager.log",
+        )
+        wait_until(lambda: http_get(f"{self.url}/-/ready"), timeout=60, what="Alertmanager ready")
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return list(json.loads(http_get(f"{self.url}/api/v2/alerts")))
