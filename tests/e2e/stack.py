@@ -32,6 +32,9 @@ PROMETHEUS_DIR = DEPLOY / "prometheus"
 VMAGENT_FLAGS = DEPLOY / "vmagent" / "vmagent.flags"
 VMAGENT_SCRAPE = DEPLOY / "vmagent" / "scrape.yml"
 NODE_EXPORTER_FLAGS = DEPLOY / "node-exporter" / "node-exporter.flags"
+# The compatibility job's components (bookworm's Prometheus 2.42 and vmagent 1.79), as components() keys.
+COMPAT_PROMETHEUS = "COMPAT_PROMETHEUS_BIN"
+COMPAT_VMAGENT = "COMPAT_VMAGENT_BIN"
 ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
 RUN_ALERTMANAGER = REPO / "tools" / "run-alertmanager.sh"
 EDGE_METRICS = REPO / ".venv" / "bin" / "edge-metrics"
@@ -132,9 +135,11 @@ class Central(PrometheusAPI):
         scrape_interval: str,
         out_of_order_window: str | None = None,
         extra_args: Sequence[str] = (),
+        binary: str = "PROMETHEUS_BIN",
     ) -> None:
         self.procs = procs
         self.extra_args = list(extra_args)
+        self.binary = binary  # the components() key: COMPAT_PROMETHEUS_BIN for the compatibility job
         self.port = free_port()
         super().__init__(f"http://127.0.0.1:{self.port}")
         self.config_dir = workdir / "prometheus-config"
@@ -186,7 +191,7 @@ class Central(PrometheusAPI):
     def start(self) -> None:
         self.proc = self.procs.start(
             [
-                components()["PROMETHEUS_BIN"],
+                components()[self.binary],
                 f"--config.file={self.config_dir / 'prometheus.yml'}",
                 f"--storage.tsdb.path={self.data_dir}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
@@ -215,9 +220,11 @@ class Node:
         remote_write_url: str,
         scrape_interval: str,
         node_exporter_port: int | None = None,
+        vmagent_binary: str = "VMAGENT_BIN",
     ) -> None:
         self.procs = procs
         self.name = name
+        self.vmagent_binary = vmagent_binary  # the components() key: COMPAT_VMAGENT_BIN for the compatibility job
         self.workdir = workdir
         self.textfile_dir = workdir / "textfile"
         self.textfile_dir.mkdir(parents=True, exist_ok=True)
@@ -272,7 +279,7 @@ class Node:
                 "-httpListenAddr": self.vmagent_address,
             },
         )
-        return [components()["VMAGENT_BIN"], *flags]
+        return [components()[self.vmagent_binary], *flags]
 
     def start_vmagent(self) -> None:
         self.vmagent = self.procs.start(self.vmagent_argv(), log=self.workdir / "vmagent.log")
@@ -398,6 +405,7 @@ class Pipeline:
         scrape_interval: str = "1s",
         out_of_order_window: str | None = None,
         prometheus_args: Sequence[str] = (),
+        compat: bool = False,
     ) -> None:
         self.procs = procs
         self.workdir = workdir
@@ -407,6 +415,7 @@ class Pipeline:
             scrape_interval=scrape_interval,
             out_of_order_window=out_of_order_window,
             extra_args=prometheus_args,
+            binary=COMPAT_PROMETHEUS if compat else "PROMETHEUS_BIN",
         )
         self.node = Node(
             procs,
@@ -414,6 +423,7 @@ class Pipeline:
             name=node,
             remote_write_url=f"{self.central.url}/api/v1/write",
             scrape_interval=scrape_interval,
+            vmagent_binary=COMPAT_VMAGENT if compat else "VMAGENT_BIN",
         )
         self.central.add_vmagent_target(self.node.vmagent_address, node)
         self.scripts_dir = workdir / "scripts"
