@@ -221,9 +221,11 @@ class Node:
         scrape_interval: str,
         node_exporter_port: int | None = None,
         vmagent_binary: str = "VMAGENT_BIN",
+        vmagent_flags: Mapping[str, str] | None = None,
     ) -> None:
         self.procs = procs
         self.name = name
+        self.vmagent_flags = dict(vmagent_flags or {})  # test values of flags vmagent.flags sets
         self.vmagent_binary = vmagent_binary  # the components() key: COMPAT_VMAGENT_BIN for the compatibility job
         self.workdir = workdir
         self.textfile_dir = workdir / "textfile"
@@ -277,6 +279,7 @@ class Node:
                 "-promscrape.config": str(self.scrape_config),
                 "-remoteWrite.tmpDataPath": str(self.queue_dir),
                 "-httpListenAddr": self.vmagent_address,
+                **self.vmagent_flags,
             },
         )
         return [components()[self.vmagent_binary], *flags]
