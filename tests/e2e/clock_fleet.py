@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import time
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from tests.e2e.stack import Central, Node, metric_sum
-from tests.helpers import Processes, wait_until
+import pytest
+
+from tests.e2e.stack import COMPAT_PROMETHEUS, COMPAT_VMAGENT, Central, Node, metric_sum
+from tests.helpers import COMPONENTS_ENV, Processes, wait_until
 
 SERIES = "e2e_reading"
+GOOD = ("good-1", "good-2", "good-3")
+BAD = "bad-clock"
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 
@@ -89,10 +93,41 @@ class Fleet:
         result = self.central.api("query", **params)["result"]
         return int(float(result[0]["value"][1])) if result else 0
 
-
     def vmagent_metric(self, name: str, family: str, **labels: str) -> float:
         return metric_sum(self.nodes[name].vmagent_metrics(), family, **labels)
 
     def firing(self, alert: str) -> set[str]:
         """The `node` labels (or "" for the centre's own alerts) of `alert` firing at the centre."""
         return {a["labels"].get("node", "") for a in self.central.alerts() if a["labels"]["alertname"] == alert}
+
+
+def start_fleet(
+    procs: Processes,
+    workdir: Path,
+    *,
+    compat: bool = False,
+    fast_alerts: Sequence[str] = (),
+    prometheus_args: Sequence[str] = (),
+) -> Fleet:
+    """Three good nodes and a bad one on Prometheus 3.5 + vmagent 1.145 (or the compat pair); the alerts
+    in `fast_alerts` get `for: 1s` in the test copy of the rules (their expressions stay production's)."""
+    if not COMPONENTS_ENV.exists():
+        pytest.fail("run `make components` first (make test does)")
+    binaries: Mapping[str, str] = {"prometheus": COMPAT_PROMETHEUS, "vmagent": COMPAT_VMAGENT} if compat else {}
+    fleet = Fleet(procs, workdir, nodes=[*GOOD, BAD], prometheus_args=prometheus_args, **binaries)
+    for alert in fast_alerts:
+        fleet.central.set_rule_durations(alert, **{"for": "1s"})
+    fleet.start()
+    return fleet
+
+
+def rounds(fleet: Fleet, count: int, bad: Mapping[int, int] | None = None) -> None:
+    """`count` rounds of one correct reading from each good node; in round n (a key of `bad`), also a
+    reading of the bad node stamped `bad[n]` ms away from now."""
+    for number in range(count):
+        fleet.push_current(GOOD)
+        if bad and number in bad:
+            fleet.push(BAD, [(now_ms() + bad[number], 1.0)])
+        # Pacing, not waiting for a condition: the rounds span several of vmagent's 1 s flushes, so the
+        # bad node's blocks reach the centre between the good nodes' blocks, as in a running fleet.
+        time.sleep(0.25)

@@ -107,7 +107,5 @@ class TestRouting:
         wait_until(lambda: len(webhook.alerts("firing")) >= 3, timeout=30, what="three notifications")
         delivered = {(a["labels"]["alertname"], a["labels"]["node"]) for a in webhook.alerts("firing")}
         assert delivered == {("EdgeNodeSilent", "a"), ("EdgeVmagentQueueDropping", "a"), ("EdgeScriptFailing", "b")}
-        states = {
-            (a["labels"]["alertname"], a["labels"]["node"]): a["status"]["state"] for a in alertmanager.alerts()
-        }
+        states = {(a["labels"]["alertname"], a["labels"]["node"]): a["status"]["state"] for a in alertmanager.alerts()}
         assert states[("EdgeScriptFailing", "a")] == "suppressed"

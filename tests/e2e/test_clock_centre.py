@@ -6,44 +6,28 @@ test_compat_clock_centre.py."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.clock_fleet import DAY_MS, HOUR_MS, SERIES, Fleet, now_ms
+from tests.e2e.clock_fleet import BAD, DAY_MS, GOOD, HOUR_MS, SERIES, Fleet, now_ms, rounds, start_fleet
 from tests.e2e.stack import metric_sum
-from tests.helpers import COMPONENTS_ENV, Processes, wait_until
+from tests.helpers import Processes, wait_until
 
 pytestmark = pytest.mark.e2e
 
-GOOD = ("good-1", "good-2", "good-3")
-BAD = "bad-clock"
-
 
 @pytest.fixture
-def fleet(procs: Processes, tmp_path: Path) -> Iterator[Fleet]:
-    if not COMPONENTS_ENV.exists():
-        pytest.fail("run `make components` first (make test does)")
-    stack = Fleet(procs, tmp_path, nodes=[*GOOD, BAD])
+def fleet(procs: Processes, tmp_path: Path) -> Fleet:
     # Production waits 15 minutes of refusals (a vmagent start costs one 400); the expression is unchanged.
-    stack.central.set_rule_durations("EdgeCentreRejectsRemoteWrite", **{"for": "1s"})
-    stack.start()
-    yield stack
+    return start_fleet(procs, tmp_path, fast_alerts=["EdgeCentreRejectsRemoteWrite"])
 
 
-def run_fault(fleet: Fleet, offsets_ms: list[int], rounds: int = 40) -> None:
-    """Correct readings from the good nodes in every round; the bad node's readings, stamped `offset`
-    away from now, spread over the rounds (each offset twice, so a block of each reaches the centre)."""
-    bad_rounds = {round(rounds * (i + 1) / (2 * len(offsets_ms) + 1)): o for i, o in enumerate(offsets_ms * 2)}
-    for number in range(rounds):
-        fleet.push_current(GOOD)
-        if number in bad_rounds:
-            fleet.push(BAD, [(now_ms() + bad_rounds[number], 1.0)])
-        # Pacing, not waiting for a condition: the rounds span several of vmagent's 1 s flushes, so the
-        # bad node's blocks reach the centre between the good nodes' blocks, as in a running fleet.
-        time.sleep(0.25)
+def run_fault(fleet: Fleet, offsets_ms: list[int], count: int = 40) -> None:
+    """The good nodes' readings in every round; the bad node's, stamped `offset` away from now, spread
+    over the rounds (each offset twice, so a block of each reaches the centre)."""
+    bad = {round(count * (i + 1) / (2 * len(offsets_ms) + 1)): o for i, o in enumerate(offsets_ms * 2)}
+    rounds(fleet, count, bad)
 
 
 def good_nodes_lose_nothing(fleet: Fleet) -> None:
@@ -79,9 +63,9 @@ class TestWrongEdgeClock:
         assert float(head_ahead[0]["value"][1]) < 60
         assert refused(fleet) >= refused_before + 4
         wait_until(lambda: fleet.firing("EdgeCentreRejectsRemoteWrite"), timeout=60, what="centre alert")
-        assert wait_until(
-            lambda: fleet.firing("EdgeVmagentRemoteWriteRejected"), timeout=60, what="node alert"
-        ) == {BAD}
+        assert wait_until(lambda: fleet.firing("EdgeVmagentRemoteWriteRejected"), timeout=60, what="node alert") == {
+            BAD
+        }
         assert fleet.firing("EdgeCentreHeadInFuture") == set()
         log = (fleet.central.log).read_text()
         assert "too far in the future" in log
@@ -101,9 +85,9 @@ class TestWrongEdgeClock:
         )
         assert fleet.stored(BAD, window="5d") == 0
         wait_until(lambda: fleet.firing("EdgeCentreRejectsLateSamples"), timeout=60, what="centre alert")
-        assert wait_until(
-            lambda: fleet.firing("EdgeVmagentRemoteWriteRejected"), timeout=60, what="node alert"
-        ) == {BAD}
+        assert wait_until(lambda: fleet.firing("EdgeVmagentRemoteWriteRejected"), timeout=60, what="node alert") == {
+            BAD
+        }
 
         stepped = now_ms() - 2 * HOUR_MS
         fleet.push(BAD, [(stepped, 42.0)])
@@ -112,4 +96,3 @@ class TestWrongEdgeClock:
         )
         assert stored == [(stepped / 1000, 42.0)]
         good_nodes_lose_nothing(fleet)
-

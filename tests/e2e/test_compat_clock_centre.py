@@ -8,47 +8,27 @@ EdgeCentreNotStoringOwnSamples can still fire then, and it does. Remedy (docs/pi
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.clock_fleet import DAY_MS, HOUR_MS, Fleet, now_ms
-from tests.e2e.stack import COMPAT_PROMETHEUS, COMPAT_VMAGENT
-from tests.helpers import COMPONENTS_ENV, Processes, wait_until
+from tests.e2e.clock_fleet import BAD, DAY_MS, GOOD, HOUR_MS, Fleet, now_ms, rounds, start_fleet
+from tests.helpers import Processes, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.compat]
 
-GOOD = ("good-1", "good-2", "good-3")
-BAD = "bad-clock"
-
 
 @pytest.fixture
-def fleet(procs: Processes, tmp_path: Path) -> Iterator[Fleet]:
-    if not COMPONENTS_ENV.exists():
-        pytest.fail("run `make components` first (make test does)")
-    stack = Fleet(
+def fleet(procs: Processes, tmp_path: Path) -> Fleet:
+    return start_fleet(
         procs,
         tmp_path,
-        nodes=[*GOOD, BAD],
-        prometheus=COMPAT_PROMETHEUS,
-        vmagent=COMPAT_VMAGENT,
+        compat=True,
+        fast_alerts=["EdgeCentreHeadInFuture", "EdgeCentreNotStoringOwnSamples"],
         # A series counts as gone 20 s after its last sample instead of 5 minutes: the test need not wait
         # 5 minutes for the centre's own series to disappear. Alert expressions are unchanged.
         prometheus_args=["--query.lookback-delta=20s"],
     )
-    for alert in ("EdgeCentreHeadInFuture", "EdgeCentreNotStoringOwnSamples"):
-        stack.central.set_rule_durations(alert, **{"for": "1s"})
-    stack.start()
-    yield stack
-
-
-def rounds(fleet: Fleet, count: int) -> None:
-    """Correct readings from the good nodes, one per node per round, paced over a few vmagent flushes."""
-    for _ in range(count):
-        fleet.push_current(GOOD)
-        time.sleep(0.25)  # pacing the producer, not waiting for a condition
 
 
 class TestWrongEdgeClockOnPrometheus242:
