@@ -131,6 +131,10 @@ say "central Prometheus on $prom_url"
 start prometheus "$PROMETHEUS_BIN" --config.file="$run/prometheus-config/prometheus.yml" \
   --storage.tsdb.path="$run/prometheus-data" --web.listen-address="127.0.0.1:$prom_port" \
   --web.enable-remote-write-receiver
+say "node_exporter on 127.0.0.1:$ne_port, textfile directory $run/textfile"
+start node-exporter "$NODE_EXPORTER_BIN" "${ne_flags[@]}"
+say "vmagent on 127.0.0.1:$vm_port, disk queue $run/vmagent-remotewrite-data"
+start vmagent "$VMAGENT_BIN" "${vm_flags[@]}"
 say "Alertmanager on $am_url, notifications to $run/webhook.log"
 cat >"$run/webhook.py" <<'PY'
 # The demo's stand-in for your receiver: one line per alert of each notification Alertmanager posts.
@@ -152,10 +156,6 @@ PY
 start webhook "$venv_bin/python" "$run/webhook.py" "$hook_port" "$run/webhook.log"
 start alertmanager tools/run-alertmanager.sh --config.file="$run/alertmanager.yml" \
   --storage.path="$run/alertmanager-data" --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address=
-say "node_exporter on 127.0.0.1:$ne_port, textfile directory $run/textfile"
-start node-exporter "$NODE_EXPORTER_BIN" "${ne_flags[@]}"
-say "vmagent on 127.0.0.1:$vm_port, disk queue $run/vmagent-remotewrite-data"
-start vmagent "$VMAGENT_BIN" "${vm_flags[@]}"
 
 collector=("$venv_bin/edge-metrics" run --node-name "$node" --output "$run/textfile/custom_metrics.prom")
 if [[ -f $sim_lib && -f $model ]]; then
@@ -192,9 +192,9 @@ cat <<EOF
   A ready query:       $prom_url/graph?g0.expr=$encoded&g0.tab=0&g0.range_input=15m
   From a shell:        curl -s '$prom_url/api/v1/query' --data-urlencode 'query=$query{node="$node"}'
   Alerts:              $prom_url/alerts
+  Logs and data:       $run
   Alertmanager:        $am_url   (Debian ships no web UI: $AMTOOL_BIN alert --alertmanager.url=$am_url)
   Notifications:       $run/webhook.log
-  Logs and data:       $run
 
   Press Ctrl-C to stop everything.
 

@@ -208,6 +208,48 @@ class Central(PrometheusAPI):
         self.proc = None
 
 
+class Alertmanager:
+    """Alertmanager from deploy/alertmanager/alertmanager.yml, run through tools/run-alertmanager.sh (the
+    Debian build finds its templates only there). The test copy sends to `webhook_url` and waits
+    `timings` (group_wait, group_interval, repeat_interval) instead of production's minutes."""
+
+    def __init__(self, procs: Processes, workdir: Path, *, webhook_url: str, timings: Mapping[str, str]) -> None:
+        self.procs = procs
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.address}"
+        self.workdir = workdir
+        self.config = workdir / "alertmanager.yml"
+        self.proc: subprocess.Popen[bytes] | None = None
+        config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+        unknown = set(timings) - set(config["route"])
+        if unknown:
+            raise KeyError(f"timings not in the deploy file's route: {sorted(unknown)}")
+        config["route"].update(timings)
+        for receiver in config["receivers"]:
+            for webhook in receiver.get("webhook_configs", []):
+                webhook["url"] = webhook_url
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def start(self) -> None:
+        env = {**os.environ, **components()}
+        self.proc = self.procs.start(
+            [
+                str(RUN_ALERTMANAGER),
+                f"--config.file={self.config}",
+                f"--storage.path={self.workdir / 'alertmanager-data'}",
+                f"--web.listen-address={self.address}",
+                "--cluster.listen-address=",  # one instance: no gossip port
+            ],
+            env=env,
+            log=self.workdir / "alertmanager.log",
+        )
+        wait_until(lambda: http_get(f"{self.url}/-/ready"), timeout=60, what="Alertmanager ready")
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return list(json.loads(http_get(f"{self.url}/api/v2/alerts")))
+
 class Node:
     """One edge node: node_exporter, vmagent and the collector, configured from deploy/."""
 
@@ -532,45 +574,3 @@ def next_retry(log: Path) -> float | None:
     at = datetime.datetime.strptime(logged.decode(), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
     return at.timestamp() + float(delay)
 
-
-class Alertmanager:
-    """Alertmanager from deploy/alertmanager/alertmanager.yml, run through tools/run-alertmanager.sh (the
-    Debian build finds its templates only there). The test copy sends to `webhook_url` and waits
-    `timings` (group_wait, group_interval, repeat_interval) instead of production's minutes."""
-
-    def __init__(self, procs: Processes, workdir: Path, *, webhook_url: str, timings: Mapping[str, str]) -> None:
-        self.procs = procs
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.url = f"http://{self.address}"
-        self.workdir = workdir
-        self.config = workdir / "alertmanager.yml"
-        self.proc: subprocess.Popen[bytes] | None = None
-        config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
-        unknown = set(timings) - set(config["route"])
-        if unknown:
-            raise KeyError(f"timings not in the deploy file's route: {sorted(unknown)}")
-        config["route"].update(timings)
-        for receiver in config["receivers"]:
-            for webhook in receiver.get("webhook_configs", []):
-                webhook["url"] = webhook_url
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(yaml.safe_dump(config, sort_keys=False))
-
-    def start(self) -> None:
-        env = {**os.environ, **components()}
-        self.proc = self.procs.start(
-            [
-                str(RUN_ALERTMANAGER),
-                f"--config.file={self.config}",
-                f"--storage.path={self.workdir / 'alertmanager-data'}",
-                f"--web.listen-address={self.address}",
-                "--cluster.listen-address=",  # one instance: no gossip port
-            ],
-            env=env,
-            log=self.workdir / "alertmanager.log",
-        )
-        wait_until(lambda: http_get(f"{self.url}/-/ready"), timeout=60, what="Alertmanager ready")
-
-    def alerts(self) -> list[dict[str, Any]]:
-        return list(json.loads(http_get(f"{self.url}/api/v2/alerts")))
