@@ -573,4 +573,3 @@ def next_retry(log: Path) -> float | None:
     logged, delay = found[-1]
     at = datetime.datetime.strptime(logged.decode(), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
     return at.timestamp() + float(delay)
-
