@@ -5,6 +5,8 @@ the durations are shortened in the test copies (a `for:` and Alertmanager's grou
 from __future__ import annotations
 
 import json
+import os
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -109,3 +111,28 @@ class TestRouting:
         assert delivered == {("EdgeNodeSilent", "a"), ("EdgeVmagentQueueDropping", "a"), ("EdgeScriptFailing", "b")}
         states = {(a["labels"]["alertname"], a["labels"]["node"]): a["status"]["state"] for a in alertmanager.alerts()}
         assert states[("EdgeScriptFailing", "a")] == "suppressed"
+
+
+class TestNodeExporterTextfileAlerts:
+    def test_a_bad_file_and_a_stale_file_are_alerted_at_the_centre(self, pipeline: Callable[..., Pipeline]) -> None:
+        """Another writer's bad .prom file (node_textfile_scrape_error) and a collector file no longer
+        rewritten (its mtime, vs the scrape time) raise EdgeTextfileScrapeError and EdgeTextfileStale for
+        the node, with the real node_exporter and vmagent; the shipped expressions, `for:` shortened."""
+        stack = pipeline(node="bupt-a")
+        for alert in ("EdgeTextfileScrapeError", "EdgeTextfileStale"):
+            stack.central.set_rule_durations(alert, **{"for": "1s"})
+        written = stack.node.textfile_dir / "custom_metrics.prom"
+        written.write_text("# HELP edge_collector_info x\n# TYPE edge_collector_info gauge\nedge_collector_info 1\n")
+        ten_minutes_ago = time.time() - 600
+        os.utime(written, (ten_minutes_ago, ten_minutes_ago))
+        (stack.node.textfile_dir / "other-writer.prom").write_text("this is not exposition format\n")
+        stack.start_infrastructure()
+
+        def firing() -> set[str]:
+            return {
+                a["labels"]["alertname"]
+                for a in stack.central.alerts()
+                if a["labels"].get("node") == "bupt-a" and a["labels"]["alertname"].startswith("EdgeTextfile")
+            }
+
+        assert wait_until(lambda: firing() == {"EdgeTextfileScrapeError", "EdgeTextfileStale"}, timeout=60)
