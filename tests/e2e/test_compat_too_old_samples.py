@@ -45,8 +45,13 @@ class TestSampleOlderThanTheWindow:
             return metric_sum(stack.node.vmagent_metrics(), "vmagent_remotewrite_requests_total", status_code="500") > 0
 
         wait_until(answered_500, timeout=90, interval=0.5, what="vmagent receiving HTTP 500")
-        log = (stack.node.workdir / "vmagent.log").read_text()
-        assert "500" in log and "too old sample" in log
+        # vmagent counts the answer before it logs it: wait for the line too.
+        def logged() -> str | None:
+            text = (stack.node.workdir / "vmagent.log").read_text()
+            return text if "too old sample" in text else None
+
+        log = wait_until(logged, timeout=30, what="vmagent logging the 500")
+        assert "500" in log
         assert metric_sum(stack.central.metrics(), "prometheus_tsdb_too_old_samples_total") > 0
 
         # The alert's expression, as the centre evaluates it from vmagent's pulled /metrics.
