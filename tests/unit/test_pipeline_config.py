@@ -66,7 +66,7 @@ class TestCentralPrometheus:
         """Each alert has a severity, a summary and a description (what it means, what to look at)."""
         groups = yaml.safe_load((RULES / rules).read_text())["groups"]
         for rule in (r for g in groups for r in g["rules"] if "alert" in r):
-            assert rule["labels"]["severity"] in {"critical", "warning", "info"}, rule["alert"]
+            assert rule["labels"]["severity"] in {"critical", "warning", "info", "none"}, rule["alert"]
             assert {"summary", "description"} <= set(rule["annotations"]), rule["alert"]
 
     def test_alerts_go_to_the_alertmanager_service(self) -> None:
@@ -93,10 +93,12 @@ class TestAlertmanager:
         [
             (["alertname=EdgeNodeSilent", "node=bupt-a", "severity=critical"], "edge-oncall"),
             (["alertname=EdgeClockStepped", "node=bupt-a", "severity=info"], "edge-oncall"),
+            (["alertname=EdgeAlertingWatchdog", "severity=none"], "deadmansswitch"),
         ],
     )
     def test_every_alert_reaches_the_receiver(self, bins: dict[str, str], labels: list[str], receiver: str) -> None:
-        """amtool's routing test: alerts of each severity end at the receiver users replace."""
+        """amtool's routing test: alerts of each severity end at the receiver users replace; the heartbeat
+        at the dead man's switch."""
         result = run(
             [bins["AMTOOL_BIN"], "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}", *labels]
         )
