@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import Alertmanager, Pipeline
+from tests.e2e.stack import Alertmanager, Pipeline, metric_sum
 from tests.e2e.webhook import WebhookReceiver, webhook_receiver
 from tests.helpers import Processes, wait_until
 
@@ -79,6 +79,8 @@ class TestAlertDelivery:
         # Grouped by alert name and node, as deploy/alertmanager routes them.
         groups = {tuple(sorted(n["groupLabels"].items())) for n in webhook.notifications}
         assert (("alertname", "EdgeScriptFailing"), ("node", "bupt-a")) in groups
+        # Nothing the centre meant to send was dropped (it was, with no Alertmanager configured).
+        assert metric_sum(stack.central.metrics(), "prometheus_notifications_dropped_total") == 0
 
 
 class TestRouting:
