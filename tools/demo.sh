@@ -2,7 +2,8 @@
 # `make demo`: the whole pipeline on this machine, on loopback and free ports.
 #
 #   collector (bundled default, simulated I2C sensors) -> textfile -> node_exporter -> vmagent (disk
-#   queue) -> central Prometheus (remote-write receiver, out-of-order window)
+#   queue) -> central Prometheus (remote-write receiver, out-of-order window) -> Alertmanager -> a
+#   webhook receiver that appends every notification to $run/webhook.log
 #
 # Every program uses the configuration in deploy/ as it is; only ports and paths are substituted, as
 # in tests/e2e/stack.py. Ctrl-C (or SIGTERM) stops everything: each program runs in its own process
@@ -23,6 +24,7 @@ say() { printf 'demo: %s\n' "$*" >&2; }
 bash tools/fetch-components.sh
 # shellcheck disable=SC1091
 source .cache/components/env
+export ALERTMANAGER_BIN ALERTMANAGER_WEB_DIR # for tools/run-alertmanager.sh
 [[ -x "$venv_bin/edge-metrics" ]] || { say "run \`make venv\` first (make demo does)"; exit 1; }
 
 free_port() {
@@ -95,10 +97,17 @@ mkdir -p "$run/textfile"
 prom_port=$(free_port)
 ne_port=$(free_port)
 vm_port=$(free_port)
+am_port=$(free_port)
+hook_port=$(free_port)
 prom_url="http://127.0.0.1:$prom_port"
+am_url="http://127.0.0.1:$am_port"
 
 cp -r deploy/prometheus "$run/prometheus-config"
-sed -i "s/127\.0\.0\.1:9090/127.0.0.1:$prom_port/" "$run/prometheus-config/prometheus.yml"
+sed -i "s/127\.0\.0\.1:9090/127.0.0.1:$prom_port/; s/central-alertmanager:9093/127.0.0.1:$am_port/" \
+  "$run/prometheus-config/prometheus.yml"
+# Alertmanager as deployed, its webhook pointed at the demo's receiver instead of yours.
+sed "s|url: http://alert-receiver.monitoring.svc:8080/alerts|url: http://127.0.0.1:$hook_port/alerts|" \
+  deploy/alertmanager/alertmanager.yml >"$run/alertmanager.yml"
 printf '[{"targets": ["127.0.0.1:%s"], "labels": {"node": "%s"}}]\n' "$vm_port" "$node" \
   >"$run/prometheus-config/targets/vmagent-$node.json"
 sed "s/127\.0\.0\.1:9100/127.0.0.1:$ne_port/" deploy/vmagent/scrape.yml >"$run/vmagent-scrape.yml"
@@ -126,6 +135,27 @@ say "node_exporter on 127.0.0.1:$ne_port, textfile directory $run/textfile"
 start node-exporter "$NODE_EXPORTER_BIN" "${ne_flags[@]}"
 say "vmagent on 127.0.0.1:$vm_port, disk queue $run/vmagent-remotewrite-data"
 start vmagent "$VMAGENT_BIN" "${vm_flags[@]}"
+say "Alertmanager on $am_url, notifications to $run/webhook.log"
+cat >"$run/webhook.py" <<'PY'
+# The demo's stand-in for your receiver: one line per alert of each notification Alertmanager posts.
+import json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class Hook(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with open(sys.argv[2], "a") as log:
+            for alert in body["alerts"]:
+                log.write(f"{alert['status']} {alert['labels'].get('alertname')} {alert['labels'].get('node', '')} "
+                          f"{alert['annotations'].get('summary', '')}\n")
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+HTTPServer(("127.0.0.1", int(sys.argv[1])), Hook).serve_forever()
+PY
+start webhook "$venv_bin/python" "$run/webhook.py" "$hook_port" "$run/webhook.log"
+start alertmanager tools/run-alertmanager.sh --config.file="$run/alertmanager.yml" \
+  --storage.path="$run/alertmanager-data" --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address=
 
 collector=("$venv_bin/edge-metrics" run --node-name "$node" --output "$run/textfile/custom_metrics.prom")
 # Push mode, as the DaemonSet runs it: readings go to vmagent with their own time (docs/time.md); the textfile
@@ -159,6 +189,7 @@ sys.exit(0 if json.load(urllib.request.urlopen(url, timeout=5))["data"]["result"
 PY
 }
 wait_for 60 "Prometheus" http_ok "$prom_url/-/ready"
+wait_for 60 "Alertmanager" http_ok "$am_url/-/ready"
 say "waiting for the first readings at the centre (scrapes every 15 s, as in production)"
 query='edge_temperature'
 if ! wait_for 90 "edge_temperature at the centre" has_data "$query"; then
@@ -176,6 +207,8 @@ cat <<EOF
   From a shell:        curl -s '$prom_url/api/v1/query' --data-urlencode 'query=$query{node="$node"}'
   (The pages are the demo's own, tools/demo-ui: Debian's Prometheus package has no web UI.)
   Logs and data:       $run
+  Alertmanager:        $am_url   (Debian ships no web UI: $AMTOOL_BIN alert --alertmanager.url=$am_url)
+  Notifications:       $run/webhook.log
 
   Press Ctrl-C to stop everything.
 

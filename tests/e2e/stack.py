@@ -33,6 +33,11 @@ PROMETHEUS_DIR = DEPLOY / "prometheus"
 VMAGENT_FLAGS = DEPLOY / "vmagent" / "vmagent.flags"
 VMAGENT_SCRAPE = DEPLOY / "vmagent" / "scrape.yml"
 NODE_EXPORTER_FLAGS = DEPLOY / "node-exporter" / "node-exporter.flags"
+# The compatibility job's components (bookworm's Prometheus 2.42 and vmagent 1.79), as components() keys.
+COMPAT_PROMETHEUS = "COMPAT_PROMETHEUS_BIN"
+COMPAT_VMAGENT = "COMPAT_VMAGENT_BIN"
+ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
+RUN_ALERTMANAGER = REPO / "tools" / "run-alertmanager.sh"
 EDGE_METRICS = REPO / ".venv" / "bin" / "edge-metrics"
 
 _PLACEHOLDER = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
@@ -131,9 +136,11 @@ class Central(PrometheusAPI):
         scrape_interval: str,
         out_of_order_window: str | None = None,
         extra_args: Sequence[str] = (),
+        binary: str = "PROMETHEUS_BIN",
     ) -> None:
         self.procs = procs
         self.extra_args = list(extra_args)
+        self.binary = binary  # the components() key: COMPAT_PROMETHEUS_BIN for the compatibility job
         self.port = free_port()
         super().__init__(f"http://127.0.0.1:{self.port}")
         self.config_dir = workdir / "prometheus-config"
@@ -149,6 +156,8 @@ class Central(PrometheusAPI):
         for job in config["scrape_configs"]:
             if job["job_name"] == "prometheus":
                 job["static_configs"] = [{"targets": [f"127.0.0.1:{self.port}"]}]
+        # Production's Alertmanager is a DNS name: tests stay on loopback (send_alerts_to sets one).
+        config.pop("alerting", None)
         (self.config_dir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
 
     def add_vmagent_target(self, address: str, node: str) -> None:
@@ -156,10 +165,34 @@ class Central(PrometheusAPI):
         target = [{"targets": [address], "labels": {"node": node}}]
         (self.config_dir / "targets" / f"vmagent-{node}.json").write_text(json.dumps(target))
 
+    def send_alerts_to(self, address: str) -> None:
+        """Point the `alerting:` section of the test copy at an Alertmanager on `address` (before start)."""
+        path = self.config_dir / "prometheus.yml"
+        config = yaml.safe_load(path.read_text())
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [address]}]}]}
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def set_rule_durations(self, alert: str, **durations: str) -> None:
+        """Shorten the `for:` (or another duration field) of one alert in the test copy of the rules, so
+        a test need not wait minutes; the expression and everything else stay as production has them."""
+        for path in (self.config_dir / "rules").glob("*-alerts.yml"):
+            rules = yaml.safe_load(path.read_text())
+            found = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == alert]
+            for rule in found:
+                rule.update(durations)
+            if found:
+                path.write_text(yaml.safe_dump(rules, sort_keys=False))
+                return
+        raise KeyError(f"no alert {alert} in {self.config_dir / 'rules'}")
+
+    def alerts(self, state: str = "firing") -> list[dict[str, Any]]:
+        """The alerts this server holds in `state` (firing, pending), as /api/v1/alerts returns them."""
+        return [a for a in self.api("alerts")["alerts"] if a["state"] == state]
+
     def start(self) -> None:
         self.proc = self.procs.start(
             [
-                components()["PROMETHEUS_BIN"],
+                components()[self.binary],
                 f"--config.file={self.config_dir / 'prometheus.yml'}",
                 f"--storage.tsdb.path={self.data_dir}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
@@ -176,6 +209,48 @@ class Central(PrometheusAPI):
         self.proc = None
 
 
+class Alertmanager:
+    """Alertmanager from deploy/alertmanager/alertmanager.yml, run through tools/run-alertmanager.sh (the
+    Debian build finds its templates only there). The test copy sends to `webhook_url` and waits
+    `timings` (group_wait, group_interval, repeat_interval) instead of production's minutes."""
+
+    def __init__(self, procs: Processes, workdir: Path, *, webhook_url: str, timings: Mapping[str, str]) -> None:
+        self.procs = procs
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.address}"
+        self.workdir = workdir
+        self.config = workdir / "alertmanager.yml"
+        self.proc: subprocess.Popen[bytes] | None = None
+        config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+        unknown = set(timings) - set(config["route"])
+        if unknown:
+            raise KeyError(f"timings not in the deploy file's route: {sorted(unknown)}")
+        config["route"].update(timings)
+        for receiver in config["receivers"]:
+            for webhook in receiver.get("webhook_configs", []):
+                webhook["url"] = webhook_url
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def start(self) -> None:
+        env = {**os.environ, **components()}
+        self.proc = self.procs.start(
+            [
+                str(RUN_ALERTMANAGER),
+                f"--config.file={self.config}",
+                f"--storage.path={self.workdir / 'alertmanager-data'}",
+                f"--web.listen-address={self.address}",
+                "--cluster.listen-address=",  # one instance: no gossip port
+            ],
+            env=env,
+            log=self.workdir / "alertmanager.log",
+        )
+        wait_until(lambda: http_get(f"{self.url}/-/ready"), timeout=60, what="Alertmanager ready")
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return list(json.loads(http_get(f"{self.url}/api/v2/alerts")))
+
 class Node:
     """One edge node: node_exporter, vmagent and the collector, configured from deploy/."""
 
@@ -188,9 +263,13 @@ class Node:
         remote_write_url: str,
         scrape_interval: str,
         node_exporter_port: int | None = None,
+        vmagent_binary: str = "VMAGENT_BIN",
+        vmagent_flags: Mapping[str, str] | None = None,
     ) -> None:
         self.procs = procs
         self.name = name
+        self.vmagent_flags = dict(vmagent_flags or {})  # test values of flags vmagent.flags sets
+        self.vmagent_binary = vmagent_binary  # the components() key: COMPAT_VMAGENT_BIN for the compatibility job
         self.workdir = workdir
         self.textfile_dir = workdir / "textfile"
         self.textfile_dir.mkdir(parents=True, exist_ok=True)
@@ -243,9 +322,10 @@ class Node:
                 "-promscrape.config": str(self.scrape_config),
                 "-remoteWrite.tmpDataPath": str(self.queue_dir),
                 "-httpListenAddr": self.vmagent_address,
+                **self.vmagent_flags,
             },
         )
-        return [components()["VMAGENT_BIN"], *flags]
+        return [components()[self.vmagent_binary], *flags]
 
     def start_vmagent(self) -> None:
         self.vmagent = self.procs.start(self.vmagent_argv(), log=self.workdir / "vmagent.log")
@@ -371,6 +451,7 @@ class Pipeline:
         scrape_interval: str = "1s",
         out_of_order_window: str | None = None,
         prometheus_args: Sequence[str] = (),
+        compat: bool = False,
     ) -> None:
         self.procs = procs
         self.workdir = workdir
@@ -380,6 +461,7 @@ class Pipeline:
             scrape_interval=scrape_interval,
             out_of_order_window=out_of_order_window,
             extra_args=prometheus_args,
+            binary=COMPAT_PROMETHEUS if compat else "PROMETHEUS_BIN",
         )
         self.node = Node(
             procs,
@@ -387,6 +469,7 @@ class Pipeline:
             name=node,
             remote_write_url=f"{self.central.url}/api/v1/write",
             scrape_interval=scrape_interval,
+            vmagent_binary=COMPAT_VMAGENT if compat else "VMAGENT_BIN",
         )
         self.central.add_vmagent_target(self.node.vmagent_address, node)
         self.scripts_dir = workdir / "scripts"

@@ -92,6 +92,9 @@ class TestRender:
             ("ConfigMap", "central-prometheus-config"),
             ("ConfigMap", "central-prometheus-rules"),
             ("ConfigMap", "central-prometheus-targets"),
+            ("Deployment", "central-alertmanager"),
+            ("Service", "central-alertmanager"),
+            ("ConfigMap", "central-alertmanager-config"),
         ])
 
     def test_all_in_one_is_what_kustomize_renders(self) -> None:
@@ -331,14 +334,15 @@ class TestPodSpec:
 
 
 class TestCentralPrometheus:
-    """The centre accepts remote write and late samples, with a version that rejects too-old ones with 400."""
+    """The centre accepts remote write and late samples, with a version that rejects too-old ones with 400
+    and future-dated ones (a node's clock ahead) instead of moving its head into the future."""
 
-    def test_image_is_at_least_2_50(self) -> None:
+    def test_image_is_at_least_2_54(self) -> None:
         deployment = find(rendered(), "Deployment", "central-prometheus")
         image = container(deployment["spec"]["template"]["spec"], "prometheus")["image"]
         match = re.search(r":v(\d+)\.(\d+)\.(\d+)$", image)
         assert match is not None, image
-        assert tuple(int(g) for g in match.groups()) >= (2, 50, 0)
+        assert tuple(int(g) for g in match.groups()) >= (2, 54, 0)
 
     def test_remote_write_receiver_is_on_and_the_config_is_the_mounted_file(self) -> None:
         spec = find(rendered(), "Deployment", "central-prometheus")["spec"]["template"]["spec"]
@@ -347,3 +351,35 @@ class TestCentralPrometheus:
         config = flag_value(prometheus["args"], "--config.file")
         mount = mount_of(prometheus, config)
         assert volume(mount["name"], spec)["configMap"]["name"].startswith("central-prometheus-config")
+
+
+class TestCentralAlertmanager:
+    """Alertmanager runs deploy/alertmanager/alertmanager.yml and is where prometheus.yml sends alerts."""
+
+    def test_config_is_deploys_file_mounted_as_a_directory(self) -> None:
+        objects = rendered()
+        data = find(objects, "ConfigMap", "central-alertmanager-config")["data"]
+        assert data == {"alertmanager.yml": (REPO / "deploy" / "alertmanager" / "alertmanager.yml").read_text()}
+        spec = find(objects, "Deployment", "central-alertmanager")["spec"]["template"]["spec"]
+        alertmanager = container(spec, "alertmanager")
+        mount = mount_of(alertmanager, flag_value(alertmanager["args"], "--config.file"))
+        assert "subPath" not in mount
+        assert volume(mount["name"], spec)["configMap"]["name"].startswith("central-alertmanager-config")
+
+    def test_prometheus_sends_alerts_to_the_alertmanager_service(self) -> None:
+        objects = rendered()
+        service = find(objects, "Service", "central-alertmanager")
+        config = yaml.safe_load(find(objects, "ConfigMap", "central-prometheus-config")["data"]["prometheus.yml"])
+        targets = [t for am in config["alerting"]["alertmanagers"] for s in am["static_configs"] for t in s["targets"]]
+        port = service["spec"]["ports"][0]["port"]
+        assert targets == [f"{service['metadata']['name']}:{port}"]
+        deployment = find(objects, "Deployment", "central-alertmanager")
+        assert service["spec"]["selector"] == deployment["spec"]["template"]["metadata"]["labels"]
+        prometheus = find(objects, "Deployment", "central-prometheus")
+        assert deployment["metadata"]["namespace"] == prometheus["metadata"]["namespace"]
+
+    def test_runs_unprivileged_with_a_read_only_root(self) -> None:
+        spec = find(rendered(), "Deployment", "central-alertmanager")["spec"]["template"]["spec"]
+        assert spec["automountServiceAccountToken"] is False
+        security = container(spec, "alertmanager")["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False
