@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 COMPONENTS := .cache/components/.complete
 SIM_LIB := build/libi2csim.so
 
-.PHONY: all venv components sim run demo test lint bench clean
+.PHONY: all venv components sim run demo test lint bench clean dashboards
 
 all: venv components sim
 
@@ -39,9 +39,16 @@ demo: venv components sim
 lint: venv
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/ruff check deploy/grafana
+	cd deploy/grafana && ../../$(BIN)/mypy --strict generate.py
 
 test: venv components sim lint
 	$(BIN)/pytest
+
+# Regenerate the Grafana dashboards (deploy/grafana/dashboards/*.json) from deploy/grafana/*.py and
+# deploy/mixin/config.yaml; the tests fail while the committed JSON differs from a fresh generation.
+dashboards: venv
+	$(BIN)/python deploy/grafana/generate.py
 
 bench: venv components
 	$(BIN)/python bench/collector_bench.py

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder
 from grafana_foundation_sdk.models import dashboard
-
 from mixin_config import MixinConfig, Selectors
 from panels import (
     Column,
     Ids,
+    PanelBuilder,
     Query,
     Step,
+    add_panels,
     new_dashboard,
     stat_panel,
     table_panel,
@@ -34,14 +35,15 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
     )
     # Centre time minus the collector's last write, over the dashboard's range so a node that fell
     # silent stays in the table with a growing age instead of vanishing after the 5 min lookback.
-    reading_age = f"time() - max by ({n}) (max_over_time(edge_collector_last_write_timestamp_seconds{{{s.edge}}}[$__range]))"
+    reading_age = (
+        f"time() - max by ({n}) (max_over_time(edge_collector_last_write_timestamp_seconds{{{s.edge}}}[$__range]))"
+    )
     failing_scripts = f"sum by ({n}) (1 - edge_collector_script_success{{{s.edge}}})"
     backlog = f"sum by ({n}) (vmagent_remotewrite_pending_data_bytes{{{s.vmagent}}})"
     # Backlog over the send rate of the last minutes; at least 1 byte/s so a stuck queue shows a huge
     # time instead of no value (and an empty queue shows 0).
-    drain = (
-        f"{backlog} / clamp_min(sum by ({n}) (rate(vmagent_remotewrite_bytes_sent_total{{{s.vmagent}}}[$__rate_interval])), 1)"
-    )
+    send_rate = f"sum by ({n}) (rate(vmagent_remotewrite_bytes_sent_total{{{s.vmagent}}}[$__rate_interval]))"
+    drain = f"{backlog} / clamp_min({send_rate}, 1)"
     clock = f"min by ({n}) (edge_collector_clock_synchronized{{{s.edge}}})"
 
     built = new_dashboard(
@@ -52,7 +54,7 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
     )
     present = f"group by ({n}) (present_over_time(up{{{s.edge}}}[6h]))"
     recent = f"group by ({n}) (present_over_time(up{{{s.edge}}}[3m]))"
-    stats = [
+    stats: list[PanelBuilder] = [
         stat_panel(
             ids,
             "Nodes reporting",
@@ -100,8 +102,7 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
             ),
         ),
     ]
-    for panel in stats:
-        built = built.with_panel(panel)
+    built = add_panels(built, stats)
 
     node_link = (
         dashboard_builder.DashboardLink("Node detail")
@@ -116,7 +117,9 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
             "last write. Time to drain: vmagent backlog over its current send rate.",
             [
                 Column("Reading age", Query(reading_age, instant=True), unit="s", steps=age_steps),
-                Column("Failing scripts", Query(failing_scripts, instant=True), steps=(Step(None, "green"), Step(1, "red"))),
+                Column(
+                    "Failing scripts", Query(failing_scripts, instant=True), steps=(Step(None, "green"), Step(1, "red"))
+                ),
                 Column("Clock", Query(clock, instant=True), mappings=(SYNCED,)),
                 Column("vmagent backlog", Query(backlog, instant=True), unit="bytes", steps=BACKLOG_STEPS),
                 Column("Time to drain", Query(drain, instant=True), unit="s", steps=DRAIN_STEPS),
@@ -132,7 +135,7 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
             height=10,
         )
     )
-    graphs = [
+    graphs: list[PanelBuilder] = [
         timeseries_panel(
             ids,
             "Reading age",
@@ -166,6 +169,5 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
             steps=DRAIN_STEPS,
         ),
     ]
-    for panel in graphs:
-        built = built.with_panel(panel)
+    built = add_panels(built, graphs)
     return built

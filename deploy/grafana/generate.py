@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     rendered = render(mixin_config.load())
     if args.check:
         stale = sorted(
-            name for name, text in rendered.items() if not (args.out / name).exists() or (args.out / name).read_text() != text
+            name
+            for name, text in rendered.items()
+            if not (args.out / name).exists() or (args.out / name).read_text() != text
         )
         extra = sorted(p.name for p in args.out.glob("*.json") if p.name not in rendered)
         for name in stale:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder
-
 from mixin_config import MixinConfig, Selectors
 from panels import (
     OK_WARN_BAD,
@@ -12,6 +11,7 @@ from panels import (
     Ids,
     Query,
     Step,
+    add_panels,
     label_variable,
     new_dashboard,
     stat_panel,
@@ -40,8 +40,11 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
     def in_range(metric: str, by: str = "script") -> str:
         return f"sum by ({by}) (increase({metric}{{{node}}}[$__range]))"
 
+    def per_second(metric: str, by: str = "script") -> str:
+        return f"sum by ({by}) (rate({metric}{{{node}}}[$__rate_interval]))"
+
     def per_minute(metric: str, by: str = "script") -> str:
-        return f"sum by ({by}) (rate({metric}{{{node}}}[$__rate_interval])) * 60"
+        return f"{per_second(metric, by)} * 60"
 
     built = new_dashboard(
         config,
@@ -103,138 +106,138 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
             height=7,
         )
     )
-    for panel in [
-        timeseries_panel(
-            ids,
-            "Script duration",
-            "Duration of each script's last run, and its timeout budget shows as the interval.",
-            [
-                Query(per_script("edge_collector_script_duration_seconds"), "{{script}}"),
-                Query(per_script("edge_collector_script_interval_seconds"), "{{script}} interval"),
-            ],
-            unit="s",
-            width=8,
-        ),
-        timeseries_panel(
-            ids,
-            "Failed runs and timeouts",
-            "Runs per minute that exited non-zero or were killed at the timeout.",
-            [
-                Query(per_minute("edge_collector_script_failures_total"), "{{script}} failed"),
-                Query(per_minute("edge_collector_script_timeouts_total"), "{{script}} timed out"),
-            ],
-            unit="opm",
-            steps=(Step(None, "green"), Step(0.001, "red")),
-            width=8,
-        ),
-        timeseries_panel(
-            ids,
-            "Exit code",
-            "Exit code of each script's last run; 128+N when ended by signal N (a timeout shows 143 or 137).",
-            [Query(per_script("edge_collector_script_exit_code"), "{{script}}")],
-            unit="none",
-            steps=OK_WARN_BAD,
-            width=8,
-        ),
-    ]:
-        built = built.with_panel(panel)
+    built = add_panels(
+        built,
+        [
+            timeseries_panel(
+                ids,
+                "Script duration",
+                "Duration of each script's last run, and its timeout budget shows as the interval.",
+                [
+                    Query(per_script("edge_collector_script_duration_seconds"), "{{script}}"),
+                    Query(per_script("edge_collector_script_interval_seconds"), "{{script}} interval"),
+                ],
+                unit="s",
+                width=8,
+            ),
+            timeseries_panel(
+                ids,
+                "Failed runs and timeouts",
+                "Runs per minute that exited non-zero or were killed at the timeout.",
+                [
+                    Query(per_minute("edge_collector_script_failures_total"), "{{script}} failed"),
+                    Query(per_minute("edge_collector_script_timeouts_total"), "{{script}} timed out"),
+                ],
+                unit="opm",
+                steps=(Step(None, "green"), Step(0.001, "red")),
+                width=8,
+            ),
+            timeseries_panel(
+                ids,
+                "Exit code",
+                "Exit code of each script's last run; 128+N when ended by signal N (a timeout shows 143 or 137).",
+                [Query(per_script("edge_collector_script_exit_code"), "{{script}}")],
+                unit="none",
+                steps=OK_WARN_BAD,
+                width=8,
+            ),
+        ],
+    )
 
     built = built.with_row(dashboard_builder.Row("Collector").id(ids()))
-    for panel in [
-        stat_panel(
-            ids,
-            "Last write",
-            "How old the collector's file was at the newest sample (node time): it is rewritten at least every "
-            "default interval, so a growing value means the collector hangs or died.",
-            Query(
-                f"max(timestamp(edge_collector_last_write_timestamp_seconds{{{node}}})"
-                f" - edge_collector_last_write_timestamp_seconds{{{node}}})"
+    built = add_panels(
+        built,
+        [
+            stat_panel(
+                ids,
+                "Last write",
+                "How old the collector's file was at the newest sample (node time): it is rewritten at least every "
+                "default interval, so a growing value means the collector hangs or died.",
+                Query(
+                    f"max(timestamp(edge_collector_last_write_timestamp_seconds{{{node}}})"
+                    f" - edge_collector_last_write_timestamp_seconds{{{node}}})"
+                ),
+                unit="s",
+                steps=age_steps,
             ),
-            unit="s",
-            steps=age_steps,
-        ),
-        stat_panel(
-            ids,
-            "Config",
-            "Whether the last load of nodes.conf succeeded (an invalid change keeps the last good config).",
-            Query(f"min(edge_collector_config_last_reload_successful{{{node}}})"),
-            steps=(Step(None, "red"), Step(1, "green")),
-            mappings=(OK,),
-        ),
-        stat_panel(
-            ids,
-            "File write failures",
-            "Failed attempts to replace the textfile in the time range (the old file stays).",
-            Query(f"sum(increase(edge_collector_textfile_write_failures_total{{{node}}}[$__range]))"),
-        ),
-        stat_panel(
-            ids,
-            "Leftover processes killed",
-            "Background processes the scripts left behind, killed after their script exited, in the time range.",
-            Query(f"sum(increase(edge_collector_script_processes_killed_total{{{node}}}[$__range]))"),
-            steps=(Step(None, "green"), Step(1, "orange")),
-        ),
-        stat_panel(
-            ids,
-            "Series dropped",
-            "Series refused in the time range because a script exceeded its series limit.",
-            Query(f"sum(increase(edge_collector_script_series_dropped_total{{{node}}}[$__range]))"),
-        ),
-        stat_panel(
-            ids,
-            "Clock",
-            "Whether the node's clock is synchronized; readings are held back while it is not.",
-            Query(f"min(edge_collector_clock_synchronized{{{node}}})"),
-            steps=(Step(None, "red"), Step(1, "green")),
-            mappings=(SYNCED,),
-        ),
-        timeseries_panel(
-            ids,
-            "Clock error",
-            "The kernel's estimated and maximum error of the node's clock, and readings held back meanwhile.",
-            [
-                Query(f"max(edge_collector_clock_estimated_error_seconds{{{node}}})", "estimated error"),
-                Query(f"max(edge_collector_clock_max_error_seconds{{{node}}})", "maximum error"),
-                Query(f"sum(edge_collector_clock_held_samples{{{node}}})", "held samples"),
-                Query(f"sum(increase(edge_collector_clock_steps_total{{{node}}}[$__rate_interval]))", "clock steps"),
-            ],
-            unit="s",
-            overrides=[("held samples", "short"), ("clock steps", "short")],
-        ),
-        timeseries_panel(
-            ids,
-            "Push to vmagent",
-            "Push mode: samples sent to the node-local vmagent per second, and what waits in the collector's "
-            "spool; drops by reason and errors by cause.",
-            [
-                Query(f"sum(rate(edge_collector_push_samples_total{{{node}}}[$__rate_interval]))", "pushed/s"),
-                Query(f"sum(edge_collector_push_spooled_samples{{{node}}})", "spooled samples"),
-                Query(
-                    f"sum by (reason) (rate(edge_collector_push_dropped_samples_total{{{node}}}[$__rate_interval]))",
-                    "dropped/s {{reason}}",
-                ),
-                Query(
-                    f"sum by (cause) (rate(edge_collector_push_errors_total{{{node}}}[$__rate_interval]))",
-                    "errors/s {{cause}}",
-                ),
-            ],
-            unit="short",
-        ),
-        timeseries_panel(
-            ids,
-            "Push backlog",
-            "Bytes in the collector's spool and the age of its last successful push (node time).",
-            [
-                Query(f"sum(edge_collector_push_spooled_bytes{{{node}}})", "spooled bytes"),
-                Query(
-                    f"max(timestamp(edge_collector_push_last_success_timestamp_seconds{{{node}}})"
-                    f" - edge_collector_push_last_success_timestamp_seconds{{{node}}})",
-                    "since last push",
-                ),
-            ],
-            unit="bytes",
-            overrides=[("since last push", "s")],
-        ),
-    ]:
-        built = built.with_panel(panel)
+            stat_panel(
+                ids,
+                "Config",
+                "Whether the last load of nodes.conf succeeded (an invalid change keeps the last good config).",
+                Query(f"min(edge_collector_config_last_reload_successful{{{node}}})"),
+                steps=(Step(None, "red"), Step(1, "green")),
+                mappings=(OK,),
+            ),
+            stat_panel(
+                ids,
+                "File write failures",
+                "Failed attempts to replace the textfile in the time range (the old file stays).",
+                Query(f"sum(increase(edge_collector_textfile_write_failures_total{{{node}}}[$__range]))"),
+            ),
+            stat_panel(
+                ids,
+                "Leftover processes killed",
+                "Background processes the scripts left behind, killed after their script exited, in the time range.",
+                Query(f"sum(increase(edge_collector_script_processes_killed_total{{{node}}}[$__range]))"),
+                steps=(Step(None, "green"), Step(1, "orange")),
+            ),
+            stat_panel(
+                ids,
+                "Series dropped",
+                "Series refused in the time range because a script exceeded its series limit.",
+                Query(f"sum(increase(edge_collector_script_series_dropped_total{{{node}}}[$__range]))"),
+            ),
+            stat_panel(
+                ids,
+                "Clock",
+                "Whether the node's clock is synchronized; readings are held back while it is not.",
+                Query(f"min(edge_collector_clock_synchronized{{{node}}})"),
+                steps=(Step(None, "red"), Step(1, "green")),
+                mappings=(SYNCED,),
+            ),
+            timeseries_panel(
+                ids,
+                "Clock error",
+                "The kernel's estimated and maximum error of the node's clock, and readings held back meanwhile.",
+                [
+                    Query(f"max(edge_collector_clock_estimated_error_seconds{{{node}}})", "estimated error"),
+                    Query(f"max(edge_collector_clock_max_error_seconds{{{node}}})", "maximum error"),
+                    Query(f"sum(edge_collector_clock_held_samples{{{node}}})", "held samples"),
+                    Query(
+                        f"sum(increase(edge_collector_clock_steps_total{{{node}}}[$__rate_interval]))", "clock steps"
+                    ),
+                ],
+                unit="s",
+                overrides=[("held samples", "short"), ("clock steps", "short")],
+            ),
+            timeseries_panel(
+                ids,
+                "Push to vmagent",
+                "Push mode: samples sent to the node-local vmagent per second, and what waits in the collector's "
+                "spool; drops by reason and errors by cause.",
+                [
+                    Query(f"sum(rate(edge_collector_push_samples_total{{{node}}}[$__rate_interval]))", "pushed/s"),
+                    Query(f"sum(edge_collector_push_spooled_samples{{{node}}})", "spooled samples"),
+                    Query(per_second("edge_collector_push_dropped_samples_total", "reason"), "dropped/s {{reason}}"),
+                    Query(per_second("edge_collector_push_errors_total", "cause"), "errors/s {{cause}}"),
+                ],
+                unit="short",
+            ),
+            timeseries_panel(
+                ids,
+                "Push backlog",
+                "Bytes in the collector's spool and the age of its last successful push (node time).",
+                [
+                    Query(f"sum(edge_collector_push_spooled_bytes{{{node}}})", "spooled bytes"),
+                    Query(
+                        f"max(timestamp(edge_collector_push_last_success_timestamp_seconds{{{node}}})"
+                        f" - edge_collector_push_last_success_timestamp_seconds{{{node}}})",
+                        "since last push",
+                    ),
+                ],
+                unit="bytes",
+                overrides=[("since last push", "s")],
+            ),
+        ],
+    )
     return built

@@ -11,10 +11,12 @@ from typing import Any, NamedTuple
 from grafana_foundation_sdk.builders import common as common_builder
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder
 from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
+from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import common, dashboard
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
-
 from mixin_config import MixinConfig
+
+PanelBuilder = cogbuilder.Builder[dashboard.Panel]
 
 DATASOURCE = dashboard.DataSourceRef(type_val="prometheus", uid="${datasource}")
 
@@ -58,13 +60,7 @@ def thresholds(steps: Sequence[Step]) -> dashboard_builder.ThresholdsConfig:
 
 
 def _target(query: Query, ref: str, *, as_table: bool) -> prometheus.Dataquery:
-    target = (
-        prometheus.Dataquery()
-        .expr(query.expr)
-        .legend_format(query.legend)
-        .ref_id(ref)
-        .datasource(DATASOURCE)
-    )
+    target = prometheus.Dataquery().expr(query.expr).legend_format(query.legend).ref_id(ref).datasource(DATASOURCE)
     if as_table:
         target = target.format(PromQueryFormat.TABLE)
     return target.instant() if query.instant or as_table else target.range()
@@ -119,7 +115,9 @@ def timeseries_panel(
             .placement(common.LegendPlacement.BOTTOM)
             .calcs(["lastNotNull", "max"])
         )
-        .tooltip(common_builder.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI).sort(common.SortOrder.DESCENDING))
+        .tooltip(
+            common_builder.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI).sort(common.SortOrder.DESCENDING)
+        )
     )
     if len(steps) > 1:
         panel = panel.thresholds_style(
@@ -217,7 +215,9 @@ def table_panel(
         properties: list[dashboard.DynamicConfigValue] = [
             dashboard.DynamicConfigValue(id_val="unit", value=column.unit),
             dashboard.DynamicConfigValue(id_val="thresholds", value=thresholds(column.steps).build()),
-            dashboard.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background", "mode": "basic"}),
+            dashboard.DynamicConfigValue(
+                id_val="custom.cellOptions", value={"type": "color-background", "mode": "basic"}
+            ),
         ]
         if column.mappings:
             properties.append(dashboard.DynamicConfigValue(id_val="mappings", value=list(column.mappings)))
@@ -267,14 +267,19 @@ def new_dashboard(config: MixinConfig, *, uid: str, title: str, description: str
             .include_vars(True)
             .keep_time(True)
         )
-        .with_variable(
-            dashboard_builder.DatasourceVariable("datasource").label("Data source").type("prometheus")
-        )
+        .with_variable(dashboard_builder.DatasourceVariable("datasource").label("Data source").type("prometheus"))
     )
     if config.show_multi_cluster:
         built = built.with_variable(
             label_variable("cluster", f"up{{{config.vmagent_selector}}}", config.cluster_label, multi=True)
         )
+    return built
+
+
+def add_panels(built: dashboard_builder.Dashboard, panels: Sequence[PanelBuilder]) -> dashboard_builder.Dashboard:
+    """The panels in order; the SDK lays them out left to right, wrapping at the grid's 24 columns."""
+    for panel in panels:
+        built = built.with_panel(panel)
     return built
 
 

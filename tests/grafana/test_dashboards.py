@@ -115,7 +115,9 @@ class TestGrafanaSchema:
         """The uid is the contract links use; panel ids are unique; every variable a query uses exists."""
         data = load(path)
         assert data["uid"] == EXPECTED[path.name]
-        ids = [panel["id"] for panel in data["panels"]] + [p["id"] for row in data["panels"] for p in row.get("panels", [])]
+        ids = [panel["id"] for panel in data["panels"]] + [
+            p["id"] for row in data["panels"] for p in row.get("panels", [])
+        ]
         assert len(ids) == len(set(ids))
         defined = {variable["name"] for variable in data["templating"]["list"]}
         assert "datasource" in defined
