@@ -39,16 +39,19 @@ demo: venv components sim
 lint: venv
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/ruff check deploy/grafana
+	$(BIN)/ruff check deploy/grafana deploy/operators
 	cd deploy/grafana && ../../$(BIN)/mypy --strict generate.py
+	$(BIN)/mypy --strict deploy/operators/generate.py
 
 test: venv components sim lint
 	$(BIN)/pytest
 
-# Regenerate the Grafana dashboards (deploy/grafana/dashboards/*.json) from deploy/grafana/*.py and
-# deploy/mixin/config.yaml; the tests fail while the committed JSON differs from a fresh generation.
+# Regenerate the Grafana dashboards (deploy/grafana/dashboards/*.json, from deploy/grafana/*.py and
+# deploy/mixin/config.yaml) and the operator objects (deploy/kubernetes/components/{prometheus,vm}-operator,
+# from deploy/prometheus and the edge DaemonSet); the tests fail while the committed files differ.
 dashboards: venv
 	$(BIN)/python deploy/grafana/generate.py
+	$(BIN)/python deploy/operators/generate.py
 
 bench: venv components
 	$(BIN)/python bench/collector_bench.py
