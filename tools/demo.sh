@@ -161,6 +161,7 @@ cat <<EOF
   A ready query:       $prom_url/graph?g0.expr=$encoded&g0.tab=0&g0.range_input=15m
   From a shell:        curl -s '$prom_url/api/v1/query' --data-urlencode 'query=$query{node="$node"}'
   Alerts:              $prom_url/alerts
+  Dashboards as PNG:   .venv/bin/python deploy/grafana/render.py --prometheus $prom_url --node $node --out $run/dashboards
   Logs and data:       $run
 
   Press Ctrl-C to stop everything.
