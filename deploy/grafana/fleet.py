@@ -14,6 +14,7 @@ from panels import (
     add_panels,
     new_dashboard,
     stat_panel,
+    sum_rate,
     table_panel,
     timeseries_panel,
     value_text,
@@ -42,8 +43,9 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
     backlog = f"sum by ({n}) (vmagent_remotewrite_pending_data_bytes{{{s.vmagent}}})"
     # Backlog over the send rate of the last minutes; at least 1 byte/s so a stuck queue shows a huge
     # time instead of no value (and an empty queue shows 0).
-    send_rate = f"sum by ({n}) (rate(vmagent_remotewrite_bytes_sent_total{{{s.vmagent}}}[$__rate_interval]))"
+    send_rate = sum_rate("vmagent_remotewrite_bytes_sent_total", s.vmagent, n)
     drain = f"{backlog} / clamp_min({send_rate}, 1)"
+    dropped_last_hour = sum_rate("vm_persistentqueue_bytes_dropped_total", s.vmagent, n, fn="increase", window="1h")
     clock = f"min by ({n}) (edge_collector_clock_synchronized{{{s.edge}}})"
 
     built = new_dashboard(
@@ -96,10 +98,7 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
             ids,
             "Nodes dropping data",
             "Nodes whose vmagent dropped queued data in the last hour because its disk queue was full.",
-            Query(
-                f"count(sum by ({n}) (increase(vm_persistentqueue_bytes_dropped_total{{{s.vmagent}}}[1h])) > 0)"
-                " or vector(0)"
-            ),
+            Query(f"count({dropped_last_hour} > 0) or vector(0)"),
         ),
     ]
     built = add_panels(built, stats)

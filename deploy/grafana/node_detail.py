@@ -15,6 +15,7 @@ from panels import (
     label_variable,
     new_dashboard,
     stat_panel,
+    sum_rate,
     table_panel,
     timeseries_panel,
     value_text,
@@ -38,10 +39,10 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
         return f"max by (script) ({metric}{{{node}}})"
 
     def in_range(metric: str, by: str = "script") -> str:
-        return f"sum by ({by}) (increase({metric}{{{node}}}[$__range]))"
+        return sum_rate(metric, node, by, fn="increase", window="$__range")
 
     def per_second(metric: str, by: str = "script") -> str:
-        return f"sum by ({by}) (rate({metric}{{{node}}}[$__rate_interval]))"
+        return sum_rate(metric, node, by)
 
     def per_minute(metric: str, by: str = "script") -> str:
         return f"{per_second(metric, by)} * 60"
@@ -172,20 +173,20 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
                 ids,
                 "File write failures",
                 "Failed attempts to replace the textfile in the time range (the old file stays).",
-                Query(f"sum(increase(edge_collector_textfile_write_failures_total{{{node}}}[$__range]))"),
+                Query(sum_rate("edge_collector_textfile_write_failures_total", node, fn="increase", window="$__range")),
             ),
             stat_panel(
                 ids,
                 "Leftover processes killed",
                 "Background processes the scripts left behind, killed after their script exited, in the time range.",
-                Query(f"sum(increase(edge_collector_script_processes_killed_total{{{node}}}[$__range]))"),
+                Query(sum_rate("edge_collector_script_processes_killed_total", node, fn="increase", window="$__range")),
                 steps=(Step(None, "green"), Step(1, "orange")),
             ),
             stat_panel(
                 ids,
                 "Series dropped",
                 "Series refused in the time range because a script exceeded its series limit.",
-                Query(f"sum(increase(edge_collector_script_series_dropped_total{{{node}}}[$__range]))"),
+                Query(sum_rate("edge_collector_script_series_dropped_total", node, fn="increase", window="$__range")),
             ),
             stat_panel(
                 ids,
@@ -203,9 +204,7 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
                     Query(f"max(edge_collector_clock_estimated_error_seconds{{{node}}})", "estimated error"),
                     Query(f"max(edge_collector_clock_max_error_seconds{{{node}}})", "maximum error"),
                     Query(f"sum(edge_collector_clock_held_samples{{{node}}})", "held samples"),
-                    Query(
-                        f"sum(increase(edge_collector_clock_steps_total{{{node}}}[$__rate_interval]))", "clock steps"
-                    ),
+                    Query(sum_rate("edge_collector_clock_steps_total", node, fn="increase"), "clock steps"),
                 ],
                 unit="s",
                 overrides=[("held samples", "short"), ("clock steps", "short")],
@@ -216,7 +215,7 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
                 "Push mode: samples sent to the node-local vmagent per second, and what waits in the collector's "
                 "spool; drops by reason and errors by cause.",
                 [
-                    Query(f"sum(rate(edge_collector_push_samples_total{{{node}}}[$__rate_interval]))", "pushed/s"),
+                    Query(sum_rate("edge_collector_push_samples_total", node), "pushed/s"),
                     Query(f"sum(edge_collector_push_spooled_samples{{{node}}})", "spooled samples"),
                     Query(per_second("edge_collector_push_dropped_samples_total", "reason"), "dropped/s {{reason}}"),
                     Query(per_second("edge_collector_push_errors_total", "cause"), "errors/s {{cause}}"),

@@ -6,7 +6,7 @@ Every panel gets its unit, thresholds and legend here, so the dashboards read as
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from grafana_foundation_sdk.builders import common as common_builder
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder
@@ -70,6 +70,12 @@ def _ref(index: int) -> str:
     return chr(ord("A") + index)
 
 
+def sum_rate(metric: str, selector: str, by: str = "", fn: str = "rate", window: str = "$__rate_interval") -> str:
+    """`sum by (by) (fn(metric{selector}[window]))`: a counter's rate (or increase) summed per label."""
+    grouping = f" by ({by}) " if by else ""
+    return f"sum{grouping}({fn}({metric}{{{selector}}}[{window}]))"
+
+
 class Ids:
     """Panel ids unique in a dashboard, in layout order (Grafana links and the SDK need them)."""
 
@@ -79,6 +85,14 @@ class Ids:
     def __call__(self) -> int:
         self._next += 1
         return self._next
+
+
+_Panel = TypeVar("_Panel", timeseries.Panel, stat.Panel, table.Panel)
+
+
+def _placed(panel: _Panel, ids: Ids, title: str, description: str, width: int, height: int) -> _Panel:
+    """What every panel has: an id, title, description, the datasource variable, its size."""
+    return panel.id(ids()).title(title).description(description).datasource(DATASOURCE).span(width).height(height)
 
 
 def timeseries_panel(
@@ -96,15 +110,9 @@ def timeseries_panel(
 ) -> timeseries.Panel:
     """A graph; `overrides` are (regexp on the series name, unit) pairs for series of another unit."""
     panel = (
-        timeseries.Panel()
-        .id(ids())
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
+        _placed(timeseries.Panel(), ids, title, description, width, height)
         .unit(unit)
         .thresholds(thresholds(steps))
-        .span(width)
-        .height(height)
         .line_width(1)
         .fill_opacity(10)
         .show_points(common.VisibilityMode.NEVER)
@@ -146,16 +154,10 @@ def stat_panel(
 ) -> stat.Panel:
     """One number, coloured by `steps`, as it is now (instant query)."""
     return (
-        stat.Panel()
-        .id(ids())
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
+        _placed(stat.Panel(), ids, title, description, width, height)
         .unit(unit)
         .thresholds(thresholds(steps))
         .mappings(list(mappings))
-        .span(width)
-        .height(height)
         .color_mode(common.BigValueColorMode.BACKGROUND)
         .graph_mode(common.BigValueGraphMode.NONE)
         .reduce_options(common_builder.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
@@ -188,13 +190,7 @@ def table_panel(
 ) -> table.Panel:
     """One row per label set (e.g. per node or per script), one coloured column per query."""
     panel = (
-        table.Panel()
-        .id(ids())
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .span(width)
-        .height(height)
+        _placed(table.Panel(), ids, title, description, width, height)
         .thresholds(thresholds((Step(None, "green"),)))
         .align(common.FieldTextAlignment.AUTO)
         .inspect(False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder
 from mixin_config import MixinConfig, Selectors
-from panels import Ids, Query, Step, add_panels, label_variable, new_dashboard, timeseries_panel
+from panels import Ids, Query, Step, add_panels, label_variable, new_dashboard, sum_rate, timeseries_panel
 
 QUEUE_STEPS = (Step(None, "green"), Step(512 * 1024 * 1024, "orange"), Step(1024 * 1024 * 1024, "red"))
 BAD = (Step(None, "green"), Step(0.001, "red"))
@@ -18,10 +18,10 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
     edge = f'{s.edge}, {n}=~"$node"'
 
     def per_node_rate(metric: str, extra: str = "") -> str:
-        return f"sum by ({n}{extra}) (rate({metric}{{{vm}}}[$__rate_interval]))"
+        return sum_rate(metric, vm, f"{n}{extra}")
 
     def central_rate(metric: str, matchers: str = "") -> str:
-        return f"sum(rate({metric}{{{s.central}{matchers}}}[$__rate_interval]))"
+        return sum_rate(metric, s.central + matchers)
 
     built = new_dashboard(
         config,
@@ -93,7 +93,7 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
                 "Samples per second the collector pushes to its node-local vmagent, and what waits in its spool.",
                 [
                     Query(
-                        f"sum by ({n}) (rate(edge_collector_push_samples_total{{{edge}}}[$__rate_interval]))",
+                        sum_rate("edge_collector_push_samples_total", edge, n),
                         f"{{{{{n}}}}} pushed/s",
                     ),
                     Query(
