@@ -47,8 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="compare with the files instead of writing them")
     parser.add_argument("--out", type=Path, default=OUT, help="output directory (default: %(default)s)")
+    parser.add_argument(
+        "--config", type=Path, default=mixin_config.CONFIG, help="selectors and labels (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
-    rendered = render(mixin_config.load())
+    rendered = render(mixin_config.load(args.config))
     if args.check:
         stale = sorted(
             name

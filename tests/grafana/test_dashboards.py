@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from grafana_foundation_sdk.cog import plugins
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.cog.runtime import UnknownDataquery
@@ -25,8 +27,11 @@ from tests.grafana.dashboards import (
     panels,
     substitute,
 )
-from tests.helpers import components
+from tests.helpers import REPO, components
 
+# A matcher or grouping on a label called `node` (not $node, edge_node, node-exporter).
+BARE_NODE_LABEL = re.compile(r"(?<![\w$])node\s*(?:[=!]~?|[,)])")
+MIXIN_CONFIG = REPO / "deploy" / "mixin" / "config.yaml"
 EXPECTED = {"edge-fleet.json": "edge-fleet", "edge-node.json": "edge-node", "edge-pipeline.json": "edge-pipeline"}
 
 
@@ -157,3 +162,30 @@ def test_every_query_is_valid_promql(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+class TestMixinConfig:
+    def test_multi_cluster_adds_the_variable_and_filters_every_selector(self, tmp_path: Path) -> None:
+        """showMultiCluster: every dashboard gets a `cluster` variable and every query's selectors
+        filter on the configured cluster label; the node label name is the configured one too."""
+        config = yaml.safe_load(MIXIN_CONFIG.read_text())
+        config.update(showMultiCluster=True, clusterLabel="k8s_cluster", nodeLabel="edge_node")
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        out = tmp_path / "out"
+        result = generate("--config", str(path), "--out", str(out))
+        assert result.returncode == 0, result.stderr
+        for dashboard in sorted(out.glob("*.json")):
+            data = load(dashboard)
+            assert "cluster" in {v["name"] for v in data["templating"]["list"]}
+            for panel in panels(data):
+                for target in panel["targets"]:
+                    assert 'k8s_cluster=~"$cluster"' in target["expr"], (panel["title"], target["expr"])
+                    assert not BARE_NODE_LABEL.search(target["expr"]), target["expr"]
+
+    def test_unknown_key_is_an_error_naming_the_file(self, tmp_path: Path) -> None:
+        path = tmp_path / "config.yaml"
+        path.write_text(MIXIN_CONFIG.read_text().replace("nodeLabel:", "nodelabel:"))
+        result = generate("--config", str(path), "--out", str(tmp_path / "out"))
+        assert result.returncode != 0
+        assert f"{path}: unknown keys ['nodelabel'], missing keys ['nodeLabel']" in result.stderr
