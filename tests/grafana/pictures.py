@@ -12,6 +12,7 @@ order. Everything is real (components from .cache/components); it takes about `-
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import time
@@ -35,6 +36,8 @@ def fake_sysfs(root: Path) -> Path:
 
 
 def main() -> int:
+    # SIGTERM ends the run like Ctrl-C: through the `with` below, which stops every process it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "img")
     parser.add_argument("--minutes", type=float, default=9)
@@ -68,8 +71,10 @@ def main() -> int:
         )
         total = args.minutes * 60
         time.sleep(total * 0.35)
-        print("pictures: stopping the centre", file=sys.stderr)
-        pipeline.outage(at_least=100)
+        print("pictures: stopping the centre for two minutes", file=sys.stderr)
+        pipeline.central.stop()
+        time.sleep(120)
+        pipeline.central.start()
         print("pictures: centre back; waiting for the backlog to drain", file=sys.stderr)
         pipeline.wait_drained(timeout=300)
         time.sleep(max(total - (time.time() - started), 30))
