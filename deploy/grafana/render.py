@@ -152,6 +152,20 @@ def series_unit(panel: Obj, name: str) -> str:
     return unit
 
 
+def with_gaps(samples: Sequence[Sequence[Any]], step: float) -> tuple[Any, list[float]]:
+    """Times and values of a range query result, with a NaN where points are missing so the line
+    breaks there, as Grafana's does."""
+    times: list[int] = []
+    values: list[float] = []
+    for t, v in samples:
+        if times and float(t) * 1000 - times[-1] > 1500 * step:
+            times.append(times[-1] + round(step * 1000))
+            values.append(math.nan)
+        times.append(round(float(t) * 1000))
+        values.append(float(v))
+    return numpy.array(times, dtype="datetime64[ms]"), values
+
+
 def draw_timeseries(ax: Axes, panel: Obj, prometheus: Prometheus, variables: Mapping[str, str], seconds: float) -> int:
     defaults = panel["fieldConfig"]["defaults"]
     unit = defaults.get("unit", "short")
@@ -160,8 +174,7 @@ def draw_timeseries(ax: Axes, panel: Obj, prometheus: Prometheus, variables: Map
     for target in panel["targets"]:
         series = prometheus.range(substitute(target["expr"], variables), seconds, step)
         for name, item in zip(legend(series, target.get("legendFormat", "")), series, strict=True):
-            times = numpy.array([round(float(t) * 1000) for t, _ in item["values"]], dtype="datetime64[ms]")
-            values = [float(v) for _, v in item["values"]]
+            times, values = with_gaps(item["values"], step)
             last = fmt(values[-1], series_unit(panel, name))
             ax.plot(times, values, linewidth=1.2, label=f"{name}  (last {last})")
             drawn += 1
@@ -247,16 +260,22 @@ def draw_table(ax: Axes, panel: Obj, prometheus: Prometheus, variables: Mapping[
     return len(rows)
 
 
+def all_values(dashboard: Obj) -> dict[str, str]:
+    """Multi-value variables drawn as Grafana opens the dashboard: All selected (their allValue)."""
+    return {v["name"]: v["allValue"] for v in dashboard["templating"]["list"] if v.get("multi") and v.get("includeAll")}
+
+
 def render(
     path: Path, prometheus: Prometheus, variables: Mapping[str, str], seconds: float
 ) -> tuple[Figure, list[str]]:
     """The dashboard as a figure, and the titles of the panels that showed no data."""
     dashboard = load(path)
+    shown_variables = [v["name"] for v in dashboard["templating"]["list"] if v["type"] != "datasource"]
     bottom = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in dashboard["panels"])
     fig = plt.figure(figsize=(GRID_COLUMNS * INCH_PER_COLUMN, (bottom + 3) * INCH_PER_ROW), dpi=80)
     height = bottom + 3  # a band for the dashboard title
     fig.suptitle(
-        f"{dashboard['title']}  ({', '.join(f'{k}={v}' for k, v in variables.items() if not k.startswith('__'))})",
+        dashboard["title"] + "".join(f"  {k}={variables[k]}" for k in shown_variables),
         x=0.01,
         ha="left",
         fontsize=13,
@@ -287,6 +306,8 @@ def render(
         if panel["type"] == "timeseries":
             shown = draw_timeseries(ax, panel, prometheus, variables, seconds)
             if not shown:
+                ax.set_xticks([])
+                ax.set_yticks([])
                 ax.text(
                     0.5, 0.5, "No data", ha="center", va="center", transform=ax.transAxes, fontsize=12, color="#888"
                 )
@@ -317,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     prometheus = Prometheus(args.prometheus, time.time())
     args.out.mkdir(parents=True, exist_ok=True)
     for path in dashboard_files():
-        fig, empty = render(path, prometheus, variables, args.range)
+        fig, empty = render(path, prometheus, {**variables, **all_values(load(path))}, args.range)
         target = args.out / f"{path.stem}.png"
         fig.savefig(target)
         plt.close(fig)
