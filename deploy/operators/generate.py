@@ -8,6 +8,7 @@ Sources (never copied by hand):
   deploy/prometheus/prometheus.yml  its rule_files -> one PrometheusRule / VMRule per rules file;
                                     its scrape jobs -> one PodMonitor / VMPodScrape per job
   deploy/kubernetes/edge/daemonset.yaml  the pods, container ports and labels those jobs scrape
+  deploy/mixin/config.yaml          nodeLabel, the label naming the node
 Outputs: deploy/kubernetes/components/prometheus-operator/ and .../vm-operator/ (kustomize Components).
 """
 
@@ -32,9 +33,9 @@ Obj = dict[str, Any]
 # itself; a job in neither place stops the generation, so a new job is never silently left out.
 JOB_CONTAINERS = {"vmagent": "vmagent"}
 SELF_JOBS = {"prometheus"}
-# The node label the rules and dashboards use (deploy/mixin/config.yaml nodeLabel): with file_sd it
-# comes from the target file, with an operator from the pod's node.
-NODE_LABEL = "node"
+# The node label the rules and dashboards use: with file_sd it comes from the target file, with an
+# operator from the pod's node.
+MIXIN_CONFIG = REPO / "deploy" / "mixin" / "config.yaml"
 COMMON_LABELS = {"app.kubernetes.io/part-of": "edge-metrics"}
 
 
@@ -93,6 +94,11 @@ def scrape_jobs(config: Obj, daemonset: Obj) -> list[Job]:
     return jobs
 
 
+def node_label() -> str:
+    label: str = yaml.safe_load(MIXIN_CONFIG.read_text())["nodeLabel"]
+    return label
+
+
 def metadata(name: str) -> Obj:
     return {"name": name, "labels": dict(COMMON_LABELS)}
 
@@ -130,7 +136,7 @@ def pod_monitor(job: Job) -> Obj:
                         {
                             "action": "replace",
                             "sourceLabels": ["__meta_kubernetes_pod_node_name"],
-                            "targetLabel": NODE_LABEL,
+                            "targetLabel": node_label(),
                         },
                     ],
                 }
