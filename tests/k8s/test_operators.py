@@ -124,10 +124,9 @@ class TestGeneration:
         assert endpoint["port"] in {port["name"] for port in vmagent["ports"]}
         relabels = endpoint[relabel]
         assert {"action": "replace", "targetLabel": "job", "replacement": "vmagent"} in relabels
-        assert any(
-            r.get("sourceLabels") == ["__meta_kubernetes_pod_node_name"] and r["targetLabel"] == "node"
-            for r in relabels
-        )
+        node_label = yaml.safe_load((REPO / "deploy" / "mixin" / "config.yaml").read_text())["nodeLabel"]
+        node = {"action": "replace", "sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": node_label}
+        assert node in relabels
 
     def test_check_names_a_hand_edit(self, tmp_path: Path) -> None:
         """--check fails on an edited output and on a file it does not generate (on a copy)."""
