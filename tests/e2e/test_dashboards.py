@@ -9,6 +9,7 @@ no component exports, fails: such a panel would show "No data" forever.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import urllib.parse
@@ -83,14 +84,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     of this module (starting it is the slow part)."""
     assert SIM_LIB.exists(), "run `make sim` first (make test does)"
     workdir = tmp_path_factory.mktemp("dashboards")
-    config = workdir / "nodes.conf"
-    config.write_text(f"{NODE}=space_server:2s\n")
+    # The bundled space_server, and a script that always fails (exit 3) so the failure panels have
+    # something to show.
+    scripts = workdir / "scripts"
+    scripts.mkdir()
+    shutil.copy(REPO / "scripts" / "space_server.sh", scripts)
+    (scripts / "broken.sh").write_text("#!/bin/bash\necho door_open=1\nexit 3\n")
+    config = scripts / "nodes.conf"
+    config.write_text(f"{NODE}=space_server:2s,broken:2s\n")
     with processes() as procs:
         pipeline = Pipeline(procs, workdir, node=NODE)
         pipeline.start_infrastructure()
         pipeline.node.start_collector(
             config=config,
-            extra_args=["--scripts-dir", str(REPO / "scripts")],
             wrapper=[str(EDGE_METRICS), "simulate", "--model", str(MODEL), "--"],
         )
         central = pipeline.central
@@ -98,7 +104,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
         # vmagent's and the centre's own counters inside the 1 m rate window.
         for query in (
             f'edge_temperature{{node="{NODE}"}}',
-            f'edge_collector_script_success{{node="{NODE}"}}',
+            f'edge_collector_script_success{{node="{NODE}", script="broken"}}',
             f'count_over_time(vmagent_remotewrite_bytes_sent_total{{node="{NODE}"}}[1m]) > 5',
             'count_over_time(prometheus_tsdb_head_samples_appended_total{job="prometheus"}[1m]) > 5',
         ):
@@ -146,6 +152,23 @@ def test_template_variables_list_the_node(stack: Pipeline, path: Path) -> None:
         params = urllib.parse.urlencode({"match[]": selector})
         body = json.loads(http_get(f"{stack.central.url}/api/v1/label/{label}/values?{params}"))
         assert NODE in body["data"], (variable["name"], body)
+
+
+def value_of(stack: Pipeline, dashboard: str, panel: str, ref: str = "A") -> dict[str, float]:
+    """A panel query's result now, as {label values joined by ",": value}."""
+    (target,) = [t for t in all_targets() if (t.dashboard, t.panel, t.ref) == (dashboard, panel, ref)]
+    result = stack.central.query(substitute(target.expr, VARIABLES))
+    return {",".join(item["metric"].values()): float(item["value"][1]) for item in result}
+
+
+def test_a_failing_script_shows_where_a_user_looks(stack: Pipeline) -> None:
+    """The script that exits 3 is counted on the fleet overview and named in the node's script
+    table, next to the healthy one."""
+    assert value_of(stack, "edge-fleet.json", "Nodes with failing scripts") == {"": 1}
+    assert value_of(stack, "edge-fleet.json", "Nodes", "B") == {NODE: 1}  # the table's failing scripts
+    assert value_of(stack, "edge-node.json", "Scripts", "A") == {"broken": 0, "space_server": 1}  # last run
+    assert value_of(stack, "edge-node.json", "Scripts", "B") == {"broken": 3, "space_server": 0}  # exit code
+    assert value_of(stack, "edge-node.json", "Config") == {"": 1}
 
 
 def test_every_not_yet_exported_metric_is_used(stack: Pipeline) -> None:
