@@ -100,11 +100,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
             wrapper=[str(EDGE_METRICS), "simulate", "--model", str(MODEL), "--"],
         )
         central = pipeline.central
-        # Data for every kind of query: readings and script metrics at the centre, and two scrapes of
+        # Data for every kind of query: readings at the centre, and several samples of each script's,
         # vmagent's and the centre's own counters inside the 1 m rate window.
         for query in (
             f'edge_temperature{{node="{NODE}"}}',
-            f'edge_collector_script_success{{node="{NODE}", script="broken"}}',
+            f'count_over_time(edge_collector_script_runs_total{{node="{NODE}", script="broken"}}[1m]) > 3',
+            f'count_over_time(edge_collector_script_runs_total{{node="{NODE}", script="space_server"}}[1m]) > 3',
             f'count_over_time(vmagent_remotewrite_bytes_sent_total{{node="{NODE}"}}[1m]) > 5',
             'count_over_time(prometheus_tsdb_head_samples_appended_total{job="prometheus"}[1m]) > 5',
         ):
