@@ -9,7 +9,7 @@ COMPONENTS := .cache/components/.complete
 SIM_LIB := build/libi2csim.so
 CHROMIUM ?= chromium
 
-.PHONY: all venv runtime components sim i2c-tools browser run demo check test lint bench clean
+.PHONY: all venv runtime components sim i2c-tools browser run demo check test lint bench clean dashboards
 
 all: venv components sim
 
@@ -64,6 +64,9 @@ demo: venv components sim
 lint: venv
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/ruff check deploy/grafana deploy/operators
+	cd deploy/grafana && ../../$(BIN)/mypy --strict generate.py
+	$(BIN)/mypy --strict deploy/operators/generate.py
 
 # The inner loop: lint, types and the unit tests.
 check: lint components
@@ -71,6 +74,13 @@ check: lint components
 
 test: venv components sim browser lint
 	$(BIN)/pytest
+
+# Regenerate the Grafana dashboards (deploy/grafana/dashboards/*.json, from deploy/grafana/*.py and
+# deploy/mixin/config.yaml) and the operator objects (deploy/kubernetes/components/{prometheus,vm}-operator,
+# from deploy/prometheus and the edge DaemonSet); the tests fail while the committed files differ.
+dashboards: venv
+	$(BIN)/python deploy/grafana/generate.py
+	$(BIN)/python deploy/operators/generate.py
 
 bench: venv components
 	$(BIN)/python bench/collector_bench.py

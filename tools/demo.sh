@@ -206,6 +206,7 @@ cat <<EOF
   API:                 $prom_url/api/v1/query?query=$encoded
   From a shell:        curl -s '$prom_url/api/v1/query' --data-urlencode 'query=$query{node="$node"}'
   (The pages are the demo's own, tools/demo-ui: Debian's Prometheus package has no web UI.)
+  Dashboards as PNG:   .venv/bin/python deploy/grafana/render.py --prometheus $prom_url --node $node --out $run/dashboards
   Logs and data:       $run
   Alertmanager:        $am_url   (Debian ships no web UI: $AMTOOL_BIN alert --alertmanager.url=$am_url)
   Notifications:       $run/webhook.log
