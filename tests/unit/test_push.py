@@ -235,3 +235,20 @@ class TestSelfMetrics:
         errors = families["edge_collector_push_errors"].samples
         assert {s.labels["cause"] for s in errors} >= {"connect", "timeout", "http_4xx", "http_5xx"}
         assert families["edge_collector_clock_estimated_error_seconds"].samples[0].value == 0.002
+
+
+class TestLight:
+    def test_push_mode_imports_nothing_heavy(self) -> None:
+        """The daemon in push mode loads no HTTP, JSON or logging library (memory on small boards)."""
+        import subprocess
+        import sys
+
+        code = (
+            "import sys; import edge_metrics.cli, edge_metrics.daemon, edge_metrics.push, edge_metrics.spool, "
+            "edge_metrics.clock; print(' '.join(sorted(sys.modules)))"
+        )
+        loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+                     .stdout.split())
+        heavy = {"http", "http.client", "urllib.request", "json", "logging", "socket", "selectors", "typing",
+                 "dataclasses", "subprocess"}
+        assert loaded & heavy == set()
