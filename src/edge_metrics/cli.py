@@ -176,7 +176,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _push_settings(args: argparse.Namespace) -> PushSettings | None:
-    from edge_metrics.push import PushSettings, parse_url
+    from edge_metrics.httppost import parse_url
+    from edge_metrics.push import PushSettings
     from edge_metrics.spool import parse_size
 
     if not args.push_url:

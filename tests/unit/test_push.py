@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from edge_metrics.clock import CLOCK_FLOOR, ClockReading, Timekeeper, adjtimex, read_clock
+from edge_metrics.httppost import Endpoint, PushError, parse_url, post
 from edge_metrics.log import Logger
-from edge_metrics.push import Endpoint, Pusher, PushError, parse_url, post, render_lines, stamp_lines
+from edge_metrics.push import Pusher, render_lines, stamp_lines
 from edge_metrics.samples import Sample
 from edge_metrics.spool import Spool, parse_size
 from tests.helpers import free_port
@@ -221,7 +222,8 @@ class TestSelfMetrics:
         Prometheus client's own parser."""
         from prometheus_client.parser import text_string_to_metric_families
 
-        from edge_metrics.push import DROP_REASONS, ERROR_CAUSES
+        from edge_metrics.httppost import ERROR_CAUSES
+        from edge_metrics.push import DROP_REASONS
         from edge_metrics.render import render
         from edge_metrics.selfmetrics import PushHealth, push_blocks
 
@@ -244,8 +246,8 @@ class TestLight:
         import sys
 
         code = (
-            "import sys; import edge_metrics.cli, edge_metrics.daemon, edge_metrics.push, edge_metrics.spool, "
-            "edge_metrics.clock; print(' '.join(sorted(sys.modules)))"
+            "import sys; import edge_metrics.cli, edge_metrics.daemon, edge_metrics.push, edge_metrics.httppost, "
+            "edge_metrics.spool, edge_metrics.clock; print(' '.join(sorted(sys.modules)))"
         )
         loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
                      .stdout.split())
