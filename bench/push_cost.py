@@ -58,6 +58,8 @@ def main(argv: Sequence[str]) -> int:
                         help="also measure the textfile path with the collector from DIR (e.g. the src/ of a "
                         "`git worktree add /tmp/base <commit>`), through PYTHONPATH")
     args = parser.parse_args(argv)
+    if args.baseline_src is not None and not (args.baseline_src / "edge_metrics").is_dir():
+        parser.error(f"--baseline-src: {args.baseline_src}/edge_metrics does not exist (see docs/performance.md)")
     with tempfile.TemporaryDirectory(prefix="push-cost-") as temp:
         root = Path(temp)
         port = free_port()

@@ -112,7 +112,7 @@ def _variable_names(text: str) -> tuple[str, ...]:
 
 
 def _push_url(text: str) -> str:
-    from edge_metrics.push import parse_url
+    from edge_metrics.httppost import parse_url
 
     parse_url(text)
     return text

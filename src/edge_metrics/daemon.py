@@ -13,10 +13,11 @@ from pathlib import Path
 from edge_metrics.clock import ClockReading, Timekeeper, read_clock
 from edge_metrics.config import ConfigError, load_config
 from edge_metrics.durations import format_duration
+from edge_metrics.httppost import ERROR_CAUSES
 from edge_metrics.log import Logger
 from edge_metrics.merge import reject_conflicts, script_families
 from edge_metrics.parse import parse_output
-from edge_metrics.push import DROP_REASONS, ERROR_CAUSES, PushSettings, make_pusher
+from edge_metrics.push import DROP_REASONS, PushSettings, make_pusher
 from edge_metrics.reaper import become_subreaper, reap_orphans
 from edge_metrics.render import render
 from edge_metrics.runner import RunLimits, drain_wakeup, run_script, script_environment

@@ -3,17 +3,14 @@
 record() -> (held while the clock is not synchronised) -> stamped -> sent at once, or spooled when vmagent does
 not answer -> flush() sends the spool in order. vmagent's /api/v1/import/prometheus takes Prometheus text with
 millisecond timestamps and puts it on its disk queue like its own scrapes (docs/time.md).
-
-The HTTP client is a plain HTTP/1.1 POST over a socket: http.client and urllib cost the long-lived process more
-memory than the rest of the collector's imports, for one request type to a loopback address.
 """
 
 from __future__ import annotations
 
-import _socket  # `socket` imports selectors and enum on top; the C module has all a blocking client needs
 import time
 from collections import deque
 
+from edge_metrics.httppost import ERROR_CAUSES, Endpoint, PushError, parse_url, post
 from edge_metrics.render import format_value, render_labels
 from edge_metrics.samples import Sample, Value
 
@@ -25,12 +22,10 @@ if TYPE_CHECKING:
     from edge_metrics.log import Logger
     from edge_metrics.spool import Entry, Spool
 
-SEND_TIMEOUT = 5.0  # seconds for one POST to the loopback vmagent, connect included
 BATCH_BYTES = 256 * 1024  # one POST carries up to this much of a backlog
 RETRY_MIN, RETRY_MAX = 1.0, 8.0  # back-off between attempts while vmagent does not answer, seconds
 HELD_CHECK_SECONDS = 1.0  # how often held readings look at the clock again between runs
 HOLD_LIMIT_SAMPLES = 50_000  # readings held in memory while the clock is not synchronised (~50 bytes each)
-ERROR_CAUSES = ("connect", "timeout", "http_4xx", "http_5xx", "protocol")
 DROP_REASONS = ("spool_full", "clock_hold_limit", "clock_step", "rejected")
 
 
@@ -55,84 +50,6 @@ def make_pusher(settings: PushSettings, timekeeper: Timekeeper, log: Logger) -> 
              spool=settings.spool_dir or "memory", spool_max_bytes=settings.spool_max_bytes)
     spool = Spool(settings.spool_dir, settings.spool_max_bytes, log)
     return Pusher(parse_url(settings.url), spool, timekeeper, log)
-
-
-class PushError(Exception):
-    """A POST that did not get a 2xx; `cause` is one of ERROR_CAUSES."""
-
-    def __init__(self, cause: str, detail: str) -> None:
-        super().__init__(detail)
-        self.cause = cause
-
-
-class Endpoint(Value):
-    __slots__ = ("host", "path", "port")
-    host: Final[str]
-    port: Final[int]
-    path: Final[str]
-
-    def __init__(self, host: str, port: int, path: str) -> None:
-        self.host = host
-        self.port = port
-        self.path = path
-
-
-def parse_url(url: str) -> Endpoint:
-    """`http://host[:port]/path`; ValueError naming what is wrong (https is for the centre, not the loopback hop)."""
-    if not url.startswith("http://"):
-        raise ValueError(f"{url!r}: only http://HOST:PORT/PATH (the node-local vmagent) is supported")
-    rest = url[len("http://") :]
-    authority, slash, path = rest.partition("/")
-    host, colon, port_text = authority.rpartition(":") if ":" in authority else (authority, "", "80")
-    host = host.strip("[]")
-    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536 or (colon and not port_text):
-        raise ValueError(f"{url!r}: expected http://HOST:PORT/PATH")
-    return Endpoint(host, int(port_text), slash + path if slash else "/")
-
-
-def post(endpoint: Endpoint, body: bytes, timeout: float = SEND_TIMEOUT) -> int:
-    """POST `body` as Prometheus text; the HTTP status when 2xx, PushError otherwise."""
-    family = _socket.AF_INET6 if ":" in endpoint.host else _socket.AF_INET
-    sock = _socket.socket(family, _socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        try:
-            sock.connect((endpoint.host, endpoint.port))
-        except TimeoutError as error:
-            raise PushError("timeout", f"connect: {error}") from None
-        except OSError as error:
-            raise PushError("connect", error.strerror or str(error)) from None
-        head = (
-            f"POST {endpoint.path} HTTP/1.1\r\nHost: {endpoint.host}:{endpoint.port}\r\n"
-            f"Content-Type: text/plain; version=0.0.4\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-        )
-        try:
-            sock.sendall(head.encode("ascii") + body)
-            status_line = _read_status_line(sock)
-        except TimeoutError:
-            raise PushError("timeout", f"no answer within {timeout:g}s") from None
-        except OSError as error:
-            raise PushError("connect", error.strerror or str(error)) from None
-    finally:
-        sock.close()
-    parts = status_line.split(b" ", 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-        raise PushError("protocol", f"unexpected answer {status_line[:80]!r}")
-    status = int(parts[1])
-    if 200 <= status < 300:
-        return status
-    cause = "http_4xx" if 400 <= status < 500 else "http_5xx" if status >= 500 else "protocol"
-    raise PushError(cause, status_line.decode("ascii", "replace").strip())
-
-
-def _read_status_line(sock: _socket.socket) -> bytes:
-    received = b""
-    while b"\r\n" not in received and len(received) < 8192:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        received += chunk
-    return received.partition(b"\r\n")[0]
 
 
 def render_lines(samples: tuple[Sample, ...]) -> bytes:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_metrics.push import parse_url, post
+from edge_metrics.httppost import parse_url, post
 from tests.e2e.stack import (
     Node,
     Pipeline,

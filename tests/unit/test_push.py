@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from edge_metrics.clock import CLOCK_FLOOR, ClockReading, Timekeeper, adjtimex, read_clock
+from edge_metrics.httppost import Endpoint, PushError, parse_url, post
 from edge_metrics.log import Logger
-from edge_metrics.push import Endpoint, Pusher, PushError, parse_url, post, render_lines, stamp_lines
+from edge_metrics.push import Pusher, render_lines, stamp_lines
 from edge_metrics.samples import Sample
 from edge_metrics.spool import Spool, parse_size
 from tests.helpers import free_port
@@ -222,7 +223,8 @@ class TestSelfMetrics:
         Prometheus client's own parser."""
         from prometheus_client.parser import text_string_to_metric_families
 
-        from edge_metrics.push import DROP_REASONS, ERROR_CAUSES
+        from edge_metrics.httppost import ERROR_CAUSES
+        from edge_metrics.push import DROP_REASONS
         from edge_metrics.render import render
         from edge_metrics.selfmetrics import PushHealth, push_blocks
 
@@ -236,3 +238,20 @@ class TestSelfMetrics:
         errors = families["edge_collector_push_errors"].samples
         assert {s.labels["cause"] for s in errors} >= {"connect", "timeout", "http_4xx", "http_5xx"}
         assert families["edge_collector_clock_estimated_error_seconds"].samples[0].value == 0.002
+
+
+class TestLight:
+    def test_push_mode_imports_nothing_heavy(self) -> None:
+        """The daemon in push mode loads no HTTP, JSON or logging library (memory on small boards)."""
+        import subprocess
+        import sys
+
+        code = (
+            "import sys; import edge_metrics.cli, edge_metrics.daemon, edge_metrics.push, edge_metrics.httppost, "
+            "edge_metrics.spool, edge_metrics.clock; print(' '.join(sorted(sys.modules)))"
+        )
+        loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+                     .stdout.split())
+        heavy = {"http", "http.client", "urllib.request", "json", "logging", "socket", "selectors", "typing",
+                 "dataclasses", "subprocess"}
+        assert loaded & heavy == set()
