@@ -205,8 +205,9 @@ class TestSecurePath:
             )
             if alert == "EdgeRemoteWriteUnauthorized":
                 assert {series["metric"]["node"] for series in firing} == {NODE}
-        time.sleep(5)  # values printed while revoked: the backlog
-        before = newest_counter(stack)
+        time.sleep(10)  # values printed while revoked: the backlog
+        held_back = {p.value for p in read_prints(stack.scripts_dir) if p.at > revoked + 2}
+        assert held_back & stack.counter_values_at_centre() == set()
 
         auth.write_text(original)
         stack.ingest.reload()
@@ -217,9 +218,9 @@ class TestSecurePath:
         missing = printed - stack.counter_values_at_centre()
         print(
             f"revoked for {restored - revoked:.0f} s: {len(printed)} values printed meanwhile, "
-            f"{len(missing)} missing after the drain ({drained - restored:.1f} s); newest before renewal {before}"
+            f"{len(missing)} missing after the drain ({drained - restored:.1f} s)"
         )
-        assert len(printed) >= 5
+        assert len(printed) >= 3
         assert missing == set()
 
     def test_expired_centre_certificate_is_refused_and_the_backlog_arrives_when_renewed(
@@ -241,7 +242,9 @@ class TestSecurePath:
             interval=0.5,
             what="vmagent refusing the expired certificate",
         )
-        time.sleep(5)
+        time.sleep(10)
+        held_back = {p.value for p in read_prints(stack.scripts_dir) if p.at > expired + 2}
+        assert held_back & stack.counter_values_at_centre() == set()
 
         stack.ingest.stop_vmauth()
         stack.ingest.start()
@@ -250,5 +253,5 @@ class TestSecurePath:
         printed = {p.value for p in read_prints(stack.scripts_dir) if expired + 2 < p.at < renewed - 2}
         missing = printed - stack.counter_values_at_centre()
         print(f"expired for {renewed - expired:.0f} s: {len(printed)} values printed, {len(missing)} missing")
-        assert len(printed) >= 5
+        assert len(printed) >= 3
         assert missing == set()
