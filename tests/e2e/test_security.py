@@ -223,9 +223,7 @@ class TestSecurePath:
         assert len(printed) >= 3
         assert missing == set()
 
-    def test_expired_centre_certificate_is_refused_and_the_backlog_arrives_when_renewed(
-        self, stack: Pipeline
-    ) -> None:
+    def test_expired_centre_certificate_is_refused_and_the_backlog_arrives_when_renewed(self, stack: Pipeline) -> None:
         """vmauth serving an expired certificate: the node refuses to send (and queues); with a valid
         certificate again, every value printed meanwhile arrives."""
         stack.pki.make(nodes=[NODE, OTHER], backend=stack.ingest.backend, expired=True)
