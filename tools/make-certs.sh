@@ -10,7 +10,7 @@
 #   --node NAME     an edge node that may write (repeat; default bupt-a)
 #   --san NAME      an extra DNS name or IP address for the centre's certificate (repeat)
 #   --backend URL   where vmauth forwards an authenticated node's write (default: the central
-#                   vmagent beside it, http://127.0.0.1:8429; the request path is appended); `extra_label=node=<node>`
+#                   vmagent beside it, http://127.0.0.1:8430; the request path is appended); `extra_label=node=<node>`
 #                   is appended for every node, so the node label comes from the credential
 #   --backend-auth  vmauth sends the `ingest` user's basic auth to the backend (a backend that is the
 #                   central Prometheus itself, with web.yml)
@@ -33,7 +33,7 @@ set -euo pipefail
 out=.run/pki
 nodes=()
 sans=()
-backend=http://127.0.0.1:8429
+backend=http://127.0.0.1:8430
 backend_auth=0
 days=365
 expired=0

@@ -99,8 +99,11 @@ class Pki:
         self.web_config = directory / "web.yml"
         self.auth_config = directory / "auth.yml"
 
-    def make(self, *, nodes: Sequence[str], backend: str, backend_auth: bool = False, expired: bool = False) -> None:
-        argv = ["bash", str(MAKE_CERTS), "--out", str(self.dir), "--backend", backend]
+    def make(
+        self, *, nodes: Sequence[str], backend: str | None = None, backend_auth: bool = False, expired: bool = False
+    ) -> None:
+        """Run tools/make-certs.sh; `backend` None keeps its default (the central vmagent of the manifests)."""
+        argv = ["bash", str(MAKE_CERTS), "--out", str(self.dir), *(["--backend", backend] if backend else [])]
         for node in nodes:
             argv += ["--node", node]
         argv += ["--backend-auth"] * backend_auth + ["--expired"] * expired
@@ -114,6 +117,15 @@ class Pki:
 
     def token(self, node: str) -> str:
         return (self.node_dir(node) / "token").read_text().strip()
+
+    def files(self) -> dict[str, str]:
+        """The centre's files (not the CA key, not the nodes' directories): the data of the Secret
+        central-credentials that docs/security.md creates from them."""
+        return {
+            path.name: path.read_text()
+            for path in sorted(self.dir.iterdir())
+            if path.is_file() and path.name != "ca.key"
+        }
 
     def context(self) -> ssl.SSLContext:
         """A client context that trusts this CA only (and checks the host name, as vmagent does)."""
