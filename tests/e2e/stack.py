@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from edge_metrics.durations import parse_duration
 from tests.helpers import REPO, Processes, components, free_port, wait_until
 
 DEPLOY = REPO / "deploy"
@@ -682,7 +683,8 @@ class Pipeline:
         wait_until(lambda: self.node.pending_bytes() == 0, timeout=timeout, interval=0.5, what="queue drained")
 
 
-_RETRY = re.compile(rb"^(\S+)\t.*re-sending the block in ([0-9.]+) seconds", re.MULTILINE)
+# vmagent 1.79 logs "re-sending the block in 2.000 seconds", 1.145 a Go duration: "re-sending the block in 2s".
+_RETRY = re.compile(rb"^(\S+)\t.*re-sending the block in ([0-9.a-z]+?)(?: seconds)?[.;]?(?: |$)", re.MULTILINE)
 
 
 def next_retry(log: Path) -> float | None:
@@ -694,4 +696,5 @@ def next_retry(log: Path) -> float | None:
         return None
     logged, delay = found[-1]
     at = datetime.datetime.strptime(logged.decode(), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
-    return at.timestamp() + float(delay)
+    text = delay.decode()
+    return at.timestamp() + (float(text) if text[-1].isdigit() else parse_duration(text))

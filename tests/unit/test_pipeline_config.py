@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.e2e.stack import PROMETHEUS_DIR, VMAGENT_FLAGS, VMAGENT_SCRAPE, override_flags, read_flags
-from tests.helpers import COMPONENTS_ENV, components
+from tests.helpers import COMPONENTS_ENV, components, untested_alerts
 
 RULES = PROMETHEUS_DIR / "rules"
 
@@ -43,12 +43,7 @@ class TestCentralPrometheus:
 
     def test_every_alert_has_a_unit_test(self) -> None:
         """No alert in the rules file goes untested."""
-
-        rules = yaml.safe_load((RULES / "edge-alerts.yml").read_text())
-        alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
-        tests = yaml.safe_load((RULES / "edge-alerts.test.yml").read_text())["tests"]
-        tested = {case["alertname"] for test in tests for case in test["alert_rule_test"] if case["exp_alerts"]}
-        assert alerts - tested == set()
+        assert untested_alerts(RULES / "edge-alerts.yml") == set()
 
     def test_out_of_order_window_is_a_day(self) -> None:
         """The centre accepts late samples up to a day old (docs/pipeline.md explains the size)."""

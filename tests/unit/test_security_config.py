@@ -21,16 +21,12 @@ from tests.e2e.stack import (
     override_flags,
     read_flags,
 )
-from tests.helpers import COMPONENTS_ENV, components
+from tests.helpers import untested_alerts
 
-RULES = PROMETHEUS_DIR / "rules"
+# The same real binaries and runner as the pipeline's configuration tests.
+from tests.unit.test_pipeline_config import RULES, bins, run
 
-
-@pytest.fixture(scope="module")
-def bins() -> dict[str, str]:
-    if not COMPONENTS_ENV.exists():
-        pytest.fail("run `make components` first (make test does)")
-    return components()
+__all__ = ["bins"]  # a fixture, used by name
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +34,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     made = Pki(tmp_path_factory.mktemp("pki"))
     made.make(nodes=["bupt-a", "edge-b"], backend="http://127.0.0.1:8429", expired=True)
     return made
-
-
-def run(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
 
 
 def flag_values(path: Path) -> dict[str, str]:
@@ -65,11 +57,7 @@ class TestRules:
         assert test.returncode == 0, test.stdout + test.stderr
 
     def test_every_alert_has_a_unit_test_and_the_centre_loads_the_file(self) -> None:
-        rules = yaml.safe_load((RULES / "edge-security.yml").read_text())
-        alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
-        tests = yaml.safe_load((RULES / "edge-security.test.yml").read_text())["tests"]
-        tested = {case["alertname"] for test in tests for case in test["alert_rule_test"] if case["exp_alerts"]}
-        assert alerts - tested == set()
+        assert untested_alerts(RULES / "edge-security.yml") == set()
         config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
         assert "rules/edge-security.yml" in config["rule_files"]
 
