@@ -90,7 +90,12 @@ class TestSecurePath:
         assert post(f"{stack.central.url}/api/v1/write", body, context=context) == 401
         wait_for_marker(stack, "e2e_marker_after_anonymous")
         assert stack.central.query("e2e_anonymous") == []
-        assert metric_sum(stack.ingest.metrics(), "vmauth_http_request_errors_total", reason="invalid_auth_token") >= 1
+        wait_until(
+            lambda: metric_sum(stack.ingest.metrics(), "vmauth_http_request_errors_total", reason="invalid_auth_token"),
+            timeout=30,
+            interval=0.5,
+            what="vmauth counting the unknown token",
+        )
 
     def test_a_node_cannot_write_as_another(self, stack: Pipeline) -> None:
         """Node A's token writing node="edge-b" (in the data, twice, in the query string, or in the label
