@@ -22,8 +22,16 @@ VERSIONS = REPO / "deploy" / "components.versions"
 ROOT_CONTAINERS = {"metric-sidecar", "vmagent"}
 PRIVILEGED_CONTAINERS = {"metric-sidecar"}
 # Pod Security Standards "restricted": the volume types it allows.
-RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
-                      "projected", "secret"}
+RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 
 
 def workloads() -> list[Obj]:
@@ -245,8 +253,11 @@ class TestWhoRunsCode:
         ]
         assert writers == ["edge-scripts-publisher"]
         binding = find(objects, "RoleBinding", "edge-scripts-publisher")
-        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                      "name": "edge-scripts-publisher"}
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": "edge-scripts-publisher",
+        }
         assert [s["kind"] for s in binding["subjects"]] == ["Group"]
         publisher = find(objects, "Role", "edge-scripts-publisher")
         daemonset_rule = next(r for r in publisher["rules"] if "daemonsets" in r["resources"])
