@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.stack import PROMETHEUS_DIR, Pipeline, Pki, http_get, metric_sum, read_prints
+from tests.e2e.stack import PROMETHEUS_DIR, Pipeline, Pki, http_get, metric_sum, parse_metrics, read_prints
 from tests.helpers import processes, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -258,3 +258,32 @@ class TestSecurePath:
         print(f"expired for {renewed - expired:.0f} s: {len(printed)} values printed, {len(missing)} missing")
         assert len(printed) >= 3
         assert missing == set()
+
+    def test_prometheus_outage_is_backfilled_from_the_central_queue(self, stack: Pipeline) -> None:
+        """Prometheus down behind vmauth: the central vmagent queues what the authenticated node sends,
+        and delivers all of it, still under the node's name, when Prometheus is back."""
+        assert stack.ingest.vmagent_port is not None
+        central_metrics = f"http://127.0.0.1:{stack.ingest.vmagent_port}/metrics"
+
+        def central_pending() -> float:
+            return metric_sum(
+                parse_metrics(http_get(central_metrics).decode()), "vmagent_remotewrite_pending_data_bytes"
+            )
+
+        stack.central.stop()
+        stopped = time.time()
+        wait_until(central_pending, timeout=60, interval=0.5, what="the central vmagent queueing")
+        time.sleep(10)
+        stack.central.start()
+        restarted = time.time()
+        wait_until(lambda: central_pending() == 0, timeout=180, interval=0.5, what="the central queue drained")
+        drained = time.time()
+        printed = {p.value for p in read_prints(stack.scripts_dir) if stopped + 2 < p.at < restarted - 2}
+        wait_until(lambda: printed <= stack.counter_values_at_centre(), timeout=60, interval=0.5, what="every value")
+        nodes = {series["metric"]["node"] for series in stack.central.query("edge_e2e_counter[5m]")}
+        print(
+            f"Prometheus down {restarted - stopped:.0f} s: {len(printed)} values printed meanwhile, "
+            f"all delivered; central queue drained {drained - restarted:.1f} s after the restart"
+        )
+        assert len(printed) >= 3
+        assert nodes == {NODE}
