@@ -64,10 +64,17 @@ cd "$out"
 secret() { openssl rand -hex 32; } # 256 random bits, printable for flag files and headers
 
 bcrypt() { # bcrypt PASSWORD: the hash web.yml wants (cost 10)
-  if python3 -c 'import crypt' 2>/dev/null; then
+  # Python < 3.13 has the crypt module (libcrypt does bcrypt on Debian); else the bcrypt package, else
+  # htpasswd (apache2-utils).
+  if python3 -W ignore -c 'import crypt' 2>/dev/null; then
     python3 -W ignore -c 'import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1024)))' "$1"
-  else
+  elif python3 -c 'import bcrypt' 2>/dev/null; then
+    python3 -c 'import bcrypt, sys; print(bcrypt.hashpw(sys.argv[1].encode(), bcrypt.gensalt(10)).decode())' "$1"
+  elif command -v htpasswd >/dev/null; then
     htpasswd -nbBC 10 x "$1" | cut -d: -f2
+  else
+    echo "make-certs: no bcrypt: needs Python < 3.13, python3-bcrypt or apache2-utils (htpasswd)" >&2
+    exit 1
   fi
 }
 
