@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.stack import PROMETHEUS_DIR, Pipeline, Pki, http_get, metric_sum, parse_metrics, read_prints
+from tests.e2e.stack import PROMETHEUS_DIR, Node, Pipeline, Pki, http_get, metric_sum, parse_metrics, read_prints
 from tests.helpers import processes, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -164,7 +164,7 @@ class TestSecurePath:
         credentials = tmp_path / "edge-b-credentials"
         shutil.copytree(stack.pki.node_dir(OTHER), credentials)
         shutil.copy(foreign.ca, credentials / "ca.crt")
-        other = stack.node.__class__(
+        other = Node(
             stack.procs,
             tmp_path / OTHER,
             name=OTHER,
