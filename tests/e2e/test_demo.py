@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.stack import PrometheusAPI
+from tests.e2e.stack import Pki, PrometheusAPI
 from tests.helpers import REPO, SIM_LIB, Processes, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -168,13 +168,16 @@ class TestDemo:
         )
         wait_until(lambda: "Press Ctrl-C" in log.read_text(), timeout=180, interval=0.5, what="the demo's banner")
         banner = log.read_text()
-        url = re.search(r"Central Prometheus:\s+(http://127\.0\.0\.1:\d+)", banner)
+        # Secure by default (docs/security.md): TLS, and the admin password make-certs wrote.
+        url = re.search(r"Central Prometheus:\s+(https://127\.0\.0\.1:\d+)", banner)
         assert url, banner
         assert "edge_temperature" in banner
-        # Pushed (push mode is the demo's default): no job label, the reading's own time.
-        readings = PrometheusAPI(url.group(1)).query('edge_temperature{node="bupt-a",job=""}')
+        # Pushed (push mode is the demo's default): no job label, the reading's own time. Secure by default
+        # (docs/security.md): TLS, and the admin password make-certs wrote.
+        assert f"password in {run_dir}/pki/admin.password" in banner
+        readings = PrometheusAPI(url.group(1), Pki(run_dir / "pki")).query('edge_temperature{node="bupt-a",job=""}')
         assert readings and 0 < float(readings[0]["value"][1]) < 100
-        assert len(processes_mentioning(str(run_dir))) >= 4
+        assert len(processes_mentioning(str(run_dir))) >= 6  # with vmauth and the central vmagent
 
         # Every link it prints works in a browser and shows what its line says.
         links = BANNER_LINK.findall(banner)

@@ -95,6 +95,14 @@ class TestRender:
             ("Deployment", "central-alertmanager"),
             ("Service", "central-alertmanager"),
             ("ConfigMap", "central-alertmanager-config"),
+            # docs/security.md: vmauth's door, its node-label relabeling, the centre's NetworkPolicy
+            # and who may publish scripts.
+            ("Service", "central-ingest"),
+            ("ConfigMap", "central-node-label"),
+            ("NetworkPolicy", "central-prometheus"),
+            ("Role", "edge-scripts-publisher"),
+            ("RoleBinding", "edge-scripts-publisher"),
+            ("Role", "edge-scripts-viewer"),
         ])
 
     def test_all_in_one_is_what_kustomize_renders(self) -> None:
@@ -301,10 +309,10 @@ class TestPodSpec:
 
     def test_vmagent_writes_to_the_central_service(self) -> None:
         objects = rendered()
-        service = find(objects, "Service", "central-prometheus")
+        service = find(objects, "Service", "central-ingest")  # vmauth: TLS, per-node token (docs/security.md)
         url = env_of(container(pod_spec(), "vmagent"))["REMOTE_WRITE_URL"]
         port = service["spec"]["ports"][0]["port"]
-        assert url == f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{port}/api/v1/write"
+        assert url == f"https://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{port}/api/v1/write"
 
     def test_liveness_threshold_leaves_room_for_an_idle_interval_and_a_slow_script(self) -> None:
         sidecar = container(pod_spec(), "metric-sidecar")
