@@ -32,7 +32,9 @@ Obj = dict[str, Any]
 # job is the server's own /metrics, which an operator-managed Prometheus (or VMAgent) scrapes by
 # itself; a job in neither place stops the generation, so a new job is never silently left out.
 JOB_CONTAINERS = {"vmagent": "vmagent"}
-SELF_JOBS = {"prometheus"}
+# vmauth and the central vmagent sit in the central pod in front of Prometheus (docs/security.md): an
+# operator-managed centre has its own ingestion in front of it, so they are left to that installation.
+SELF_JOBS = {"prometheus", "vmauth", "central-vmagent"}
 # The node label the rules and dashboards use: with file_sd it comes from the target file, with an
 # operator from the pod's node.
 MIXIN_CONFIG = REPO / "deploy" / "mixin" / "config.yaml"
