@@ -232,18 +232,24 @@ class Central(PrometheusAPI):
         config["global"]["evaluation_interval"] = scrape_interval
         if out_of_order_window is not None:
             config["storage"]["tsdb"]["out_of_order_time_window"] = out_of_order_window
-        self.config = secret_paths(config, {CENTRAL_SECRET_DIR: f"{pki.dir}/"})
-        self.scrape_target("prometheus", f"127.0.0.1:{self.port}")
+        for job in config["scrape_configs"]:
+            if job["job_name"] == "prometheus":
+                job["static_configs"] = [{"targets": [f"127.0.0.1:{self.port}"]}]
+        # The Secret's files (CA, the self-scrape's password) are the test's own.
+        config = secret_paths(config, {CENTRAL_SECRET_DIR: f"{pki.dir}/"})
+        (self.config_dir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
 
     def scrape_target(self, job_name: str, address: str | None) -> None:
-        """Point a static scrape job of prometheus.yml at `address`; None leaves the job out."""
-        jobs = self.config["scrape_configs"]
+        """Point a static scrape job of the test copy of prometheus.yml at `address`; None drops the job."""
+        path = self.config_dir / "prometheus.yml"
+        config = yaml.safe_load(path.read_text())
+        jobs = config["scrape_configs"]
         if address is None:
             jobs[:] = [job for job in jobs if job["job_name"] != job_name]
         for job in jobs:
             if job["job_name"] == job_name:
                 job["static_configs"] = [{"targets": [address]}]
-        (self.config_dir / "prometheus.yml").write_text(yaml.safe_dump(self.config, sort_keys=False))
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
 
     def add_vmagent_target(self, address: str, node: str) -> None:
         """Let the centre pull a node's vmagent /metrics (file_sd picks the file up by itself)."""
