@@ -239,23 +239,26 @@ class Central(PrometheusAPI):
         config["global"]["evaluation_interval"] = scrape_interval
         if out_of_order_window is not None:
             config["storage"]["tsdb"]["out_of_order_time_window"] = out_of_order_window
-        self.config = secret_paths(config, {CENTRAL_SECRET_DIR: f"{pki.dir}/"})
+        for job in config["scrape_configs"]:
+            if job["job_name"] == "prometheus":
+                job["static_configs"] = [{"targets": [f"127.0.0.1:{self.port}"]}]
+        # The Secret's files (CA, the self-scrape's password) are the test's own.
+        config = secret_paths(config, {CENTRAL_SECRET_DIR: f"{pki.dir}/"})
         # Production's Alertmanager is a DNS name: tests stay on loopback (send_alerts_to sets one).
-        self.config.pop("alerting", None)
-        self.scrape_target("prometheus", f"127.0.0.1:{self.port}")
+        config.pop("alerting", None)
+        (self.config_dir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
 
     def scrape_target(self, job_name: str, address: str | None) -> None:
-        """Point a static scrape job of prometheus.yml at `address`; None leaves the job out."""
-        jobs = self.config["scrape_configs"]
+        """Point a static scrape job of the test copy of prometheus.yml at `address`; None drops the job."""
+        path = self.config_dir / "prometheus.yml"
+        config = yaml.safe_load(path.read_text())
+        jobs = config["scrape_configs"]
         if address is None:
             jobs[:] = [job for job in jobs if job["job_name"] != job_name]
         for job in jobs:
             if job["job_name"] == job_name:
                 job["static_configs"] = [{"targets": [address]}]
-        self.write_config()
-
-    def write_config(self) -> None:
-        (self.config_dir / "prometheus.yml").write_text(yaml.safe_dump(self.config, sort_keys=False))
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
 
     def add_vmagent_target(self, address: str, node: str) -> None:
         """Let the centre pull a node's vmagent /metrics (file_sd picks the file up by itself)."""
@@ -264,8 +267,10 @@ class Central(PrometheusAPI):
 
     def send_alerts_to(self, address: str) -> None:
         """Point the `alerting:` section of the test copy at an Alertmanager on `address` (before start)."""
-        self.config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [address]}]}]}
-        self.write_config()
+        path = self.config_dir / "prometheus.yml"
+        config = yaml.safe_load(path.read_text())
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [address]}]}]}
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
 
     def set_rule_durations(self, alert: str, **durations: str) -> None:
         """Shorten the `for:` (or another duration field) of one alert in the test copy of the rules, so
