@@ -62,9 +62,13 @@ class TestProvisioningFiles:
         config = yaml.safe_load((PROVISIONING / "datasources" / "prometheus.yml").read_text())
         (datasource,) = config["datasources"]
         assert datasource["type"] == "prometheus" and datasource["isDefault"]
-        service = yaml.safe_load((REPO / "deploy" / "kubernetes" / "central" / "service.yaml").read_text())
+        services = yaml.safe_load_all((REPO / "deploy" / "kubernetes" / "central" / "service.yaml").read_text())
+        (service,) = [s for s in services if s["metadata"]["name"] == "central-prometheus"]
         port = service["spec"]["ports"][0]["port"]
-        assert datasource["url"] == f"http://{service['metadata']['name']}.monitoring.svc:{port}"
+        # The centre serves only TLS with basic auth (docs/security.md).
+        assert datasource["url"] == f"https://{service['metadata']['name']}.monitoring.svc:{port}"
+        assert datasource["basicAuth"] is True and datasource["jsonData"]["tlsAuthWithCACert"] is True
+        assert set(datasource["secureJsonData"]) == {"basicAuthPassword", "tlsCACert"}
         scrape = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
         assert datasource["jsonData"]["timeInterval"] == scrape["global"]["scrape_interval"]
 

@@ -224,6 +224,7 @@ class TestImages:
             "quay.io/prometheus/node-exporter": "prometheus-node-exporter",
             "victoriametrics/vmagent": "victoria-metrics",
             "victoriametrics/vmauth": "victoria-metrics",
+            "quay.io/prometheus/alertmanager": "prometheus-alertmanager",
         }
         project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
         images = {entry["image"] for _, entry in containers()}
