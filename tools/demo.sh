@@ -132,7 +132,8 @@ sed "s|url: http://alert-receiver.monitoring.svc:8080/alerts|url: http://127.0.0
   deploy/alertmanager/alertmanager.yml >"$run/alertmanager.yml"
 printf '[{"targets": ["127.0.0.1:%s"], "labels": {"node": "%s"}}]\n' "$vm_port" "$node" \
   >"$run/prometheus-config/targets/vmagent-$node.json"
-sed "s/127\.0\.0\.1:9100/127.0.0.1:$ne_port/" deploy/vmagent/scrape.yml >"$run/vmagent-scrape.yml"
+sed "s/127\.0\.0\.1:9100/127.0.0.1:$ne_port/; s/127\.0\.0\.1:8429/127.0.0.1:$vm_port/" deploy/vmagent/scrape.yml \
+  >"$run/vmagent-scrape.yml"
 
 declare -A ne_over=(
   [--collector.textfile.directory]="$run/textfile"

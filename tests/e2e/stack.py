@@ -478,7 +478,9 @@ class Node:
         for job in scrape["scrape_configs"]:
             for static in job.get("static_configs", []):
                 static["targets"] = [
-                    f"127.0.0.1:{self.node_exporter_port}" if t.endswith(":9100") else t for t in static["targets"]
+                    f"127.0.0.1:{self.node_exporter_port}" if t.endswith(":9100")
+                    else self.vmagent_address if t.endswith(":8429") else t
+                    for t in static["targets"]
                 ]
         self.scrape_config = workdir / "vmagent-scrape.yml"
         self.scrape_config.write_text(yaml.safe_dump(scrape, sort_keys=False))
