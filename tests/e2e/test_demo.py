@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import html.parser
 import json
 import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -38,16 +42,47 @@ def processes_mentioning(text: str) -> list[str]:
 
 
 # `  Label:   http://...` lines of the banner: every link the demo prints.
-BANNER_LINK = re.compile(r"^\s+([A-Za-z][A-Za-z ()]*):\s+(http://127\.0\.0\.1:\d+\S*)\s*$", re.M)
+BANNER_LINK = re.compile(r"^\s+([A-Za-z][A-Za-z ()]*):\s+(https?://127\.0\.0\.1:\d+\S*)\s*$", re.M)
 CHROMIUM = os.environ.get("CHROMIUM", "chromium")
 
 
-def browser_dom(url: str, profile: Path) -> str:
+class Login(NamedTuple):
+    """How a person reaches the secure demo centre: its CA (or the key the browser was told to trust) and
+    the admin user make-certs wrote (docs/security.md)."""
+
+    pki: Pki
+
+    def open(self, url: str) -> int:
+        """HTTP status of `url` fetched as that person, trusting only the demo's CA."""
+        request = urllib.request.Request(url)
+        if url.startswith("https://"):
+            for name, value in self.pki.basic_auth("admin").items():
+                request.add_header(name, value)
+        with urllib.request.urlopen(request, timeout=30, context=self.pki.context()) as response:
+            return int(response.status)
+
+    def browser_args(self, url: str) -> tuple[list[str], str]:
+        """Chromium's options and the URL with the user in it, as a person would type them after
+        accepting the centre's certificate: only that key is trusted, nothing else is ignored."""
+        if not url.startswith("https://"):
+            return [], url
+        der = ssl.PEM_cert_to_DER_cert((self.pki.dir / "central.crt").read_text())
+        spki = subprocess.run(["openssl", "x509", "-inform", "DER", "-pubkey", "-noout"], input=der,
+                              capture_output=True, check=True).stdout
+        key = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=spki, capture_output=True,
+                             check=True).stdout
+        pin = base64.b64encode(hashlib.sha256(key).digest()).decode()
+        user = f"admin:{self.pki.password('admin')}@"
+        return [f"--ignore-certificate-errors-spki-list={pin}"], url.replace("https://", f"https://{user}", 1)
+
+
+def browser_dom(url: str, profile: Path, login: Login) -> str:
     """The page as a person's browser shows it: Debian's Chromium, headless, after the page's scripts ran
     (virtual time waits for their fetches)."""
     assert shutil.which(CHROMIUM), "chromium missing: `make browser` (make test does) installs Debian's package"
+    extra, url = login.browser_args(url)
     argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync", *extra,
             f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", url]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
                             start_new_session=True)  # its helper processes share the group: all killed below
@@ -114,16 +149,15 @@ def alert_rule_names() -> list[str]:
     return names
 
 
-def what_a_person_sees(label: str, url: str, profile: Path) -> str | None:
+def what_a_person_sees(label: str, url: str, profile: Path, login: Login) -> str | None:
     """Why the page at `url` does not show what its banner line promises, or None when it does."""
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            status = response.status
+        status = login.open(url)
     except OSError as error:
         return f"{label} {url}: {error}"
     if status != 200:
         return f"{label} {url}: HTTP {status}"
-    dom = browser_dom(url, profile)
+    dom = browser_dom(url, profile, login)
     page = _Text.of(dom)
     if "/api/" in url:
         try:
@@ -182,9 +216,10 @@ class TestDemo:
         # Every link it prints works in a browser and shows what its line says.
         links = BANNER_LINK.findall(banner)
         assert {"Central Prometheus", "A ready query", "Alerts"} <= {label for label, _ in links}, banner
+        login = Login(Pki(run_dir / "pki"))
         with tempfile.TemporaryDirectory(prefix="edge-demo-browser-") as profile:
             problems = [problem for label, link in links
-                        if (problem := what_a_person_sees(label, link, Path(profile))) is not None]
+                        if (problem := what_a_person_sees(label, link, Path(profile), login)) is not None]
         assert problems == [], "\n".join(problems)
 
         os.kill(demo.pid, signal.SIGINT)

@@ -2,7 +2,9 @@
 // SVG, no library: the pages are served by Prometheus itself (--web.user-assets) and fetch nothing else.
 "use strict";
 
-const API = "../api/v1/";
+// From the origin, not relative to the page: a page opened as https://user:password@host/ may not fetch a
+// URL that carries those credentials, and the browser sends the cached login to its origin anyway.
+const API = location.origin + location.pathname.replace(/\/user\/.*$/, "") + "/api/v1/";
 const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
 
 async function api(path, params) {
