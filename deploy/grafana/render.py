@@ -12,9 +12,11 @@ shows, from the same queries and data; it is not a Grafana screenshot.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import math
 import re
+import ssl
 import sys
 import time
 import urllib.parse
@@ -84,13 +86,21 @@ def fmt(value: float, unit: str) -> str:
 
 
 class Prometheus:
-    def __init__(self, url: str, at: float) -> None:
+    def __init__(self, url: str, at: float, *, ca_file: Path | None = None, user: str = "",
+                 password_file: Path | None = None) -> None:
         self.url = url.rstrip("/")
         self.at = at
+        # The shipped centre serves TLS with basic auth only (docs/security.md).
+        self.context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
+        self.headers = {}
+        if user and password_file:
+            login = f"{user}:{password_file.read_text().strip()}".encode()
+            self.headers["Authorization"] = "Basic " + base64.b64encode(login).decode()
 
     def _get(self, path: str, **params: str) -> Any:
         query = urllib.parse.urlencode(params)
-        with urllib.request.urlopen(f"{self.url}/api/v1/{path}?{query}", timeout=30) as response:
+        request = urllib.request.Request(f"{self.url}/api/v1/{path}?{query}", headers=self.headers)
+        with urllib.request.urlopen(request, timeout=30, context=self.context) as response:
             body = json.load(response)
         if body.get("status") != "success":
             raise RuntimeError(f"{path} {params}: {body}")
@@ -324,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prometheus", required=True, help="base URL of the central Prometheus")
     parser.add_argument("--node", required=True, help="value of the dashboards' node variable")
+    parser.add_argument("--ca-file", type=Path, help="CA of the centre's certificate (make-certs' ca.crt)")
+    parser.add_argument("--user", default="admin", help="basic-auth user at the centre (default admin)")
+    parser.add_argument("--password-file", type=Path, help="that user's password (make-certs' admin.password)")
     parser.add_argument("--out", type=Path, required=True, help="directory for <dashboard>.png")
     parser.add_argument("--range", type=float, default=1800, help="seconds of history in the graphs (default 1800)")
     parser.add_argument("--rate-interval", default=GRAFANA_VARIABLES["__rate_interval"], help="$__rate_interval")
@@ -335,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         "__rate_interval": args.rate_interval,
         "__range": f"{int(args.range)}s",
     }
-    prometheus = Prometheus(args.prometheus, time.time())
+    prometheus = Prometheus(args.prometheus, time.time(), ca_file=args.ca_file, user=args.user,
+                            password_file=args.password_file)
     args.out.mkdir(parents=True, exist_ok=True)
     for path in dashboard_files():
         fig, empty = render(path, prometheus, {**variables, **all_values(load(path))}, args.range)

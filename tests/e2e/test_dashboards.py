@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.stack import EDGE_METRICS, Pipeline, http_get
+from tests.e2e.stack import EDGE_METRICS, Pipeline
 from tests.grafana.dashboards import (
     DASHBOARD_FILES,
     GRAFANA_DIR,
@@ -36,27 +36,6 @@ pytestmark = pytest.mark.e2e
 NODE = "bupt-a"  # the bundled nodes.conf runs space_server on this node
 MODEL = REPO / "scripts" / "models" / "space_server.yaml"
 
-# Metrics the dashboards show that no component exports on this branch yet, by metric name: a panel
-# whose query reads one of them may come back empty. Each entry says who adds it; once it is exported
-# by the stack below, the test fails until the entry is removed, so this list only ever shrinks.
-NOT_YET_EXPORTED = {
-    # push mode and edge clock safety (engineer `push`): exported by the collector in push mode.
-    "edge_collector_push_samples_total",
-    "edge_collector_push_spooled_samples",
-    "edge_collector_push_spooled_bytes",
-    "edge_collector_push_dropped_samples_total",
-    "edge_collector_push_last_success_timestamp_seconds",
-    "edge_collector_push_errors_total",
-    "edge_collector_clock_synchronized",
-    "edge_collector_clock_estimated_error_seconds",
-    "edge_collector_clock_max_error_seconds",
-    "edge_collector_clock_steps_total",
-    "edge_collector_clock_held_samples",
-    # process reaping and the series bound (engineer `harden`).
-    "edge_collector_script_processes_killed_total",
-    "edge_collector_script_series_dropped_total",
-}
-
 
 def selectors(ast: Any) -> Iterator[list[dict[str, str]]]:
     """The label matchers of every vector and range selector in a parsed query (Prometheus' AST)."""
@@ -72,10 +51,6 @@ def selectors(ast: Any) -> Iterator[list[dict[str, str]]]:
 
 def selector_text(matchers: list[dict[str, str]]) -> str:
     return "{" + ", ".join(f"{m['name']}{m['type']}{json.dumps(m['value'])}" for m in matchers) + "}"
-
-
-def metric_name(matchers: list[dict[str, str]]) -> str:
-    return next((m["value"] for m in matchers if m["name"] == "__name__" and m["type"] == "="), "")
 
 
 @pytest.fixture(scope="module")
@@ -123,22 +98,14 @@ def target_id(target: Target) -> str:
 @pytest.mark.parametrize("target", all_targets(), ids=target_id)
 def test_panel_query_returns_series(stack: Pipeline, target: Target) -> None:
     """The query returns at least one series, and each metric it reads exists at the centre (so a
-    fallback like `or vector(0)` cannot hide a misspelt metric), except the metrics not yet exported."""
+    fallback like `or vector(0)` cannot hide a misspelt metric)."""
     expr = substitute(target.expr, VARIABLES)
     central = stack.central
     parsed = central.api("parse_query", query=expr)
-    pending = set()
     for matchers in selectors(parsed):
-        name = metric_name(matchers)
         found = central.query(selector_text(matchers))
-        if name in NOT_YET_EXPORTED:
-            assert not found, f"{name} is exported now: remove it from NOT_YET_EXPORTED"
-            pending.add(name)
-        else:
-            assert found, f"{target_id(target)}: {selector_text(matchers)} matches no series at the centre"
-    result = central.query(expr)
-    if not pending:
-        assert result, f"{target_id(target)}: {expr} returns no series"
+        assert found, f"{target_id(target)}: {selector_text(matchers)} matches no series at the centre"
+    assert central.query(expr), f"{target_id(target)}: {expr} returns no series"
 
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.name)
@@ -151,7 +118,7 @@ def test_template_variables_list_the_node(stack: Pipeline, path: Path) -> None:
         assert query.startswith("label_values(") and query.endswith(")"), query
         selector, _, label = query[len("label_values(") : -1].rpartition(", ")
         params = urllib.parse.urlencode({"match[]": selector})
-        body = json.loads(http_get(f"{stack.central.url}/api/v1/label/{label}/values?{params}"))
+        body = json.loads(stack.central.get(f"/api/v1/label/{label}/values?{params}"))
         assert NODE in body["data"], (variable["name"], body)
 
 
@@ -172,28 +139,17 @@ def test_a_failing_script_shows_where_a_user_looks(stack: Pipeline) -> None:
     assert value_of(stack, "edge-node.json", "Config") == {"": 1}
 
 
-def test_every_not_yet_exported_metric_is_used(stack: Pipeline) -> None:
-    """The allow-list holds no name that no dashboard reads (it may only shrink)."""
-    text = " ".join(target.expr for target in all_targets())
-    assert [name for name in sorted(NOT_YET_EXPORTED) if name not in text] == []
-
-
 def test_pictures_render_every_panel_with_data(stack: Pipeline, tmp_path: Path) -> None:
     """deploy/grafana/render.py draws one PNG per dashboard from the live centre; a panel it finds
     empty reads only metrics that are not exported yet."""
     result = subprocess.run(
         [sys.executable, str(GRAFANA_DIR / "render.py"), "--prometheus", stack.central.url, "--node", NODE,
+         "--ca-file", str(stack.pki.ca), "--password-file", str(stack.pki.dir / "admin.password"),
          "--out", str(tmp_path), "--range", "300"],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     for path in DASHBOARD_FILES:
         assert (tmp_path / f"{path.stem}.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
-    by_panel: dict[str, list[str]] = {}
-    for target in all_targets():
-        by_panel.setdefault(target.panel, []).append(target.expr)
-    for line in result.stdout.splitlines():
-        _, _, empty = line.partition("without data: ")
-        for title in filter(None, empty.split(", ")):
-            exprs = by_panel[title]
-            assert all(any(name in expr for name in NOT_YET_EXPORTED) for expr in exprs), title
+    empty = [line for line in result.stdout.splitlines() if "without data: " in line]
+    assert empty == [], empty
