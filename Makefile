@@ -80,6 +80,7 @@ test: venv components sim browser lint
 # from deploy/prometheus and the edge DaemonSet); the tests fail while the committed files differ.
 dashboards: venv
 	$(BIN)/python deploy/grafana/generate.py
+	$(BIN)/python deploy/mixin/links.py
 	$(BIN)/python deploy/operators/generate.py
 
 bench: venv components

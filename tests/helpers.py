@@ -136,5 +136,5 @@ def untested_alerts(rules_file: Path) -> set[str]:
     rules = yaml.safe_load(rules_file.read_text())
     alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"] if "alert" in rule}
     tests = yaml.safe_load(rules_file.with_suffix(".test.yml").read_text())["tests"]
-    tested = {case["alertname"] for test in tests for case in test["alert_rule_test"] if case["exp_alerts"]}
+    tested = {case["alertname"] for test in tests for case in test.get("alert_rule_test", []) if case["exp_alerts"]}
     return alerts - tested

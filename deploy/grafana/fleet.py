@@ -41,10 +41,10 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
     )
     failing_scripts = f"sum by ({n}) (1 - edge_collector_script_success{{{s.edge}}})"
     backlog = f"sum by ({n}) (vmagent_remotewrite_pending_data_bytes{{{s.vmagent}}})"
-    # Backlog over the send rate of the last minutes; at least 1 byte/s so a stuck queue shows a huge
-    # time instead of no value (and an empty queue shows 0).
-    send_rate = sum_rate("vmagent_remotewrite_bytes_sent_total", s.vmagent, n)
-    drain = f"{backlog} / clamp_min({send_rate}, 1)"
+    # Backlog over the send rate of the last 5 minutes; at least 1 byte/s so a stuck queue shows a huge
+    # time instead of no value (and an empty queue shows 0): recording rule of
+    # deploy/prometheus/rules/edge-recording.yml.
+    drain = f"max by ({n}) (edge:vmagent_time_to_drain_seconds{{{s.vmagent}}})"
     dropped_last_hour = sum_rate("vm_persistentqueue_bytes_dropped_total", s.vmagent, n, fn="increase", window="1h")
     clock = f"min by ({n}) (edge_collector_clock_synchronized{{{s.edge}}})"
 
@@ -113,7 +113,7 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
             ids,
             "Nodes",
             "One row per node; click a node for its detail. Reading age: centre time minus the collector's "
-            "last write. Time to drain: vmagent backlog over its current send rate.",
+            "last write. Time to drain: vmagent backlog over its send rate of the last 5 minutes.",
             [
                 Column("Reading age", Query(reading_age, instant=True), unit="s", steps=age_steps),
                 Column(
@@ -162,7 +162,7 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
         timeseries_panel(
             ids,
             "Time to drain",
-            "Backlog over the current send rate.",
+            "Backlog over the send rate of the last 5 minutes (edge:vmagent_time_to_drain_seconds).",
             [Query(drain, f"{{{{{n}}}}}")],
             unit="s",
             steps=DRAIN_STEPS,

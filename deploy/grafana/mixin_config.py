@@ -24,6 +24,8 @@ class MixinConfig(NamedTuple):
     dashboard_period: str
     reading_age_warning_seconds: float
     reading_age_critical_seconds: float
+    runbook_url_base: str
+    grafana_url: str
 
 
 _KEYS = {
@@ -40,6 +42,8 @@ _KEYS = {
     "dashboardPeriod": "dashboard_period",
     "readingAgeWarningSeconds": "reading_age_warning_seconds",
     "readingAgeCriticalSeconds": "reading_age_critical_seconds",
+    "runbookURLBase": "runbook_url_base",
+    "grafanaURL": "grafana_url",
 }
 
 

@@ -68,10 +68,8 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
         )
     )
 
-    since_success = (
-        f"max by (script) (timestamp(edge_collector_script_last_success_timestamp_seconds{{{node}}})"
-        f" - edge_collector_script_last_success_timestamp_seconds{{{node}}})"
-    )
+    # Recording rule of deploy/prometheus/rules/edge-recording.yml, shared with EdgeScriptStale.
+    since_success = f"max by (script) (edge:reading_age_seconds{{{node}}})"
     built = built.with_row(dashboard_builder.Row("Scripts").id(ids())).with_panel(
         table_panel(
             ids,

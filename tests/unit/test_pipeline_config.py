@@ -19,6 +19,7 @@ from tests.e2e.stack import (
 from tests.helpers import COMPONENTS_ENV, components, untested_alerts
 
 RULES = PROMETHEUS_DIR / "rules"
+# Alert and recording rules files alike; each beside its promtool test (*.test.yml).
 RULE_FILES = sorted(path.name for path in RULES.glob("*.yml") if not path.name.endswith(".test.yml"))
 
 
@@ -56,6 +57,17 @@ class TestCentralPrometheus:
     def test_every_alert_has_a_unit_test(self, rules: str) -> None:
         """No alert in a rules file goes untested by the test file beside it."""
         assert untested_alerts(RULES / rules) == set()
+
+    @pytest.mark.parametrize("rules", RULE_FILES)
+    def test_every_recording_rule_has_a_unit_test(self, rules: str) -> None:
+        """Each recorded series is checked for its value by the test file beside it, with at least
+        two expected samples (the case and a healthy neighbour)."""
+        groups = yaml.safe_load((RULES / rules).read_text())["groups"]
+        records = {r["record"] for g in groups for r in g["rules"] if "record" in r}
+        tests = yaml.safe_load((RULES / rules.replace(".yml", ".test.yml")).read_text())["tests"]
+        cases = [case for test in tests for case in test.get("promql_expr_test", [])]
+        tested = {case["expr"] for case in cases if len(case["exp_samples"]) >= 2}
+        assert records - tested == set()
 
     @pytest.mark.parametrize("rules", RULE_FILES)
     def test_every_alert_says_what_to_check(self, rules: str) -> None:
