@@ -65,6 +65,9 @@ class Selectors(NamedTuple):
     vmagent: str
     central: str
     node: str  # the label name
+    # One node's readings: pushed with their own time they carry no job label, scraped from the textfile
+    # they carry the edge job's, so only the node (and cluster) select them on either path.
+    readings: str
 
     @classmethod
     def of(cls, config: MixinConfig) -> Selectors:
@@ -74,4 +77,5 @@ class Selectors(NamedTuple):
             vmagent=config.vmagent_selector + cluster,
             central=config.central_selector + cluster,
             node=config.node_label,
+            readings=f'{config.node_label}="$node"' + cluster,
         )

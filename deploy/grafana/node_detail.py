@@ -60,7 +60,7 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
             "Readings",
             "Every edge_* gauge the node's scripts print. A key ending in a unit (_volts, _celsius, ...) is "
             "drawn in that unit on its own axis.",
-            [Query(f'{{__name__=~"edge_.+", __name__!~"edge_collector_.+", {node}}}')],
+            [Query(f'{{__name__=~"edge_.+", __name__!~"edge_collector_.+", {s.readings}}}')],
             unit="short",
             width=24,
             height=10,
