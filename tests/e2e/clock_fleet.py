@@ -1,6 +1,6 @@
 """Several edge nodes writing to one centre, with readings injected at chosen timestamps: the harness of
 the centre's clock-safety tests. Each node is a real vmagent from deploy/vmagent (its own
--remoteWrite.label=node=NAME, its disk queue, its /metrics pulled by the centre); a reading enters
+-remoteWrite.label=node=NAME and credentials, its disk queue, its /metrics pulled by the centre); a reading enters
 through vmagent's /api/v1/import/prometheus with an explicit millisecond timestamp, as the collector's
 push mode sends it, so a wrong edge clock is played by choosing the timestamp."""
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import COMPAT_PROMETHEUS, COMPAT_VMAGENT, Central, Node, metric_sum
+from tests.e2e.stack import Centre, metric_sum
 from tests.helpers import COMPONENTS_ENV, Processes, wait_until
 
 SERIES = "e2e_reading"
@@ -36,29 +36,17 @@ class Fleet:
         workdir: Path,
         *,
         nodes: Sequence[str],
-        prometheus: str = "PROMETHEUS_BIN",
-        vmagent: str = "VMAGENT_BIN",
+        compat: bool = False,
         prometheus_args: Sequence[str] = (),
     ) -> None:
-        self.central = Central(procs, workdir, scrape_interval="1s", binary=prometheus, extra_args=prometheus_args)
-        self.nodes = {
-            name: Node(
-                procs,
-                workdir / name,
-                name=name,
-                remote_write_url=f"{self.central.url}/api/v1/write",
-                scrape_interval="1s",
-                vmagent_binary=vmagent,
-            )
-            for name in nodes
-        }
-        for name, node in self.nodes.items():
-            self.central.add_vmagent_target(node.vmagent_address, name)
+        self.centre = Centre(procs, workdir, nodes=nodes, prometheus_args=prometheus_args, compat=compat)
+        self.central = self.centre.central
+        self.nodes = {name: self.centre.node(name, workdir / name, scrape_interval="1s") for name in nodes}
         self.sent: dict[str, int] = dict.fromkeys(nodes, 0)
 
     def start(self) -> None:
         """The centre and every vmagent, until the centre scrapes each vmagent."""
-        self.central.start()
+        self.centre.start()
         for node in self.nodes.values():
             node.start_vmagent()
         wait_until(
@@ -113,8 +101,7 @@ def start_fleet(
     in `fast_alerts` get `for: 1s` in the test copy of the rules (their expressions stay production's)."""
     if not COMPONENTS_ENV.exists():
         pytest.fail("run `make components` first (make test does)")
-    binaries: Mapping[str, str] = {"prometheus": COMPAT_PROMETHEUS, "vmagent": COMPAT_VMAGENT} if compat else {}
-    fleet = Fleet(procs, workdir, nodes=[*GOOD, BAD], prometheus_args=prometheus_args, **binaries)
+    fleet = Fleet(procs, workdir, nodes=[*GOOD, BAD], prometheus_args=prometheus_args, compat=compat)
     for alert in fast_alerts:
         fleet.central.set_rule_durations(alert, **{"for": "1s"})
     fleet.start()

@@ -526,6 +526,9 @@ class Node:
                 **self.vmagent_flags,
             },
         )
+        if self.vmagent_binary == COMPAT_VMAGENT:
+            # vmagent 1.79 predates -reloadAuthKey (its /-/reload is open: one more reason to upgrade).
+            flags = [flag for flag in flags if not flag.startswith("-reloadAuthKey=")]
         return [components()[self.vmagent_binary], *flags]
 
     def start_vmagent(self) -> None:
@@ -640,6 +643,59 @@ def certainly_scraped(prints: Sequence[Print], runs: Sequence[ScrapeRun], margin
     return seen
 
 
+class Centre:
+    """The centre as shipped: Prometheus behind vmauth (and, with `enforce_node`, the central vmagent that
+    sets the node label), with credentials made for `nodes`; nothing runs until start()."""
+
+    def __init__(
+        self,
+        procs: Processes,
+        workdir: Path,
+        *,
+        nodes: Sequence[str],
+        scrape_interval: str = "1s",
+        out_of_order_window: str | None = None,
+        prometheus_args: Sequence[str] = (),
+        compat: bool = False,
+        enforce_node: bool = False,
+    ) -> None:
+        self.procs = procs
+        self.compat = compat
+        self.pki = Pki(workdir / "pki")
+        self.central = Central(
+            procs,
+            workdir,
+            scrape_interval=scrape_interval,
+            out_of_order_window=out_of_order_window,
+            extra_args=prometheus_args,
+            binary=COMPAT_PROMETHEUS if compat else "PROMETHEUS_BIN",
+            pki=self.pki,
+        )
+        self.ingest = Ingest(procs, workdir, pki=self.pki, prometheus_url=self.central.url, enforce_node=enforce_node)
+        self.pki.make(nodes=list(nodes), backend=self.ingest.backend, backend_auth=not enforce_node)
+        self.central.scrape_target("vmauth", f"127.0.0.1:{self.ingest.internal_port}")
+        self.central.scrape_target(
+            "central-vmagent", f"127.0.0.1:{self.ingest.vmagent_port}" if self.ingest.vmagent_port else None
+        )
+
+    def node(self, name: str, workdir: Path, **options: Any) -> Node:
+        """An edge node with its credentials, writing to this centre, whose vmagent the centre pulls."""
+        node = Node(
+            self.procs,
+            workdir,
+            name=name,
+            remote_write_url=self.ingest.write_url,
+            credentials=self.pki.node_dir(name),
+            **{"vmagent_binary": COMPAT_VMAGENT if self.compat else "VMAGENT_BIN", **options},
+        )
+        self.central.add_vmagent_target(node.vmagent_address, name)
+        return node
+
+    def start(self) -> None:
+        self.central.start()
+        self.ingest.start()
+
+
 class Pipeline:
     """One edge node and the centre, wired as in production; nothing running until started."""
 
@@ -659,40 +715,25 @@ class Pipeline:
         """`other_nodes`: names that get credentials too (no processes), e.g. for a forged write."""
         self.procs = procs
         self.workdir = workdir
-        self.pki = Pki(workdir / "pki")
-        self.central = Central(
+        self.centre = Centre(
             procs,
             workdir,
+            nodes=[node, *other_nodes],
             scrape_interval=scrape_interval,
             out_of_order_window=out_of_order_window,
-            extra_args=prometheus_args,
-            binary=COMPAT_PROMETHEUS if compat else "PROMETHEUS_BIN",
-            pki=self.pki,
+            prometheus_args=prometheus_args,
+            compat=compat,
+            enforce_node=enforce_node,
         )
-        self.ingest = Ingest(procs, workdir, pki=self.pki, prometheus_url=self.central.url, enforce_node=enforce_node)
-        self.pki.make(nodes=[node, *other_nodes], backend=self.ingest.backend, backend_auth=not enforce_node)
-        self.central.scrape_target("vmauth", f"127.0.0.1:{self.ingest.internal_port}")
-        self.central.scrape_target(
-            "central-vmagent", f"127.0.0.1:{self.ingest.vmagent_port}" if self.ingest.vmagent_port else None
-        )
-        self.node = Node(
-            procs,
-            workdir / node,
-            name=node,
-            remote_write_url=self.ingest.write_url,
-            scrape_interval=scrape_interval,
-            vmagent_binary=COMPAT_VMAGENT if compat else "VMAGENT_BIN",
-            credentials=self.pki.node_dir(node),
-        )
-        self.central.add_vmagent_target(self.node.vmagent_address, node)
+        self.pki, self.central, self.ingest = self.centre.pki, self.centre.central, self.centre.ingest
+        self.node = self.centre.node(node, workdir / node, scrape_interval=scrape_interval)
         self.scripts_dir = workdir / "scripts"
         self.vmagent_runs: list[ScrapeRun] = []
         self._vmagent_started = 0.0
 
     def start_infrastructure(self) -> None:
         """Centre, node_exporter and vmagent, and wait until the centre holds the node's `up` series."""
-        self.central.start()
-        self.ingest.start()
+        self.centre.start()
         self.node.start_node_exporter()
         self.start_vmagent()
         wait_until(

@@ -63,9 +63,8 @@ class TestSideBySide:
         """A 1 s script with vmagent scraping every 1.5 s (the 10 s script / 15 s scrape of production, scaled):
         in push mode every printed value is at the centre, once, at its run's time; on the textfile path about
         two in three are, at the scrape's time."""
-        stack = pipeline(node="textfile-node", scrape_interval="1500ms")
-        pushing = Node(procs, tmp_path / "push-node", name="push-node",
-                       remote_write_url=f"{stack.central.url}/api/v1/write", scrape_interval="1500ms")
+        stack = pipeline(node="textfile-node", scrape_interval="1500ms", other_nodes=["push-node"])
+        pushing = stack.centre.node("push-node", tmp_path / "push-node", scrape_interval="1500ms")
         stack.start_infrastructure()
         pushing.start_node_exporter()
         pushing.start_vmagent()
