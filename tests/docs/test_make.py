@@ -4,6 +4,7 @@ also creates the virtualenv docs/simulator.md uses; `make check` is the inner lo
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -12,8 +13,11 @@ from tests.helpers import REPO
 
 
 def fresh_machine_commands(target: str) -> str:
-    result = subprocess.run(["make", "--dry-run", "--always-make", target], cwd=REPO, capture_output=True,
-                            text=True, timeout=60, check=False)
+    # As a user would type it, also when the suite itself runs under `make test`: a nested make would add
+    # "Entering directory" lines and inherit the outer make's flags.
+    env = {key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    result = subprocess.run(["make", "--no-print-directory", "--dry-run", "--always-make", target], cwd=REPO,
+                            capture_output=True, text=True, timeout=60, check=False, env=env)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
