@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.e2e.stack import EDGE_METRICS, Node, Pipeline
+from tests.e2e.stack import EDGE_METRICS, Pipeline
 from tests.helpers import REPO, processes
 
 MODEL = REPO / "scripts" / "models" / "space_server.yaml"
@@ -48,15 +48,8 @@ def main() -> int:
     workdir.mkdir(parents=True)
     started = time.time()
     with processes() as procs:
-        pipeline = Pipeline(procs, workdir, node="bupt-a", scrape_interval="5s")
-        second = Node(
-            procs,
-            workdir / "edge-node-01",
-            name="edge-node-01",
-            remote_write_url=f"{pipeline.central.url}/api/v1/write",
-            scrape_interval="5s",
-        )
-        pipeline.central.add_vmagent_target(second.vmagent_address, second.name)
+        pipeline = Pipeline(procs, workdir, node="bupt-a", scrape_interval="5s", other_nodes=["edge-node-01"])
+        second = pipeline.centre.node("edge-node-01", workdir / "edge-node-01", scrape_interval="5s")
         pipeline.start_infrastructure()
         second.start_node_exporter()
         second.start_vmagent()
@@ -66,8 +59,9 @@ def main() -> int:
         pipeline.node.start_collector(
             config=config, extra_args=common, wrapper=[str(EDGE_METRICS), "simulate", "--model", str(MODEL), "--"]
         )
+        sysfs = str(fake_sysfs(workdir / "sysfs"))
         second.start_collector(
-            config=config, extra_args=common, env={"EDGE_SYSFS_ROOT": str(fake_sysfs(workdir / "sysfs"))}
+            config=config, extra_args=common, env={"EDGE_SYSFS_ROOT": sysfs, "EDGE_SCRIPT_ENV": "EDGE_SYSFS_ROOT"}
         )
         total = args.minutes * 60
         time.sleep(total * 0.35)
@@ -81,6 +75,7 @@ def main() -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             [sys.executable, str(RENDER), "--prometheus", pipeline.central.url, "--node", "bupt-a",
+             "--ca-file", str(pipeline.pki.ca), "--password-file", str(pipeline.pki.dir / "admin.password"),
              "--out", str(args.out), "--range", str(int(time.time() - started))],
             check=True,
         )  # fmt: skip

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from edge_metrics.runner import DEFAULT_MAX_SERIES
-from tests.e2e.stack import Node, http_get, metric_sum, parse_metrics
+from tests.e2e.stack import Node, Pki, http_get, metric_sum, parse_metrics
 from tests.helpers import REPO, Processes, free_port, wait_until
 from tests.integration.cgroups import memory_cgroup, memory_hierarchy
 from tests.integration.support import make_setup, marked_env
@@ -67,8 +67,10 @@ def test_no_container_of_the_pod_is_oom_killed(tmp_path: Path, procs: Processes,
     data = tmp_path / "output.txt"
     output(data)  # type: ignore[operator]
     setup = make_setup(tmp_path, "node-1=big:1s\n", {"big": f"cat {data}\n"})
-    node = Node(procs, setup.root, name="node-1", remote_write_url=f"http://127.0.0.1:{free_port()}/api/v1/write",
-                scrape_interval="1s")
+    pki = Pki(tmp_path / "pki")
+    pki.make(nodes=["node-1"])  # vmagent's shipped flags read the node's credentials
+    node = Node(procs, setup.root, name="node-1", remote_write_url=f"https://127.0.0.1:{free_port()}/api/v1/write",
+                scrape_interval="1s", credentials=pki.node_dir("node-1"))
     assert node.textfile_dir == setup.output.parent
     limits = manifest_limits()
     with ExitStack() as stack:
