@@ -162,13 +162,15 @@ def agent_restarts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restart
 
 
 class TestVmagentRestartDuringOutage:
-    def test_sigterm_restart_loses_nothing(self, agent_restarts: Restarts) -> None:
-        """vmagent stopped with SIGTERM during an outage flushes its in-memory blocks to the disk
-        queue; after the restart every value it scraped reaches the centre."""
+    def test_sigterm_restart_loses_at_most_the_block_in_retry(self, agent_restarts: Restarts) -> None:
+        """vmagent stopped with SIGTERM during an outage flushes its queue to disk; after the restart every
+        value it scraped reaches the centre, except that vmagent 1.145 drops the one block it was retrying
+        when it stopped (1.79 kept it; docs/pipeline.md): at most one flush interval of readings."""
         graceful = agent_restarts.graceful
         print(graceful.report("SIGTERM restart"))
         assert len(graceful.expected) >= 20
-        assert graceful.expected - graceful.present == set()
+        lost = sorted(graceful.expected - graceful.present)
+        assert len(lost) <= 2 and (not lost or lost[-1] - lost[0] <= 1), lost
 
     def test_sigkill_loss_is_bounded(self, agent_restarts: Restarts) -> None:
         """vmagent killed with SIGKILL during an outage loses at most the block it was retrying (the
