@@ -120,6 +120,19 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
+def run_in_own_group(argv: Sequence[str], *, timeout: float, **options: object) -> subprocess.CompletedProcess[bytes]:
+    """Run `argv` to completion in a process group of its own (stdout and stderr captured), then kill the
+    group: whatever it started dies with it, also when it hangs past `timeout` (TimeoutExpired)."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True, **options)  # type: ignore[call-overload]
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    finally:
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+    return subprocess.CompletedProcess(list(argv), proc.returncode, stdout, stderr)
+
+
 @contextmanager
 def processes() -> Iterator[Processes]:
     group = Processes()

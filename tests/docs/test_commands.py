@@ -7,12 +7,9 @@ Blocks in other languages (```bash script fragments, ```yaml, nodes.conf example
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
-import signal
-import subprocess
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +17,7 @@ from typing import NamedTuple
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, run_in_own_group
 
 FENCE = re.compile(r"^( *)```([^\n]*)\n(.*?)^\1```[ \t]*$", re.S | re.M)  # also indented, in a list item
 SHARED = (".venv", ".cache", "build")  # what `make` set up: shared with the copy, not rebuilt
@@ -92,15 +89,9 @@ def test_block_runs_as_written(block: Block, checkout: Path) -> None:
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("EDGE_", "VIRTUAL_ENV")) and key != "NODE_NAME"}
     # Its own process group: whatever the block starts is killed with it, also when it hangs.
-    proc = subprocess.Popen(["bash", "-e", "-o", "pipefail", "-c", block.text], cwd=checkout, env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=300)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == 0, (
-        f"{block.where} exited {proc.returncode}\n--- block\n{block.text}--- stdout\n{stdout[-2000:]}"
+    result = run_in_own_group(["bash", "-e", "-o", "pipefail", "-c", block.text], timeout=300, cwd=checkout,
+                              env=env)
+    stdout, stderr = result.stdout.decode(errors="replace"), result.stderr.decode(errors="replace")
+    assert result.returncode == 0, (
+        f"{block.where} exited {result.returncode}\n--- block\n{block.text}--- stdout\n{stdout[-2000:]}"
         f"--- stderr\n{stderr[-3000:]}")

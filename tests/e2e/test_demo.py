@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import html.parser
 import json
@@ -22,7 +21,7 @@ import pytest
 import yaml
 
 from tests.e2e.stack import Pki, PrometheusAPI
-from tests.helpers import REPO, SIM_LIB, Processes, wait_until
+from tests.helpers import REPO, SIM_LIB, Processes, run_in_own_group, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -84,16 +83,9 @@ def browser_dom(url: str, profile: Path, login: Login) -> str:
     argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync", *extra,
             f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", url]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                            start_new_session=True)  # its helper processes share the group: all killed below
-    try:
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == 0, f"chromium exited {proc.returncode} on {url}"
-    return out.decode(errors="replace")
+    result = run_in_own_group(argv, timeout=120)  # its helper processes share the group: all killed
+    assert result.returncode == 0, f"chromium exited {result.returncode} on {url}"
+    return result.stdout.decode(errors="replace")
 
 
 class _Text(html.parser.HTMLParser):
