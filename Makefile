@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 COMPONENTS := .cache/components/.complete
 SIM_LIB := build/libi2csim.so
 
-.PHONY: all venv components sim run demo test lint bench clean
+.PHONY: all venv components sim run demo test lint bench fleet clean
 
 all: venv components sim
 
@@ -45,6 +45,14 @@ test: venv components sim lint
 
 bench: venv components
 	$(BIN)/python bench/collector_bench.py
+
+# N simulated edge nodes in network namespaces (needs root and `ip netns`) through partitions, a centre
+# restart and a fleet-wide reconnect; prints the table of docs/scale.md. `make fleet N=10 STORE=victoriametrics`.
+N ?= 5
+STORE ?= prometheus
+FLEET_PATH ?= textfile
+fleet: venv components sim
+	nice $(BIN)/python -m bench.fleet --nodes $(N) --store $(STORE) --path $(FLEET_PATH) $(FLEET_ARGS)
 
 clean:
 	rm -rf $(VENV) build .run

@@ -130,11 +130,13 @@ class Central(PrometheusAPI):
         scrape_interval: str,
         out_of_order_window: str | None = None,
         extra_args: Sequence[str] = (),
+        host: str = "127.0.0.1",
     ) -> None:
         self.procs = procs
         self.extra_args = list(extra_args)
         self.port = free_port()
-        super().__init__(f"http://127.0.0.1:{self.port}")
+        self.host = host  # the fleet (bench/fleet) listens on its bridge's address instead of loopback
+        super().__init__(f"http://{host}:{self.port}")
         self.config_dir = workdir / "prometheus-config"
         self.data_dir = workdir / "prometheus-data"
         self.log = workdir / "prometheus.log"
@@ -147,7 +149,7 @@ class Central(PrometheusAPI):
             config["storage"]["tsdb"]["out_of_order_time_window"] = out_of_order_window
         for job in config["scrape_configs"]:
             if job["job_name"] == "prometheus":
-                job["static_configs"] = [{"targets": [f"127.0.0.1:{self.port}"]}]
+                job["static_configs"] = [{"targets": [f"{host}:{self.port}"]}]
         (self.config_dir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
 
     def add_vmagent_target(self, address: str, node: str) -> None:
@@ -161,7 +163,7 @@ class Central(PrometheusAPI):
                 components()["PROMETHEUS_BIN"],
                 f"--config.file={self.config_dir / 'prometheus.yml'}",
                 f"--storage.tsdb.path={self.data_dir}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--web.listen-address={self.host}:{self.port}",
                 "--web.enable-remote-write-receiver",
                 *self.extra_args,
             ],

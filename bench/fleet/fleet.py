@@ -1,0 +1,199 @@
+"""The fleet and its scenarios: steady state, a partition of some nodes (one rebooted meanwhile), the
+central store restarted, every node reconnecting at once. Each scenario returns its figures."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from bench.fleet.centre import Centre, make_centre
+from bench.fleet.measure import CentreSample, Load, Readings, centre_sample, latest_timestamp, load, readings
+from bench.fleet.net import FleetNetwork, remove_leftovers
+from bench.fleet.node import FleetNode
+from tests.helpers import Processes, wait_until
+
+
+class Settings(NamedTuple):
+    nodes: int
+    store: str  # prometheus | victoriametrics
+    path: str  # textfile | push
+    scrape_interval: str  # vmagent's scrape of node_exporter (deploy/vmagent/scrape.yml: 15s)
+    collector_interval: str  # the space_server script's interval (scripts/nodes.conf: 10s)
+    cut_fraction: float
+    drain_timeout: float
+
+
+class Figures(NamedTuple):
+    scenario: str
+    nodes_affected: int
+    outage_s: float
+    drain_s: float  # link back (or centre back) -> the last affected node's queue empty
+    fresh_s: float  # same start -> the centre holds a reading taken after it, for every affected node
+    queue_bytes_per_hour: float  # on disk per affected node, extrapolated from the outage
+    load: Load  # the centre during the catch-up (or the steady period)
+    lost: int  # readings missing at the centre after the scenario, whole fleet
+
+
+class Fleet:
+    def __init__(self, settings: Settings, procs: Processes, workdir: Path, log: Callable[[str], None]) -> None:
+        self.settings = settings
+        self.procs = procs
+        self.workdir = workdir
+        self.log = log
+        self.started = time.time()
+        removed = remove_leftovers()
+        if removed:
+            log(f"removed leftovers of an earlier fleet: {' '.join(removed)}")
+        self.net = FleetNetwork()
+        self.centre: Centre = make_centre(
+            settings.store, procs, workdir, host=self.net.host_address, scrape_interval=settings.scrape_interval
+        )
+        self.nodes: list[FleetNode] = []
+
+    def close(self) -> None:
+        self.procs.cleanup()
+        self.net.close()
+
+    # set-up ----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.centre.start()
+        for index in range(self.settings.nodes):
+            link = self.net.add_node()
+            node = FleetNode(
+                self.procs,
+                self.workdir / f"node-{index:04d}",
+                index=index,
+                link=link,
+                remote_write_url=self.centre.remote_write_url(),
+                scrape_interval=self.settings.scrape_interval,
+                collector_interval=self.settings.collector_interval,
+                path=self.settings.path,
+            )
+            node.start_all()
+            self.centre.add_vmagent_target(node.vmagent_address, node.name)
+            self.nodes.append(node)
+        wait_until(
+            lambda: all(latest_timestamp(self.centre, n) > 0 for n in self.nodes),
+            timeout=120 + 2 * self.settings.nodes,
+            interval=1,
+            what="a reading of every node at the centre",
+        )
+        self.log(f"{len(self.nodes)} nodes on {self.net.block}, centre {self.settings.store} at {self.centre.url}")
+
+    def window(self) -> str:
+        return f"{int(time.time() - self.started) + 120}s"
+
+    def cut_nodes(self) -> list[FleetNode]:
+        count = max(1, round(len(self.nodes) * self.settings.cut_fraction))
+        return self.nodes[:count]
+
+    # accounting ------------------------------------------------------------------------------------
+    def account(self) -> list[Readings]:
+        """Readings per node, once every node's newest reading at the centre was taken after this call
+        began: with gap-free values, nothing before that moment is lost or still queued."""
+        began = time.time()
+        wait_until(
+            lambda: all(latest_timestamp(self.centre, n) >= began for n in self.nodes),
+            timeout=self.settings.drain_timeout,
+            interval=1,
+            what="a reading newer than the accounting's start from every node",
+        )
+        return [readings(self.centre, node, self.window()) for node in self.nodes]
+
+    def lost(self) -> int:
+        return sum(r.missing + abs(r.expected - r.stored) for r in self.account())
+
+    # watching the catch-up -------------------------------------------------------------------------
+    def catch_up(self, nodes: Sequence[FleetNode], since: float) -> tuple[float, float, list[CentreSample]]:
+        """Poll until every node's queue is empty and the centre holds a reading taken after `since`;
+        returns (drain seconds, freshness seconds, the centre's samples meanwhile)."""
+        drained: dict[str, float] = {}
+        fresh: dict[str, float] = {}
+        samples: list[CentreSample] = []
+        deadline = time.monotonic() + self.settings.drain_timeout
+        while len(drained) < len(nodes) or len(fresh) < len(nodes):
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"catch-up not done after {self.settings.drain_timeout:.0f} s: drained {sorted(drained)}, "
+                    f"fresh {sorted(fresh)} of {[n.name for n in nodes]}"
+                )
+            sample = centre_sample(self.centre)
+            if sample is not None:
+                samples.append(sample)
+            for node in nodes:
+                now = time.time()
+                try:
+                    if node.name not in drained and node.pending_bytes() == 0:
+                        drained[node.name] = now - since
+                    if node.name not in fresh and latest_timestamp(self.centre, node) >= since:
+                        fresh[node.name] = now - since
+                except OSError:
+                    continue  # vmagent or the centre not answering yet
+            time.sleep(1)
+        return max(drained.values()), max(fresh.values()), samples
+
+    # scenarios -------------------------------------------------------------------------------------
+    def steady(self, duration: float) -> Figures:
+        samples = self._watch(duration)
+        return Figures("steady state", 0, 0.0, 0.0, 0.0, 0.0, load(samples), self.lost())
+
+    def partition(self, duration: float, *, reboot: bool) -> Figures:
+        """The first cut_fraction of the nodes lose their link for `duration`; with `reboot`, the first of
+        them has its collector and vmagent restarted halfway (its disk queue kept)."""
+        cut = self.cut_nodes()
+        name = "partition + reboot" if reboot else "partition"
+        self.log(f"{name}: {len(cut)} of {len(self.nodes)} nodes cut off for {duration:.0f} s")
+        down = time.time()
+        self.net.set_link([n.link for n in cut], up=False)
+        if reboot:
+            self._watch(duration / 2)
+            self.log(f"rebooting {cut[0].name} (collector and vmagent) while it is cut off")
+            cut[0].reboot()
+        self._watch(down + duration - time.time())
+        queue = sum(n.queue_disk_bytes() for n in cut) / len(cut)
+        outage = time.time() - down
+        self.net.set_link([n.link for n in cut], up=True)
+        back = time.time()
+        drain, fresh, samples = self.catch_up(cut, back)
+        return Figures(name, len(cut), outage, drain, fresh, queue * 3600 / outage, load(samples), self.lost())
+
+    def centre_restart(self, duration: float) -> Figures:
+        self.log(f"centre restart: {self.settings.store} down for {duration:.0f} s")
+        down = time.time()
+        self.centre.stop()
+        time.sleep(duration)
+        queue = sum(n.queue_disk_bytes() for n in self.nodes) / len(self.nodes)
+        self.centre.start()
+        back = time.time()
+        outage = back - down
+        drain, fresh, samples = self.catch_up(self.nodes, back)
+        return Figures(
+            "centre restart", len(self.nodes), outage, drain, fresh, queue * 3600 / outage, load(samples), self.lost()
+        )
+
+    def herd(self, duration: float) -> Figures:
+        self.log(f"thundering herd: all {len(self.nodes)} nodes cut off for {duration:.0f} s, then back at once")
+        down = time.time()
+        self.net.set_link([n.link for n in self.nodes], up=False)
+        self._watch(duration)
+        queue = sum(n.queue_disk_bytes() for n in self.nodes) / len(self.nodes)
+        outage = time.time() - down
+        self.net.set_link([n.link for n in self.nodes], up=True)
+        back = time.time()
+        drain, fresh, samples = self.catch_up(self.nodes, back)
+        return Figures(
+            "thundering herd", len(self.nodes), outage, drain, fresh, queue * 3600 / outage, load(samples), self.lost()
+        )
+
+    def _watch(self, duration: float) -> list[CentreSample]:
+        """Sample the centre every second for `duration` seconds."""
+        samples: list[CentreSample] = []
+        end = time.monotonic() + max(duration, 0.0)
+        while time.monotonic() < end:
+            sample = centre_sample(self.centre)
+            if sample is not None:
+                samples.append(sample)
+            time.sleep(min(1.0, max(end - time.monotonic(), 0.0)))
+        return samples

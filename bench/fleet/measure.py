@@ -1,0 +1,92 @@
+"""What the fleet measures: readings expected vs stored per node, the centre's ingestion rate, CPU and RSS
+(from /proc), queue bytes, drain and freshness times."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from bench.fleet.centre import Centre
+from bench.fleet.node import FleetNode
+from bench.procfs import cpu_times, status_kib
+
+
+class Readings(NamedTuple):
+    node: str
+    expected: int  # counted at the node: scrapes node_exporter served (textfile) or script runs (push)
+    stored: int  # samples the centre holds for them
+    missing: int  # expected values absent at the centre
+
+    @property
+    def ok(self) -> bool:
+        return self.expected == self.stored and self.missing == 0
+
+
+# Textfile path: node_exporter counts the /metrics requests it served (nothing but vmagent asks it: the
+# fleet never reads it), and every scrape stores that counter's value before the increment. The values at
+# the centre must therefore be exactly 0, 1, ..., n-1: a lost scrape is a gap.
+_TEXTFILE_SERIES = 'promhttp_metric_handler_requests_total{{code="200",job="node-exporter",node="{node}"}}'
+# Push path: the counter script prints 1, 2, ..., n; n is in its state file.
+_PUSH_SERIES = 'edge_fleet_counter{{node="{node}"}}'
+
+
+def readings(centre: Centre, node: FleetNode, window: str) -> Readings:
+    if node.path == "push":
+        values = [int(v) for _, v in centre.raw_samples(_PUSH_SERIES.format(node=node.name), window)]
+        state = node.scripts / "counter.state"
+        expected = int(state.read_text()) if state.exists() else 0
+        return Readings(node.name, expected, len(values), len(set(range(1, expected + 1)) - set(values)))
+    values = [int(v) for _, v in centre.raw_samples(_TEXTFILE_SERIES.format(node=node.name), window)]
+    expected = max(values) + 1 if values else 0
+    return Readings(node.name, expected, len(values), len(set(range(expected)) - set(values)))
+
+
+def latest_timestamp(centre: Centre, node: FleetNode) -> float:
+    """Time of the newest sample of the node's reading series at the centre (0 if none)."""
+    series = (_PUSH_SERIES if node.path == "push" else _TEXTFILE_SERIES).format(node=node.name)
+    result = centre.query(f"timestamp({series})")
+    return max((float(r["value"][1]) for r in result), default=0.0)  # type: ignore[index]
+
+
+class CentreSample(NamedTuple):
+    at: float
+    ingested: float  # samples appended since the store started
+    cpu: float  # seconds of CPU
+    rss_kib: int
+
+
+def centre_sample(centre: Centre) -> CentreSample | None:
+    if centre.proc is None:
+        return None
+    try:
+        return CentreSample(
+            time.time(), centre.ingested_samples(), cpu_times(centre.proc.pid).own, status_kib(centre.proc.pid, "VmRSS")
+        )
+    except (OSError, KeyError):
+        return None
+
+
+class Load(NamedTuple):
+    rate_mean: float  # samples/s over the period
+    rate_peak: float  # samples/s, highest between two consecutive polls
+    cpu_cores: float  # mean CPU of the centre over the period
+    rss_mib: float  # highest resident memory of the centre seen
+
+
+def load(samples: Sequence[CentreSample]) -> Load:
+    if len(samples) < 2:
+        return Load(0.0, 0.0, 0.0, 0.0)
+    first, last = samples[0], samples[-1]
+    span = max(last.at - first.at, 1e-9)
+    peak = 0.0
+    for before, after in itertools.pairwise(samples):
+        if after.ingested >= before.ingested and after.at > before.at:
+            peak = max(peak, (after.ingested - before.ingested) / (after.at - before.at))
+    return Load(
+        (last.ingested - first.ingested) / span if last.ingested >= first.ingested else 0.0,
+        peak,
+        (last.cpu - first.cpu) / span,
+        max(s.rss_kib for s in samples) / 1024,
+    )
