@@ -42,6 +42,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--centre-down", type=seconds, default=seconds("30s"), help="central store down for")
     parser.add_argument("--herd", type=seconds, default=seconds("1m"), help="fleet-wide outage before the herd")
     parser.add_argument("--scenarios", default="steady,partition,restart,herd", help="comma-separated subset")
+    parser.add_argument("--rate-limit", type=int, help="vmagent -remoteWrite.rateLimit, bytes/s (shipped: 102400)")
+    parser.add_argument("--second-centre", action="store_true", help="send to two centres (HA flags variant)")
     parser.add_argument("--drain-timeout", type=seconds, default=seconds("10m"), help="give up on a catch-up")
     parser.add_argument("--workdir", type=Path, help="keep queues, data and logs here (default: a temp dir)")
     args = parser.parse_args(argv)
@@ -63,6 +65,8 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         collector_interval=args.collector_interval,
         cut_fraction=args.cut_fraction,
         drain_timeout=args.drain_timeout,
+        rate_limit=args.rate_limit,
+        second_centre=args.second_centre,
     )
     log = lambda message: print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)  # noqa: E731
     procs = Processes()
@@ -80,11 +84,14 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         if "herd" in wanted:
             figures.append(fleet.herd(args.herd))
         final = fleet.account()
+        series = fleet.series_per_node()
+        ingested = fleet.centre.ingested_samples()
     finally:
         fleet.close()
     what = "script runs" if args.path == "push" else "scrapes"
     print()
     print(f"{args.nodes} nodes, {args.store}, {args.path} path, scrape every {args.scrape_interval}")
+    print(f"series per node {series:.0f}; samples taken in by the centre since its last start {ingested:.0f}")
     print(scenarios_table(figures))
     print()
     print(readings_table(final, what))

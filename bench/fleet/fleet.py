@@ -23,6 +23,8 @@ class Settings(NamedTuple):
     collector_interval: str  # the space_server script's interval (scripts/nodes.conf: 10s)
     cut_fraction: float
     drain_timeout: float
+    rate_limit: int | None = None  # -remoteWrite.rateLimit in bytes/s instead of the shipped value
+    second_centre: bool = False  # every node also sends to a second centre (vmagent-second-centre.flags)
 
 
 class Figures(NamedTuple):
@@ -50,6 +52,16 @@ class Fleet:
         self.centre: Centre = make_centre(
             settings.store, procs, workdir, host=self.net.host_address, scrape_interval=settings.scrape_interval
         )
+        self.second: Centre | None = None
+        if settings.second_centre:
+            (workdir / "second-centre").mkdir(exist_ok=True)
+            self.second = make_centre(
+                settings.store,
+                procs,
+                workdir / "second-centre",
+                host=self.net.host_address,
+                scrape_interval=settings.scrape_interval,
+            )
         self.nodes: list[FleetNode] = []
 
     def close(self) -> None:
@@ -59,6 +71,11 @@ class Fleet:
     # set-up ----------------------------------------------------------------------------------------
     def start(self) -> None:
         self.centre.start()
+        if self.second is not None:
+            self.second.start()
+        overrides = (
+            {} if self.settings.rate_limit is None else {"-remoteWrite.rateLimit": str(self.settings.rate_limit)}
+        )
         for index in range(self.settings.nodes):
             link = self.net.add_node()
             node = FleetNode(
@@ -70,6 +87,8 @@ class Fleet:
                 scrape_interval=self.settings.scrape_interval,
                 collector_interval=self.settings.collector_interval,
                 path=self.settings.path,
+                second_remote_write_url=None if self.second is None else self.second.remote_write_url(),
+                vmagent_overrides=overrides,
             )
             node.start_all()
             self.centre.add_vmagent_target(node.vmagent_address, node.name)
@@ -90,20 +109,29 @@ class Fleet:
         return self.nodes[:count]
 
     # accounting ------------------------------------------------------------------------------------
-    def account(self) -> list[Readings]:
-        """Readings per node, once every node's newest reading at the centre was taken after this call
-        began: with gap-free values, nothing before that moment is lost or still queued."""
+    def account(self, centre: Centre | None = None) -> list[Readings]:
+        """Readings per node at `centre` (default: the first), once every node's newest reading there was
+        taken after this call began: with gap-free values, nothing before that moment is lost or queued."""
+        centre = centre or self.centre
         began = time.time()
         wait_until(
-            lambda: all(latest_timestamp(self.centre, n) >= began for n in self.nodes),
+            lambda: all(latest_timestamp(centre, n) >= began for n in self.nodes),
             timeout=self.settings.drain_timeout,
             interval=1,
             what="a reading newer than the accounting's start from every node",
         )
-        return [readings(self.centre, node, self.window()) for node in self.nodes]
+        return [readings(centre, node, self.window()) for node in self.nodes]
 
     def lost(self) -> int:
-        return sum(r.missing + abs(r.expected - r.stored) for r in self.account())
+        """Readings missing or duplicated, whole fleet, at every centre."""
+        centres = [self.centre] if self.second is None else [self.centre, self.second]
+        return sum(r.missing + abs(r.expected - r.stored) for c in centres for r in self.account(c))
+
+    def series_per_node(self) -> float:
+        """Mean number of series a node sends (its node_exporter scrape, with `up` and scrape series)."""
+        result = self.centre.query('count by (node) ({job="node-exporter", node=~"fleet-.*"})')
+        counts = [float(r["value"][1]) for r in result]  # type: ignore[index]
+        return sum(counts) / len(counts) if counts else 0.0
 
     # watching the catch-up -------------------------------------------------------------------------
     def catch_up(self, nodes: Sequence[FleetNode], since: float) -> tuple[float, float, list[CentreSample]]:

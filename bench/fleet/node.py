@@ -13,13 +13,14 @@ from pathlib import Path
 import yaml
 
 from bench.fleet.net import NodeLink, in_netns
-from tests.e2e.stack import EDGE_METRICS, Node, http_get
+from tests.e2e.stack import DEPLOY, EDGE_METRICS, Node, http_get, override_flags, read_flags
 from tests.helpers import REPO, Processes, wait_until
 
 SCRIPTS = REPO / "scripts"
 MODEL = SCRIPTS / "models" / "space_server.yaml"
 VMAGENT_PORT = 8429  # the shipped port; vmagent listens on the node's address (the centre pulls it)
 PATHS = ("textfile", "push")
+SECOND_CENTRE_FLAGS = DEPLOY / "vmagent" / "vmagent-second-centre.flags"
 
 COUNTER_SCRIPT = """#!/bin/bash
 # The fleet's reading counter: one more each run, its state beside it, so the centre can be checked
@@ -53,6 +54,8 @@ class FleetNode(Node):
         scrape_interval: str,
         collector_interval: str,
         path: str,
+        second_remote_write_url: str | None = None,
+        vmagent_overrides: dict[str, str] | None = None,
     ) -> None:
         super().__init__(
             procs,
@@ -79,6 +82,17 @@ class FleetNode(Node):
         self.config = self.scripts / "nodes.conf"
         self.config.write_text(f"{self.name}={plan}\n")
         self.spool_dir = workdir / "spool"
+        self.second_remote_write_url = second_remote_write_url
+        self.vmagent_overrides = vmagent_overrides or {}
+
+    def vmagent_argv(self) -> list[str]:
+        """deploy/vmagent/vmagent.flags (with the fleet's overrides, e.g. the rate limit), plus
+        vmagent-second-centre.flags when the fleet has two centres."""
+        binary, *flags = super().vmagent_argv()
+        flags = override_flags(flags, self.vmagent_overrides)
+        if self.second_remote_write_url is not None:
+            flags += read_flags(SECOND_CENTRE_FLAGS, {"REMOTE_WRITE_URL_2": self.second_remote_write_url})
+        return [binary, *flags]
 
     # processes -------------------------------------------------------------------------------------
     def start_all(self) -> None:
