@@ -114,6 +114,7 @@ declare -A vm_over=(
 )
 NODE_NAME=$node
 REMOTE_WRITE_URL="$prom_url/api/v1/write"
+SITE=${SITE:-demo}
 read_flags deploy/node-exporter/node-exporter.flags ne_flags ne_over
 read_flags deploy/vmagent/vmagent.flags vm_flags vm_over
 

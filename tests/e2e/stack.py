@@ -33,6 +33,7 @@ VMAGENT_FLAGS = DEPLOY / "vmagent" / "vmagent.flags"
 VMAGENT_SCRAPE = DEPLOY / "vmagent" / "scrape.yml"
 NODE_EXPORTER_FLAGS = DEPLOY / "node-exporter" / "node-exporter.flags"
 EDGE_METRICS = REPO / ".venv" / "bin" / "edge-metrics"
+SITE = "test"  # the site label of every sample (-remoteWrite.label=site=$(SITE) in vmagent.flags)
 
 _PLACEHOLDER = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
@@ -239,7 +240,9 @@ class Node:
     # vmagent ---------------------------------------------------------------------------------------
     def vmagent_argv(self) -> list[str]:
         flags = override_flags(
-            read_flags(VMAGENT_FLAGS, {"NODE_NAME": self.name, "REMOTE_WRITE_URL": self.remote_write_url}),
+            read_flags(
+                VMAGENT_FLAGS, {"NODE_NAME": self.name, "REMOTE_WRITE_URL": self.remote_write_url, "SITE": SITE}
+            ),
             {
                 "-promscrape.config": str(self.scrape_config),
                 "-remoteWrite.tmpDataPath": str(self.queue_dir),
