@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.fleet.fleet import Fleet, Settings
+from bench.fleet.fleet import Fleet
 from bench.fleet.net import NETNS_PREFIX, ip, remove_leftovers
+from tests.fleet.support import small_fleet
 from tests.helpers import COMPONENTS_ENV, REPO, Processes, wait_until
 
 pytestmark = [pytest.mark.fleet, pytest.mark.timeout(900)]
@@ -37,15 +38,7 @@ def fleet(tmp_path: Path) -> Iterator[Callable[..., Fleet]]:
     built: list[Fleet] = []
 
     def build(**changes: object) -> Fleet:
-        settings = Settings(
-            nodes=3,
-            store="prometheus",
-            path="textfile",
-            scrape_interval="2s",
-            collector_interval="2s",
-            cut_fraction=0.2,
-            drain_timeout=240,
-        )._replace(**changes)
+        settings = small_fleet(**changes)
         fleet = Fleet(settings, Processes(), tmp_path, lambda message: print(message))
         built.append(fleet)
         fleet.start()

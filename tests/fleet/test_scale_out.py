@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.fleet.fleet import Fleet, Settings
+from bench.fleet.fleet import Fleet
 from tests.e2e.stack import DEPLOY
+from tests.fleet.support import small_fleet
 from tests.helpers import Processes, components
 
 pytestmark = pytest.mark.fleet
@@ -23,16 +24,7 @@ def test_both_centres_get_every_reading_when_one_was_down(tmp_path: Path) -> Non
     while the other stays current: both end with every reading of every node."""
     if os.geteuid() != 0:
         pytest.skip("the fleet needs root for ip netns")
-    settings = Settings(
-        nodes=2,
-        store="prometheus",
-        path="textfile",
-        scrape_interval="2s",
-        collector_interval="2s",
-        cut_fraction=0.2,
-        drain_timeout=240,
-        second_centre=True,
-    )
+    settings = small_fleet(nodes=2, second_centre=True)
     fleet = Fleet(settings, Processes(), tmp_path, print)
     try:
         fleet.start()
