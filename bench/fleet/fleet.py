@@ -12,6 +12,7 @@ from bench.fleet.centre import Centre, make_centre
 from bench.fleet.measure import CentreSample, Load, Readings, centre_sample, latest_timestamp, load, readings
 from bench.fleet.net import FleetNetwork, remove_leftovers
 from bench.fleet.node import FleetNode
+from tests.e2e.stack import next_retry
 from tests.helpers import Processes, wait_until
 
 
@@ -34,6 +35,7 @@ class Figures(NamedTuple):
     drain_s: float  # link back (or centre back) -> the last affected node's queue empty
     fresh_s: float  # same start -> the centre holds a reading taken after it, for every affected node
     queue_bytes_per_hour: float  # on disk per affected node, extrapolated from the outage
+    retry_wait_s: float  # back -> vmagent's next send attempt (its retry back-off), longest of the nodes
     load: Load  # the centre during the catch-up (or the steady period)
     lost: int  # readings missing at the centre after the scenario, whole fleet
 
@@ -165,7 +167,7 @@ class Fleet:
     # scenarios -------------------------------------------------------------------------------------
     def steady(self, duration: float) -> Figures:
         samples = self._watch(duration)
-        return Figures("steady state", 0, 0.0, 0.0, 0.0, 0.0, load(samples), self.lost())
+        return Figures("steady state", 0, 0.0, 0.0, 0.0, 0.0, 0.0, load(samples), self.lost())
 
     def partition(self, duration: float, *, reboot: bool) -> Figures:
         """The first cut_fraction of the nodes lose their link for `duration`; with `reboot`, the first of
@@ -184,8 +186,9 @@ class Fleet:
         outage = time.time() - down
         self.net.set_link([n.link for n in cut], up=True)
         back = time.time()
+        wait = retry_wait(cut, back)
         drain, fresh, samples = self.catch_up(cut, back)
-        return Figures(name, len(cut), outage, drain, fresh, queue * 3600 / outage, load(samples), self.lost())
+        return Figures(name, len(cut), outage, drain, fresh, queue * 3600 / outage, wait, load(samples), self.lost())
 
     def centre_restart(self, duration: float) -> Figures:
         self.log(f"centre restart: {self.settings.store} down for {duration:.0f} s")
@@ -196,10 +199,12 @@ class Fleet:
         self.centre.start()
         back = time.time()
         outage = back - down
+        wait = retry_wait(self.nodes, back)
         drain, fresh, samples = self.catch_up(self.nodes, back)
         return Figures(
-            "centre restart", len(self.nodes), outage, drain, fresh, queue * 3600 / outage, load(samples), self.lost()
-        )
+            "centre restart", len(self.nodes), outage, drain, fresh, queue * 3600 / outage, wait, load(samples),
+            self.lost(),
+        )  # fmt: skip
 
     def herd(self, duration: float) -> Figures:
         self.log(f"thundering herd: all {len(self.nodes)} nodes cut off for {duration:.0f} s, then back at once")
@@ -210,10 +215,12 @@ class Fleet:
         outage = time.time() - down
         self.net.set_link([n.link for n in self.nodes], up=True)
         back = time.time()
+        wait = retry_wait(self.nodes, back)
         drain, fresh, samples = self.catch_up(self.nodes, back)
         return Figures(
-            "thundering herd", len(self.nodes), outage, drain, fresh, queue * 3600 / outage, load(samples), self.lost()
-        )
+            "thundering herd", len(self.nodes), outage, drain, fresh, queue * 3600 / outage, wait, load(samples),
+            self.lost(),
+        )  # fmt: skip
 
     def _watch(self, duration: float) -> list[CentreSample]:
         """Sample the centre every second for `duration` seconds."""
@@ -225,3 +232,10 @@ class Fleet:
                 samples.append(sample)
             time.sleep(min(1.0, max(end - time.monotonic(), 0.0)))
         return samples
+
+
+def retry_wait(nodes: Sequence[FleetNode], back: float) -> float:
+    """How long after `back` the slowest vmagent makes its next attempt, from its log's latest
+    "re-sending the block in N seconds" line: the part of a drain that is back-off, not transfer."""
+    waits = [max((next_retry(n.workdir / "vmagent.log") or back) - back, 0.0) for n in nodes]
+    return max(waits, default=0.0)

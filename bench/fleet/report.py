@@ -20,7 +20,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def scenarios_table(figures: Sequence[Figures]) -> str:
     header = [
-        "scenario", "nodes", "outage s", "drain s", "fresh s", "queue KiB/node/h",
+        "scenario", "nodes", "outage s", "retry wait s", "drain s", "fresh s", "queue KiB/node/h",
         "ingest/s mean", "ingest/s peak", "centre CPU", "centre RSS MiB", "lost",
     ]  # fmt: skip
     rows = [
@@ -28,6 +28,7 @@ def scenarios_table(figures: Sequence[Figures]) -> str:
             f.scenario,
             str(f.nodes_affected),
             f"{f.outage_s:.0f}",
+            f"{f.retry_wait_s:.1f}",
             f"{f.drain_s:.1f}",
             f"{f.fresh_s:.1f}",
             f"{f.queue_bytes_per_hour / 1024:.0f}" if f.outage_s else "-",
