@@ -51,19 +51,23 @@ class Fleet:
         if removed:
             log(f"removed leftovers of an earlier fleet: {' '.join(removed)}")
         self.net = FleetNetwork()
-        self.centre: Centre = make_centre(
-            settings.store, procs, workdir, host=self.net.host_address, scrape_interval=settings.scrape_interval
-        )
-        self.second: Centre | None = None
-        if settings.second_centre:
-            (workdir / "second-centre").mkdir(exist_ok=True)
-            self.second = make_centre(
-                settings.store,
-                procs,
-                workdir / "second-centre",
-                host=self.net.host_address,
-                scrape_interval=settings.scrape_interval,
+        try:
+            self.centre: Centre = make_centre(
+                settings.store, procs, workdir, host=self.net.host_address, scrape_interval=settings.scrape_interval
             )
+            self.second: Centre | None = None
+            if settings.second_centre:
+                (workdir / "second-centre").mkdir(exist_ok=True)
+                self.second = make_centre(
+                    settings.store,
+                    procs,
+                    workdir / "second-centre",
+                    host=self.net.host_address,
+                    scrape_interval=settings.scrape_interval,
+                )
+        except BaseException:
+            self.net.close()
+            raise
         self.nodes: list[FleetNode] = []
 
     def close(self) -> None:

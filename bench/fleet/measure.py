@@ -28,19 +28,17 @@ class Readings(NamedTuple):
 # fleet never reads it), and every scrape stores that counter's value before the increment. The values at
 # the centre must therefore be exactly 0, 1, ..., n-1: a lost scrape is a gap.
 _TEXTFILE_SERIES = 'promhttp_metric_handler_requests_total{{code="200",job="node-exporter",node="{node}"}}'
-# Push path: the counter script prints 1, 2, ..., n; n is in its state file.
+# Push path: the counter script prints 1, 2, ..., n, one value per run (its state file holds n).
 _PUSH_SERIES = 'edge_fleet_counter{{node="{node}"}}'
 
 
 def readings(centre: Centre, node: FleetNode, window: str) -> Readings:
-    if node.path == "push":
-        values = [int(v) for _, v in centre.raw_samples(_PUSH_SERIES.format(node=node.name), window)]
-        state = node.scripts / "counter.state"
-        expected = int(state.read_text()) if state.exists() else 0
-        return Readings(node.name, expected, len(values), len(set(range(1, expected + 1)) - set(values)))
-    values = [int(v) for _, v in centre.raw_samples(_TEXTFILE_SERIES.format(node=node.name), window)]
-    expected = max(values) + 1 if values else 0
-    return Readings(node.name, expected, len(values), len(set(range(expected)) - set(values)))
+    """Both counters start at the node (0 for node_exporter's, 1 for the counter script's) and go up by one
+    per reading; the newest value stored says how many readings the node had made by then."""
+    series, first = (_PUSH_SERIES, 1) if node.path == "push" else (_TEXTFILE_SERIES, 0)
+    values = [int(v) for _, v in centre.raw_samples(series.format(node=node.name), window)]
+    expected = max(values) + 1 - first if values else 0
+    return Readings(node.name, expected, len(values), len(set(range(first, first + expected)) - set(values)))
 
 
 def latest_timestamp(centre: Centre, node: FleetNode) -> float:
