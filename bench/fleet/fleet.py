@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
 from bench.fleet.centre import Centre, make_centre
-from bench.fleet.measure import CentreSample, Load, Readings, centre_sample, latest_timestamp, load, readings
+from bench.fleet.measure import CentreSample, Load, Readings, centre_sample, latest_timestamps, load, readings
 from bench.fleet.net import FleetNetwork, remove_leftovers
 from bench.fleet.node import FleetNode
 from tests.e2e.stack import next_retry
 from tests.helpers import Processes, wait_until
+
+# A sample is stored before the store shows it to queries: VictoriaMetrics buffers new rows in
+# per-CPU shards for up to a few seconds, so a newer sample can be visible while an older one is not
+# yet. Readings are counted only up to a moment every node has sent readings this much newer than.
+VISIBLE_AFTER = 5.0
 
 
 class Settings(NamedTuple):
@@ -100,7 +106,7 @@ class Fleet:
             self.centre.add_vmagent_target(node.vmagent_address, node.name)
             self.nodes.append(node)
         wait_until(
-            lambda: all(latest_timestamp(self.centre, n) > 0 for n in self.nodes),
+            lambda: self.all_newer_than(self.centre, 0.0),
             timeout=120 + 2 * self.settings.nodes,
             interval=1,
             what="a reading of every node at the centre",
@@ -116,17 +122,22 @@ class Fleet:
 
     # accounting ------------------------------------------------------------------------------------
     def account(self, centre: Centre | None = None) -> list[Readings]:
-        """Readings per node at `centre` (default: the first), once every node's newest reading there was
-        taken after this call began: with gap-free values, nothing before that moment is lost or queued."""
+        """Readings per node at `centre` (default: the first) taken before this call began, counted once
+        every node's newest reading there is VISIBLE_AFTER newer: vmagent sends in order, so nothing
+        before that moment can still be queued."""
         centre = centre or self.centre
         began = time.time()
         wait_until(
-            lambda: all(latest_timestamp(centre, n) >= began for n in self.nodes),
+            lambda: self.all_newer_than(centre, began + VISIBLE_AFTER),
             timeout=self.settings.drain_timeout,
             interval=1,
             what="a reading newer than the accounting's start from every node",
         )
-        return [readings(centre, node, self.window()) for node in self.nodes]
+        return [readings(centre, node, self.window(), began) for node in self.nodes]
+
+    def all_newer_than(self, centre: Centre, moment: float) -> bool:
+        latest = latest_timestamps(centre, self.settings.path)
+        return all(latest.get(n.name, 0.0) > moment for n in self.nodes)
 
     def lost(self) -> int:
         """Readings missing or duplicated, whole fleet, at every centre."""
@@ -156,15 +167,19 @@ class Fleet:
             sample = centre_sample(self.centre)
             if sample is not None:
                 samples.append(sample)
-            for node in nodes:
-                now = time.time()
-                try:
-                    if node.name not in drained and node.pending_bytes() == 0:
+            now = time.time()
+            waiting = [n for n in nodes if n.name not in drained]
+            with ThreadPoolExecutor(max_workers=16) as pool:  # hundreds of vmagents, one second
+                for node, pending in zip(waiting, pool.map(pending_or_none, waiting), strict=True):
+                    if pending == 0:
                         drained[node.name] = now - since
-                    if node.name not in fresh and latest_timestamp(self.centre, node) >= since:
-                        fresh[node.name] = now - since
-                except OSError:
-                    continue  # vmagent or the centre not answering yet
+            try:
+                latest = latest_timestamps(self.centre, self.settings.path)
+            except OSError:
+                latest = {}  # the centre not answering yet
+            for node in nodes:
+                if node.name not in fresh and latest.get(node.name, 0.0) >= since:
+                    fresh[node.name] = now - since
             time.sleep(1)
         return max(drained.values()), max(fresh.values()), samples
 
@@ -236,6 +251,14 @@ class Fleet:
                 samples.append(sample)
             time.sleep(min(1.0, max(end - time.monotonic(), 0.0)))
         return samples
+
+
+def pending_or_none(node: FleetNode) -> float | None:
+    """A vmagent's undelivered bytes, or None while it does not answer."""
+    try:
+        return node.pending_bytes()
+    except OSError:
+        return None
 
 
 def retry_wait(nodes: Sequence[FleetNode], back: float) -> float:

@@ -27,25 +27,31 @@ class Readings(NamedTuple):
 # Textfile path: node_exporter counts the /metrics requests it served (nothing but vmagent asks it: the
 # fleet never reads it), and every scrape stores that counter's value before the increment. The values at
 # the centre must therefore be exactly 0, 1, ..., n-1: a lost scrape is a gap.
-_TEXTFILE_SERIES = 'promhttp_metric_handler_requests_total{{code="200",job="node-exporter",node="{node}"}}'
+_TEXTFILE_SERIES = 'promhttp_metric_handler_requests_total{{code="200",job="node-exporter",node{op}"{node}"}}'
 # Push path: the counter script prints 1, 2, ..., n, one value per run (its state file holds n).
-_PUSH_SERIES = 'edge_fleet_counter{{node="{node}"}}'
+_PUSH_SERIES = 'edge_fleet_counter{{node{op}"{node}"}}'
 
 
-def readings(centre: Centre, node: FleetNode, window: str) -> Readings:
+def readings(centre: Centre, node: FleetNode, window: str, until: float) -> Readings:
     """Both counters start at the node (0 for node_exporter's, 1 for the counter script's) and go up by one
-    per reading; the newest value stored says how many readings the node had made by then."""
+    per reading; the newest value stored says how many readings the node had made by then. Only readings
+    taken up to `until` count: later ones may still be on their way."""
     series, first = (_PUSH_SERIES, 1) if node.path == "push" else (_TEXTFILE_SERIES, 0)
-    values = [int(v) for _, v in centre.raw_samples(series.format(node=node.name), window)]
+    samples = centre.raw_samples(series.format(op="=", node=node.name), window)
+    values = [int(v) for t, v in samples if t <= until]
     expected = max(values) + 1 - first if values else 0
     return Readings(node.name, expected, len(values), len(set(range(first, first + expected)) - set(values)))
 
 
-def latest_timestamp(centre: Centre, node: FleetNode) -> float:
-    """Time of the newest sample of the node's reading series at the centre (0 if none)."""
-    series = (_PUSH_SERIES if node.path == "push" else _TEXTFILE_SERIES).format(node=node.name)
-    result = centre.query(f"timestamp({series})")
-    return max((float(r["value"][1]) for r in result), default=0.0)  # type: ignore[index]
+def latest_timestamps(centre: Centre, path: str) -> dict[str, float]:
+    """Time of the newest reading of every node at the centre, in one query (a fleet of hundreds is
+    polled every second)."""
+    series = (_PUSH_SERIES if path == "push" else _TEXTFILE_SERIES).format(op="=~", node=".+")
+    latest: dict[str, float] = {}
+    for r in centre.query(f"timestamp({series})"):
+        node = str(r["metric"]["node"])  # type: ignore[index]
+        latest[node] = max(latest.get(node, 0.0), float(r["value"][1]))  # type: ignore[index]
+    return latest
 
 
 class CentreSample(NamedTuple):
