@@ -201,45 +201,35 @@ class Fleet:
             self.log(f"rebooting {cut[0].name} (collector and vmagent) while it is cut off")
             cut[0].reboot()
         self._watch(down + duration - time.time())
-        queue = sum(n.queue_disk_bytes() for n in cut) / len(cut)
-        outage = time.time() - down
-        self.net.set_link([n.link for n in cut], up=True)
-        back = time.time()
-        wait = retry_wait(cut, back)
-        drain, fresh, samples = self.catch_up(cut, back)
-        return Figures(name, len(cut), outage, drain, fresh, queue * 3600 / outage, wait, load(samples), self.lost())
+        return self._outage_figures(name, cut, down, lambda: self.net.set_link([n.link for n in cut], up=True))
 
     def centre_restart(self, duration: float) -> Figures:
         self.log(f"centre restart: {self.settings.store} down for {duration:.0f} s")
         down = time.time()
         self.centre.stop()
         time.sleep(duration)
-        queue = sum(n.queue_disk_bytes() for n in self.nodes) / len(self.nodes)
-        self.centre.start()
-        back = time.time()
-        outage = back - down
-        wait = retry_wait(self.nodes, back)
-        drain, fresh, samples = self.catch_up(self.nodes, back)
-        return Figures(
-            "centre restart", len(self.nodes), outage, drain, fresh, queue * 3600 / outage, wait, load(samples),
-            self.lost(),
-        )  # fmt: skip
+        return self._outage_figures("centre restart", self.nodes, down, self.centre.start)
 
     def herd(self, duration: float) -> Figures:
         self.log(f"thundering herd: all {len(self.nodes)} nodes cut off for {duration:.0f} s, then back at once")
         down = time.time()
         self.net.set_link([n.link for n in self.nodes], up=False)
         self._watch(duration)
-        queue = sum(n.queue_disk_bytes() for n in self.nodes) / len(self.nodes)
-        outage = time.time() - down
-        self.net.set_link([n.link for n in self.nodes], up=True)
+        return self._outage_figures(
+            "thundering herd", self.nodes, down, lambda: self.net.set_link([n.link for n in self.nodes], up=True)
+        )
+
+    def _outage_figures(
+        self, name: str, nodes: Sequence[FleetNode], down: float, restore: Callable[[], None]
+    ) -> Figures:
+        """An outage that began at `down`: its queue sizes, then `restore`, then the catch-up and the count."""
+        queue = sum(n.queue_disk_bytes() for n in nodes) / len(nodes)
+        restore()
         back = time.time()
-        wait = retry_wait(self.nodes, back)
-        drain, fresh, samples = self.catch_up(self.nodes, back)
-        return Figures(
-            "thundering herd", len(self.nodes), outage, drain, fresh, queue * 3600 / outage, wait, load(samples),
-            self.lost(),
-        )  # fmt: skip
+        outage = back - down
+        wait = retry_wait(nodes, back)
+        drain, fresh, samples = self.catch_up(nodes, back)
+        return Figures(name, len(nodes), outage, drain, fresh, queue * 3600 / outage, wait, load(samples), self.lost())
 
     def _watch(self, duration: float) -> list[CentreSample]:
         """Sample the centre every second for `duration` seconds."""
