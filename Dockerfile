@@ -14,6 +14,8 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 # src/edge_metrics/bundled is a symlink to ../../scripts: the example config ships in the package.
 COPY scripts ./scripts
+# The simulator's C sources ship in the wheel (pyproject.toml force-include) for `edge-metrics simulate`.
+COPY sim ./sim
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}
@@ -27,8 +29,8 @@ COPY --from=wheel /wheels /wheels
 # filesystem never sees a write.
 RUN pip install --no-cache-dir --compile /wheels/*.whl && rm -rf /wheels \
  && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin edge \
- && mkdir -p /etc/edge-metrics /var/lib/node-exporter/textfile \
- && chown edge:edge /var/lib/node-exporter/textfile
+ && mkdir -p /etc/edge-metrics /var/lib/node-exporter/textfile /var/lib/edge-metrics/spool \
+ && chown edge:edge /var/lib/node-exporter/textfile /var/lib/edge-metrics/spool
 # Non-root by default. Reading /dev/i2c-* needs the device's group (or root); the DaemonSet sets
 # the user it needs (docs/kubernetes.md#security).
 USER 10001

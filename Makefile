@@ -1,17 +1,29 @@
 # Every target a fresh machine needs: the virtualenv, the real components from Debian, the simulator.
+# Each target sets up only what it uses: `make run` the collector, the simulator and i2c-tools; `make check`
+# adds the linters and unit tests; `make test` and `make demo` everything (the components from Debian).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+RUNTIME := $(VENV)/.runtime-installed
 COMPONENTS := .cache/components/.complete
 SIM_LIB := build/libi2csim.so
+CHROMIUM ?= chromium
 
-.PHONY: all venv components sim run demo test lint bench fleet clean
+.PHONY: all venv runtime components sim i2c-tools browser run demo check test lint bench fleet clean dashboards
 
 all: venv components sim
 
-$(BIN)/edge-metrics: pyproject.toml
+# The collector and the simulator's PyYAML only: what `make run` and `make sim` need.
+$(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[simulate]'
+	touch $@
+
+runtime: $(RUNTIME)
+
+# Plus the test toolchain (pytest, ruff, mypy, ...).
+$(BIN)/edge-metrics: $(RUNTIME)
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
@@ -26,10 +38,23 @@ $(SIM_LIB): $(wildcard sim/*.c sim/*.h)
 	@mkdir -p build
 	$(CC) -shared -fPIC -O2 -Wall -Wextra -o $@ $(filter %.c,$^) -ldl -lpthread
 
-sim: $(SIM_LIB)
+# The simulator as docs/simulator.md uses it: its library, the virtualenv and the i2c-tools its scripts call.
+sim: $(SIM_LIB) runtime i2c-tools
+
+# i2c-tools: the system's, or the ones tools/fetch-components.sh unpacked, or Debian's package (as root).
+i2c-tools:
+	@command -v i2cget >/dev/null 2>&1 || \
+	  { [ -f .cache/components/env ] && . ./.cache/components/env && [ -x "$$I2C_TOOLS_DIR/i2cget" ]; } || \
+	  { echo "make: installing Debian's i2c-tools (apt-get, as root)"; apt-get update -qq && apt-get install -y --no-install-recommends i2c-tools; }
+
+# Headless Chromium from Debian, for the test that opens the demo's links as a person would.
+browser:
+	@command -v $(CHROMIUM) >/dev/null 2>&1 || \
+	  { echo "make: installing Debian's chromium (apt-get, as root)"; apt-get update -qq && apt-get install -y --no-install-recommends chromium; }
 
 # Run the product on its bundled default: the seed's example node with simulated sensors.
-run: venv components sim
+run: runtime sim i2c-tools
+	@mkdir -p .run/textfile
 	$(BIN)/edge-metrics simulate --model scripts/models/space_server.yaml -- \
 	  $(BIN)/edge-metrics run --node-name bupt-a --output .run/textfile/custom_metrics.prom
 
@@ -39,9 +64,24 @@ demo: venv components sim
 lint: venv
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/ruff check deploy/grafana deploy/operators
+	cd deploy/grafana && ../../$(BIN)/mypy --strict generate.py
+	$(BIN)/mypy --strict deploy/operators/generate.py
 
-test: venv components sim lint
+# The inner loop: lint, types and the unit tests.
+check: lint components
+	$(BIN)/pytest -q tests/unit
+
+test: venv components sim browser lint
 	$(BIN)/pytest
+
+# Regenerate the Grafana dashboards (deploy/grafana/dashboards/*.json, from deploy/grafana/*.py and
+# deploy/mixin/config.yaml) and the operator objects (deploy/kubernetes/components/{prometheus,vm}-operator,
+# from deploy/prometheus and the edge DaemonSet); the tests fail while the committed files differ.
+dashboards: venv
+	$(BIN)/python deploy/grafana/generate.py
+	$(BIN)/python deploy/mixin/links.py
+	$(BIN)/python deploy/operators/generate.py
 
 bench: venv components
 	$(BIN)/python bench/collector_bench.py

@@ -317,7 +317,7 @@ def measure_startup(workdir: Path, trials: int) -> Table:
     first_file: list[float] = []
     for trial in range(trials):
         stamp = directory / f"stamp.{trial}"
-        daemon = Daemon(directory, env={"BENCH_STAMP": str(stamp)})
+        daemon = Daemon(directory, env={"BENCH_STAMP": str(stamp), "EDGE_SCRIPT_ENV": "BENCH_STAMP"})
         try:
             if daemon.output.exists():
                 daemon.output.unlink()

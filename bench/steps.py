@@ -19,7 +19,8 @@ from workload import NODE
 
 from edge_metrics.daemon import Collector, Settings, tune_gc
 from edge_metrics.log import Logger
-from edge_metrics.runner import RunLimits, reap_orphans, run_script
+from edge_metrics.reaper import reap_orphans
+from edge_metrics.runner import RunLimits, run_script
 from edge_metrics.textfile import write_atomically
 
 Step = Callable[[], object]
@@ -64,7 +65,7 @@ def step_medians(directory: Path, outputs: dict[str, Path], *, runs: int, interv
             "parse + bookkeeping (Collector._record)": lambda: collector._record(job, stats, result),
             "self-metrics + render (Collector.exposition)": collector.exposition,
             f"write_atomically, file on {labels[0]}": write(labels[0]),
-            "reap_orphans (runner.py)": reap_orphans,
+            "reap_orphans (reaper.py)": reap_orphans,
         },
         {"for scale: bare spawn + capture system calls, no collector code": lambda: spawn_floor(bash, job.path)},
         *({f"write_atomically, file on {label}": write(label)} for label in labels[1:]),

@@ -65,6 +65,7 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> subprocess.Popen[bytes]:
+        self.output.parent.mkdir(parents=True, exist_ok=True)  # the collector creates no directory
         argv = [
             *collector_command(), "run", "--config", str(self.config), "--node-name", NODE,
             "--output", str(self.output), "--log-level", "warning",

@@ -127,3 +127,14 @@ def processes() -> Iterator[Processes]:
         yield group
     finally:
         group.cleanup()
+
+
+def untested_alerts(rules_file: Path) -> set[str]:
+    """Alerts of a Prometheus rules file that its `<name>.test.yml` beside it never expects to fire."""
+    import yaml  # test-only dependency; the other helpers stay importable without it
+
+    rules = yaml.safe_load(rules_file.read_text())
+    alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"] if "alert" in rule}
+    tests = yaml.safe_load(rules_file.with_suffix(".test.yml").read_text())["tests"]
+    tested = {case["alertname"] for test in tests for case in test.get("alert_rule_test", []) if case["exp_alerts"]}
+    return alerts - tested

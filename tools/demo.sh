@@ -2,7 +2,13 @@
 # `make demo`: the whole pipeline on this machine, on loopback and free ports.
 #
 #   collector (bundled default, simulated I2C sensors) -> textfile -> node_exporter -> vmagent (disk
-#   queue) -> central Prometheus (remote-write receiver, out-of-order window)
+#   queue) -> central Prometheus (remote-write receiver, out-of-order window) -> Alertmanager -> a
+#   webhook receiver that appends every notification to $run/webhook.log
+#
+# Secure as shipped (docs/security.md): tools/make-certs.sh makes a CA, the centre's certificate and the
+# node's token in $run/pki; vmagent writes over TLS with its token to vmauth, whose central vmagent sets
+# the node label from the token and writes to Prometheus, which serves only TLS with basic auth.
+# EDGE_DEMO_INSECURE=1: plain HTTP straight to Prometheus, no authentication (a warning says so).
 #
 # Every program uses the configuration in deploy/ as it is; only ports and paths are substituted, as
 # in tests/e2e/stack.py. Ctrl-C (or SIGTERM) stops everything: each program runs in its own process
@@ -23,6 +29,7 @@ say() { printf 'demo: %s\n' "$*" >&2; }
 bash tools/fetch-components.sh
 # shellcheck disable=SC1091
 source .cache/components/env
+export ALERTMANAGER_BIN ALERTMANAGER_WEB_DIR # for tools/run-alertmanager.sh
 [[ -x "$venv_bin/edge-metrics" ]] || { say "run \`make venv\` first (make demo does)"; exit 1; }
 
 free_port() {
@@ -95,13 +102,38 @@ mkdir -p "$run/textfile"
 prom_port=$(free_port)
 ne_port=$(free_port)
 vm_port=$(free_port)
+am_port=$(free_port)
+hook_port=$(free_port)
 prom_url="http://127.0.0.1:$prom_port"
+am_url="http://127.0.0.1:$am_port"
+insecure=${EDGE_DEMO_INSECURE:-0}
+pki="$run/pki"
+ingest_port=$(free_port)
+ingest_admin_port=$(free_port)
+relabel_port=$(free_port)
+bash tools/make-certs.sh --out "$pki" --node "$node" --backend "http://127.0.0.1:$relabel_port" 2>/dev/null
+if [[ $insecure == 1 ]]; then
+  say "WARNING: EDGE_DEMO_INSECURE=1: no TLS, no authentication; anyone on this machine can write to"
+  say "WARNING: and read from the centre. Never run the centre like this where others can reach it."
+else
+  prom_url="https://127.0.0.1:$prom_port"
+fi
 
 cp -r deploy/prometheus "$run/prometheus-config"
-sed -i "s/127\.0\.0\.1:9090/127.0.0.1:$prom_port/" "$run/prometheus-config/prometheus.yml"
+sed -i "s/127\.0\.0\.1:9090/127.0.0.1:$prom_port/; s/127\.0\.0\.1:8426/127.0.0.1:$ingest_admin_port/;
+  s/central-alertmanager:9093/127.0.0.1:$am_port/;
+  s/127\.0\.0\.1:8430/127.0.0.1:$relabel_port/; s|/etc/edge-metrics-central/|$pki/|" \
+  "$run/prometheus-config/prometheus.yml"
+if [[ $insecure == 1 ]]; then # the self-scrape over plain HTTP, no vmauth or central vmagent to scrape
+  sed -i 's/^    scheme: https$/    scheme: http/' "$run/prometheus-config/prometheus.yml"
+fi
+# Alertmanager as deployed, its webhook pointed at the demo's receiver instead of yours.
+sed "s|url: http://alert-receiver.monitoring.svc:8080/alerts|url: http://127.0.0.1:$hook_port/alerts|" \
+  deploy/alertmanager/alertmanager.yml >"$run/alertmanager.yml"
 printf '[{"targets": ["127.0.0.1:%s"], "labels": {"node": "%s"}}]\n' "$vm_port" "$node" \
   >"$run/prometheus-config/targets/vmagent-$node.json"
-sed "s/127\.0\.0\.1:9100/127.0.0.1:$ne_port/" deploy/vmagent/scrape.yml >"$run/vmagent-scrape.yml"
+sed "s/127\.0\.0\.1:9100/127.0.0.1:$ne_port/; s/127\.0\.0\.1:8429/127.0.0.1:$vm_port/" deploy/vmagent/scrape.yml \
+  >"$run/vmagent-scrape.yml"
 
 declare -A ne_over=(
   [--collector.textfile.directory]="$run/textfile"
@@ -111,24 +143,87 @@ declare -A vm_over=(
   [-promscrape.config]="$run/vmagent-scrape.yml"
   [-remoteWrite.tmpDataPath]="$run/vmagent-remotewrite-data"
   [-httpListenAddr]="127.0.0.1:$vm_port"
+  [-remoteWrite.tlsCAFile]="$pki/nodes/$node/ca.crt"
+  [-remoteWrite.bearerTokenFile]="$pki/nodes/$node/token"
+  [-reloadAuthKey]="file://$pki/nodes/$node/admin-key"
+  [-flagsAuthKey]="file://$pki/nodes/$node/admin-key"
+  [-pprofAuthKey]="file://$pki/nodes/$node/admin-key"
+)
+declare -A va_over=(
+  [-auth.config]="$pki/auth.yml"
+  [-httpListenAddr]="127.0.0.1:$ingest_port"
+  [-httpInternalListenAddr]="127.0.0.1:$ingest_admin_port"
+  [-tlsCertFile]="$pki/central.crt"
+  [-tlsKeyFile]="$pki/central.key"
+)
+declare -A cv_over=(
+  [-httpListenAddr]="127.0.0.1:$relabel_port"
+  [-remoteWrite.url]="$prom_url/api/v1/write"
+  [-remoteWrite.tlsCAFile]="$pki/ca.crt"
+  [-remoteWrite.basicAuth.passwordFile]="$pki/ingest.password"
+  [-remoteWrite.relabelConfig]="$top/deploy/vmauth/node-label.yml"
+  [-remoteWrite.tmpDataPath]="$run/central-vmagent-data"
 )
 NODE_NAME=$node
-REMOTE_WRITE_URL="$prom_url/api/v1/write"
+REMOTE_WRITE_URL="https://127.0.0.1:$ingest_port/api/v1/write"
+[[ $insecure == 1 ]] && REMOTE_WRITE_URL="$prom_url/api/v1/write"
+read_flags deploy/vmauth/vmauth.flags va_flags va_over
+read_flags deploy/vmauth/central-vmagent.flags cv_flags cv_over
 SITE=${SITE:-demo}
 read_flags deploy/node-exporter/node-exporter.flags ne_flags ne_over
 read_flags deploy/vmagent/vmagent.flags vm_flags vm_over
 
 # --- start ------------------------------------------------------------------------------------------
+web_config=(--web.config.file="$pki/web.yml")
+[[ $insecure == 1 ]] && web_config=()
 say "central Prometheus on $prom_url"
 start prometheus "$PROMETHEUS_BIN" --config.file="$run/prometheus-config/prometheus.yml" \
   --storage.tsdb.path="$run/prometheus-data" --web.listen-address="127.0.0.1:$prom_port" \
-  --web.enable-remote-write-receiver
+  --web.enable-remote-write-receiver --web.user-assets="$top/tools/demo-ui" "${web_config[@]}"
+if [[ $insecure != 1 ]]; then
+  say "vmauth (TLS, one token per node) on 127.0.0.1:$ingest_port, central vmagent on 127.0.0.1:$relabel_port"
+  start central-vmagent "$VMAGENT_BIN" "${cv_flags[@]}"
+  start vmauth "$VMAUTH_BIN" "${va_flags[@]}"
+fi
 say "node_exporter on 127.0.0.1:$ne_port, textfile directory $run/textfile"
 start node-exporter "$NODE_EXPORTER_BIN" "${ne_flags[@]}"
 say "vmagent on 127.0.0.1:$vm_port, disk queue $run/vmagent-remotewrite-data"
 start vmagent "$VMAGENT_BIN" "${vm_flags[@]}"
+say "Alertmanager on $am_url, notifications to $run/webhook.log"
+cat >"$run/webhook.py" <<'PY'
+# The demo's stand-in for your receiver: one line per alert of each notification Alertmanager posts.
+import json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class Hook(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with open(sys.argv[2], "a") as log:
+            for alert in body["alerts"]:
+                log.write(f"{alert['status']} {alert['labels'].get('alertname')} {alert['labels'].get('node', '')} "
+                          f"{alert['annotations'].get('summary', '')}\n")
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+HTTPServer(("127.0.0.1", int(sys.argv[1])), Hook).serve_forever()
+PY
+start webhook "$venv_bin/python" "$run/webhook.py" "$hook_port" "$run/webhook.log"
+start alertmanager tools/run-alertmanager.sh --config.file="$run/alertmanager.yml" \
+  --storage.path="$run/alertmanager-data" --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address=
 
 collector=("$venv_bin/edge-metrics" run --node-name "$node" --output "$run/textfile/custom_metrics.prom")
+# Push mode, as the DaemonSet runs it: readings go to vmagent with their own time (docs/time.md); the textfile
+# carries the collector's own metrics. EDGE_DEMO_TEXTFILE=1 shows the textfile-only path instead.
+if [[ -z ${EDGE_DEMO_TEXTFILE:-} ]]; then
+  collector+=(--push-url "http://127.0.0.1:$vm_port/api/v1/import/prometheus" --spool-dir "$run/spool")
+  if ! "$venv_bin/python" -c 'import sys; from edge_metrics.clock import adjtimex; sys.exit(0 if adjtimex()[0] else 1)'
+  then
+    # A machine without NTP (a container, a VM synced by its hypervisor) would hold every reading.
+    say "this machine's clock is not synchronised (adjtimex): the demo's collector trusts it (--clock-check none)"
+    collector+=(--clock-check none)
+  fi
+  say "push mode: readings to vmagent's /api/v1/import/prometheus, spool $run/spool"
+fi
 if [[ -f $sim_lib && -f $model ]]; then
   say "collector for node $node on the bundled default, under the I2C simulator ($model)"
   start collector "$venv_bin/edge-metrics" simulate --model "$model" -- "${collector[@]}"
@@ -138,16 +233,29 @@ else
   start collector "${collector[@]}"
 fi
 
-# HTTP through the virtualenv's Python: a fresh machine may have no curl.
-http_ok() { "$venv_bin/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' "$1"; }
-has_data() { # has_data QUERY: the centre returns at least one series for QUERY
-  "$venv_bin/python" - "$prom_url" "$1" <<'PY'
-import json, sys, urllib.parse, urllib.request
-url = f"{sys.argv[1]}/api/v1/query?" + urllib.parse.urlencode({"query": sys.argv[2]})
-sys.exit(0 if json.load(urllib.request.urlopen(url, timeout=5))["data"]["result"] else 1)
+# HTTP through the virtualenv's Python: a fresh machine may have no curl. As the centre's admin user,
+# trusting only the demo's CA.
+centre_get() { # centre_get PATH: the body, or a failure
+  "$venv_bin/python" - "$prom_url" "$1" "$pki" <<'PY'
+import base64, pathlib, ssl, sys, urllib.request
+url, path, pki = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
+password = (pki / "admin.password").read_text().strip()
+auth = base64.b64encode(f"admin:{password}".encode()).decode()
+request = urllib.request.Request(url + path, headers={"Authorization": f"Basic {auth}"})
+context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+sys.stdout.write(urllib.request.urlopen(request, timeout=5, context=context).read().decode())
 PY
 }
-wait_for 60 "Prometheus" http_ok "$prom_url/-/ready"
+http_ok() { centre_get /-/ready; }
+has_data() { # has_data QUERY: the centre returns at least one series for QUERY
+  local encoded
+  encoded=$("$venv_bin/python" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1")
+  centre_get "/api/v1/query?query=$encoded" | "$venv_bin/python" -c \
+    'import json, sys; sys.exit(0 if json.load(sys.stdin)["data"]["result"] else 1)'
+}
+wait_for 60 "Prometheus" http_ok
+am_ok() { "$venv_bin/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' "$am_url/-/ready"; }
+wait_for 60 "Alertmanager" am_ok
 say "waiting for the first readings at the centre (scrapes every 15 s, as in production)"
 query='edge_temperature'
 if ! wait_for 90 "edge_temperature at the centre" has_data "$query"; then
@@ -156,13 +264,25 @@ if ! wait_for 90 "edge_temperature at the centre" has_data "$query"; then
 fi
 
 encoded=$("$venv_bin/python" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$query")
+curl_auth="--cacert $pki/ca.crt -u admin:\$(cat $pki/admin.password) "
+credentials="user admin, password in $pki/admin.password, CA $pki/ca.crt (docs/security.md)"
+if [[ $insecure == 1 ]]; then
+  curl_auth=""
+  credentials="none (EDGE_DEMO_INSECURE=1)"
+fi
 cat <<EOF
 
-  Central Prometheus:  $prom_url
-  A ready query:       $prom_url/graph?g0.expr=$encoded&g0.tab=0&g0.range_input=15m
-  From a shell:        curl -s '$prom_url/api/v1/query' --data-urlencode 'query=$query{node="$node"}'
-  Alerts:              $prom_url/alerts
+  Central Prometheus:  $prom_url/user/
+  A ready query:       $prom_url/user/?query=$encoded
+  Alerts:              $prom_url/user/?view=alerts
+  API:                 $prom_url/api/v1/query?query=$encoded
+  From a shell:        curl -s $curl_auth'$prom_url/api/v1/query' --data-urlencode 'query=$query{node="$node"}'
+  Credentials:         $credentials
+  (The pages are the demo's own, tools/demo-ui: Debian's Prometheus package has no web UI.)
+  Dashboards as PNG:   .venv/bin/python deploy/grafana/render.py --prometheus $prom_url --node $node --out $run/dashboards
   Logs and data:       $run
+  Alertmanager:        $am_url   (Debian ships no web UI: $AMTOOL_BIN alert --alertmanager.url=$am_url)
+  Notifications:       $run/webhook.log
 
   Press Ctrl-C to stop everything.
 

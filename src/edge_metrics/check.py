@@ -1,15 +1,21 @@
 """`edge-metrics check`: validate nodes.conf and every script it names, then print the resolved plan.
 
-Meant for CI before `kubectl apply`: unlike `run`, it also asks bash to parse each script (`bash -n`).
+Meant for CI before `kubectl apply`: unlike `run`, it also asks bash to parse each script (`bash -n`), and it
+reports every problem at once. `--configmap` checks the ConfigMap of a rendered manifest: what the cluster
+mounts, which lacks any script missing from scripts/kustomization.yaml.
 """
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
+import io
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import TextIO
 
-from edge_metrics.config import ConfigError, NodesConfig, load_config, script_path
+from edge_metrics.config import Entry, NodesConfig, inspect_config, script_path
 from edge_metrics.durations import format_duration
 from edge_metrics.samples import Plan
 
@@ -17,26 +23,70 @@ from edge_metrics.samples import Plan
 def check_config(
     config_path: Path, *, scripts_dir: Path, default_interval: float, node: str | None, out: TextIO, err: TextIO
 ) -> int:
-    try:
-        config = load_config(config_path, scripts_dir=scripts_dir, default_interval=default_interval)
-    except ConfigError as error:
-        for problem in error.problems:
-            print(problem, file=err)
-        return 1
-    problems = _syntax_problems(config)
+    entries, found = inspect_config(config_path, scripts_dir=scripts_dir, default_interval=default_interval)
+    problems = [problem.text for problem in found]
+    if not found and not entries:
+        problems.append(f"{config_path}: no node lines: every node would run no script (default)")
+    problems.extend(_syntax_problems(entries, scripts_dir))
     for problem in problems:
         print(problem, file=err)
-    nodes = [node] if node else [entry.node for entry in config.entries]
-    for name in nodes:
-        print(_describe(config.plan_for(name), config_path), file=out)
+    if problems and not entries:
+        return 1
+    config = NodesConfig(path=config_path, scripts_dir=scripts_dir, entries=tuple(entries))
+    if node:
+        plan = config.plan_for(node)
+        print(_describe(plan, config_path), file=out)
+        if plan.line is None:
+            print(_no_line_note(node, entries), file=err)
+    else:
+        for entry in entries:
+            print(_describe(config.plan_for(entry.node), config_path), file=out)
     return 1 if problems else 0
 
 
-def _syntax_problems(config: NodesConfig) -> list[str]:
+def check_configmap(path: Path, *, default_interval: float, node: str | None, out: TextIO, err: TextIO) -> int:
+    """Check nodes.conf and the scripts as the ConfigMap in the rendered manifest `path` holds them."""
+    try:
+        import yaml
+    except ModuleNotFoundError:
+        print("edge-metrics check: --configmap needs PyYAML: pip install 'edge-metrics-collector[simulate]'",
+              file=err)
+        return 2
+    try:
+        documents = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if isinstance(doc, dict)]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        print(f"{path}: cannot read the manifest: {error}", file=err)
+        return 1
+    maps = [doc for doc in documents
+            if doc.get("kind") == "ConfigMap" and isinstance(doc.get("data"), dict) and "nodes.conf" in doc["data"]]
+    if not maps:
+        print(f"{path}: no ConfigMap with a nodes.conf key", file=err)
+        return 1
+    status = 0
+    for configmap in maps:
+        name = f"{path}:ConfigMap/{configmap.get('metadata', {}).get('name', '?')}"
+        with tempfile.TemporaryDirectory(prefix="edge-check-") as temp:
+            for key, text in configmap["data"].items():
+                if "/" not in key and key not in (".", ".."):
+                    Path(temp, key).write_text(str(text), encoding="utf-8")
+            # Problems and plans name the ConfigMap's keys, not the temporary directory they were written to.
+            plans, problems = io.StringIO(), io.StringIO()
+            code = check_config(Path(temp) / "nodes.conf", scripts_dir=Path(temp), default_interval=default_interval,
+                                node=node, out=plans, err=problems)
+            out.write(plans.getvalue().replace(temp, name))
+            err.write(problems.getvalue().replace(temp, name))
+        status = max(status, code)
+    return status
+
+
+def _syntax_problems(entries: list[Entry], scripts_dir: Path) -> list[str]:
+    """`bash -n` of every named script that exists (a missing one is already a problem of its own)."""
     problems = []
-    names = sorted({ref.name for entry in config.entries for ref in entry.scripts})
+    names = sorted({ref.name for entry in entries for ref in entry.scripts})
     for name in names:
-        path = script_path(config.scripts_dir, name)
+        path = script_path(scripts_dir, name)
+        if not path.is_file():
+            continue
         result = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, check=False)
         if result.returncode != 0:
             # bash reports `path: line N: message`; turn it into the file:line: reason form.
@@ -51,6 +101,14 @@ def _bash_error_to_location(line: str, path: Path) -> str:
         number, _, reason = line[len(prefix) :].partition(": ")
         return f"{path}:{number}: {reason}"
     return f"{path}: {line}"
+
+
+def _no_line_note(node: str, entries: list[Entry]) -> str:
+    names = [entry.node for entry in entries]
+    close = difflib.get_close_matches(node, names, n=3, cutoff=0.5)
+    close += [name for name in names if name not in close and fnmatch.fnmatchcase(name, node)]
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    return f"note: {node} matches no line of nodes.conf, so it runs default (no scripts){hint}"
 
 
 def _describe(plan: Plan, config_path: Path) -> str:

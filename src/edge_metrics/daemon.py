@@ -10,16 +10,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from edge_metrics.clock import ClockReading, Timekeeper, read_clock
 from edge_metrics.config import ConfigError, load_config
 from edge_metrics.durations import format_duration
+from edge_metrics.httppost import ERROR_CAUSES
 from edge_metrics.log import Logger
 from edge_metrics.merge import reject_conflicts, script_families
 from edge_metrics.parse import parse_output
+from edge_metrics.push import DROP_REASONS, PushSettings, make_pusher
+from edge_metrics.reaper import become_subreaper, reap_orphans
 from edge_metrics.render import render
-from edge_metrics.runner import RunLimits, drain_wakeup, reap_orphans, run_script
+from edge_metrics.runner import RunLimits, drain_wakeup, run_script, script_environment
 from edge_metrics.samples import Job, Plan, RejectedLine, RunResult, ScriptStats, Value
 from edge_metrics.schedule import Schedule
-from edge_metrics.selfmetrics import CollectorHealth, SelfMetrics
+from edge_metrics.selfmetrics import CollectorHealth, PushHealth, SelfMetrics, push_blocks
 from edge_metrics.textfile import WriteError, remove_stale_temp_files, write_atomically
 
 TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
@@ -29,12 +33,17 @@ if TYPE_CHECKING:
 RELOAD_POLL_SECONDS = 1.0  # how often nodes.conf and the scripts directory are checked for changes
 LOGGED_LINES_PER_RUN = 5  # invalid lines logged one by one per run; the rest are counted and summarised
 STDERR_LINES_LOGGED = 3
+STDERR_LINE_WIDTH = 200  # characters of each logged stderr line
+LOGGED_COMMANDS = 10  # commands named in the log line about processes a script left running
 SETTLE_SECONDS = 0.3  # a config update that fails to load is retried once after this, before it is reported
 GC_THRESHOLD = 50_000  # tracked allocations between young-generation collections (CPython's default: 700)
 
 
 class Settings(Value):
-    __slots__ = ("bash", "config_path", "default_interval", "limits", "node", "output", "prefix", "scripts_dir")
+    __slots__ = (
+        "bash", "config_path", "default_interval", "limits", "node", "output", "prefix", "push", "script_env",
+        "scripts_dir", "trust_unsynchronized_clock",
+    )
     config_path: Final[Path]
     scripts_dir: Final[Path]
     node: Final[str]
@@ -43,6 +52,9 @@ class Settings(Value):
     default_interval: Final[float]
     limits: Final[RunLimits]
     bash: Final[str]
+    script_env: Final[tuple[str, ...]]  # names of variables of the collector's environment passed to scripts
+    push: Final[PushSettings | None]  # None: the textfile carries the readings (no --push-url)
+    trust_unsynchronized_clock: Final[bool]  # --clock-check none
 
     def __init__(
         self,
@@ -54,6 +66,9 @@ class Settings(Value):
         default_interval: float,
         limits: RunLimits,
         bash: str,
+        script_env: tuple[str, ...] = (),
+        push: PushSettings | None = None,
+        trust_unsynchronized_clock: bool = False,
     ) -> None:
         self.config_path = config_path
         self.scripts_dir = scripts_dir
@@ -63,6 +78,9 @@ class Settings(Value):
         self.default_interval = default_interval
         self.limits = limits
         self.bash = bash
+        self.script_env = script_env
+        self.push = push
+        self.trust_unsynchronized_clock = trust_unsynchronized_clock
 
 
 class Collector:
@@ -79,17 +97,20 @@ class Collector:
         self.write_failures = 0
         self.reload_successful = False
         self.reload_success_timestamp: float | None = None
+        self.other_nodes_problems = 0
+        self.announced = False
         self.last_write = -float("inf")
         self.fingerprint: Fingerprint | None = None
         self.cancel_fd: int | None = None
         self.stopping = False
-        # The scripts' environment, built once: copying os.environ decodes and re-encodes every variable.
-        self.script_env = {
-            **os.environ,
-            "NODE_NAME": settings.node,
-            "EDGE_SCRIPT_TIMEOUT": f"{settings.limits.timeout:g}",
-            "LC_ALL": "C",
-        }
+        trust = settings.trust_unsynchronized_clock
+        self.timekeeper = Timekeeper(log, lambda: read_clock(trust_unsynchronized=trust))
+        self.pusher = make_pusher(settings.push, self.timekeeper, log) if settings.push is not None else None
+        self.run_started: ClockReading | None = None  # the clock when the current run started: its readings' time
+        # The scripts' environment, built once: reading os.environ decodes every variable.
+        self.script_env = script_environment(
+            os.environ, node=settings.node, timeout=settings.limits.timeout, passed=settings.script_env
+        )
 
     # -- configuration -------------------------------------------------------------------------------------
 
@@ -104,6 +125,7 @@ class Collector:
                 self.settings.config_path,
                 scripts_dir=self.settings.scripts_dir,
                 default_interval=self.settings.default_interval,
+                node=self.settings.node,
             )
         except ConfigError as error:
             if quiet_failure:
@@ -119,6 +141,9 @@ class Collector:
             self.reload_successful = False
             return False
         self.fingerprint = fingerprint
+        for problem in config.other_problems:
+            self.log.warning(f"{problem} (another node's line: this node runs regardless)")
+        self.other_nodes_problems = len(config.other_problems)
         plan = config.plan_for(self.settings.node)
         self.schedule = self.schedule.replan(plan.jobs, self.clock())
         self.stats = {job.script: self.stats.get(job.script, ScriptStats()) for job in plan.jobs}
@@ -158,6 +183,7 @@ class Collector:
         stats.skipped += skipped
         if skipped:
             self.log.warning("skipped runs: another script's run was still going", script=job.script, skipped=skipped)
+        self.run_started = self.timekeeper.read()
         result = run_script(
             job.path,
             bash=self.settings.bash,
@@ -172,7 +198,7 @@ class Collector:
         return result
 
     def _record(self, job: Job, stats: ScriptStats, result: RunResult) -> None:
-        parsed = parse_output(result.stdout, prefix=self.settings.prefix)
+        parsed = parse_output(result.stdout, prefix=self.settings.prefix, max_series=self.settings.limits.max_series)
         others = {script: s.samples for script, s in self.stats.items()}
         samples, conflicts = reject_conflicts(job.script, parsed.samples, others)
         rejected = [*parsed.rejected, *conflicts]
@@ -183,18 +209,28 @@ class Collector:
         stats.last_success = result.succeeded
         # A failed run still exports the valid lines it printed; what it no longer prints disappears.
         stats.samples = samples
+        if self.pusher is not None and self.run_started is not None:
+            self.pusher.record(job.script, samples, self.run_started)
         if result.stdout_truncated:
             stats.truncations += 1
             self.log.warning(
                 "script output exceeded the cap; the excess was discarded",
                 script=job.script, cap_bytes=self.settings.limits.stdout_cap,
             )
+        if result.killed:
+            stats.processes_killed += len(result.killed)
+            self.log.warning("killed processes the script left running", script=job.script,
+                             count=len(result.killed), commands=" | ".join(result.killed[:LOGGED_COMMANDS]))
+        if parsed.dropped:
+            stats.series_dropped += parsed.dropped
+            self.log.warning("script printed more series than allowed; the first ones were kept", script=job.script,
+                             max_series=self.settings.limits.max_series, dropped_lines=parsed.dropped)
         self._log_lines("invalid line", job.script, rejected)
         self._log_lines("duplicate series; the last value wins", job.script, list(parsed.overridden))
         if result.succeeded:
             stats.last_success_timestamp = round(time.time(), 3)
-            self.log.debug("script ran", script=job.script, duration=f"{result.duration:.3f}s",
-                           samples=len(samples))
+            self.log.progress("script ran", script=job.script, duration=f"{result.duration:.3f}s",
+                              samples=len(samples))
             return
         stats.failures += 1
         stderr = _first_lines(result.stderr, STDERR_LINES_LOGGED)
@@ -209,11 +245,13 @@ class Collector:
                            duration=f"{result.duration:.3f}s", stderr=stderr)
 
     def _log_lines(self, message: str, script: str, lines: list[RejectedLine]) -> None:
-        for line in lines[:LOGGED_LINES_PER_RUN]:
+        for number, line in enumerate(lines):
             where = {"line": line.line_number} if line.line_number else {}
-            self.log.warning(message, script=script, **where, reason=line.reason, text=line.text)
+            # The first few as warnings; the rest at debug, so a flood is still visible to whoever asks for it.
+            emit = self.log.warning if number < LOGGED_LINES_PER_RUN else self.log.debug
+            emit(message, script=script, **where, reason=line.reason, text=line.text)
         if len(lines) > LOGGED_LINES_PER_RUN:
-            self.log.warning(f"{message}: more not logged", script=script,
+            self.log.warning(f"{message}: more logged at debug level", script=script,
                              count=len(lines) - LOGGED_LINES_PER_RUN)
 
     # -- output --------------------------------------------------------------------------------------------
@@ -225,9 +263,28 @@ class Collector:
             reload_successful=self.reload_successful,
             reload_success_timestamp=self.reload_success_timestamp,
             write_timestamp=round(time.time(), 3),
+            other_nodes_problems=self.other_nodes_problems,
         )
-        families = script_families({job.script: self.stats[job.script].samples for job in self.plan.jobs})
-        return render(families, self.self_metrics.blocks(self.stats, health))
+        # Push mode: the readings travel with their own time; the file carries the self-metrics only, so no reading
+        # reaches the centre twice (docs/time.md).
+        families = [] if self.pusher is not None else script_families(
+            {job.script: self.stats[job.script].samples for job in self.plan.jobs}
+        )
+        return render(families, self.self_metrics.blocks(self.stats, health) + push_blocks(self.push_health()))
+
+    def push_health(self) -> PushHealth:
+        pusher = self.pusher
+        clock = self.timekeeper.read()
+        if pusher is None:
+            return PushHealth(False, 0, 0, 0, dict.fromkeys(DROP_REASONS, 0), dict.fromkeys(ERROR_CAUSES, 0), None,
+                              clock, self.timekeeper.steps, 0)
+        return PushHealth(True, pusher.sent_samples, pusher.spool.samples, pusher.spool.bytes,
+                          {**pusher.dropped, "spool_full": pusher.spool.dropped_samples}, pusher.errors,
+                          pusher.last_success, clock, self.timekeeper.steps, pusher.held_samples)
+
+    def push(self) -> None:
+        if self.pusher is not None:
+            self.pusher.flush()
 
     def write(self) -> bool:
         self.last_write = self.clock()
@@ -241,25 +298,37 @@ class Collector:
                 self.log.error("cannot write the metrics to stdout", reason=error.strerror)
                 return False
             return True
+        text = self.exposition()
         try:
-            write_atomically(output, self.exposition())
+            write_atomically(output, text)
         except WriteError as error:
             self.write_failures += 1
             self.log.error("cannot write the metrics file; the previous one is intact; retrying at the next run",
                            reason=str(error))
             return False
+        if not self.announced and (not self.plan.jobs or any(s.runs for s in self.stats.values())):
+            # Once, with the first readings in it: where the file is and how much it holds.
+            self.announced = True
+            series = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+            self.log.info("metrics file written; rewritten after every run", path=output, series=series,
+                          scripts=describe_jobs(self.plan.jobs))
         return True
 
     def prepare_output(self) -> None:
+        problem = become_subreaper()
+        if problem is not None:
+            self.log.warning("cannot become the child subreaper; processes that leave a script's process group "
+                             "may survive it", reason=problem)
         output = self.settings.output
         if output is None:
             return
-        try:
-            output.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            self.log.error("cannot create the output directory", path=output.parent, reason=error.strerror)
-        for path in remove_stale_temp_files(output):
+        # No mkdir: the command line refuses a missing directory rather than creating one where a typo points.
+        removed, foreign = remove_stale_temp_files(output)
+        for path in removed:
             self.log.info("removed a temp file left by an earlier collector", path=path)
+        for path in foreign:
+            self.log.warning("not a regular file at a temp file name; left alone (writes use other names)",
+                             path=path)
 
     # -- modes ---------------------------------------------------------------------------------------------
 
@@ -270,6 +339,8 @@ class Collector:
         all_ok = True
         for job in self.plan.jobs:
             all_ok = self.run_job(job).succeeded and all_ok
+        if self.pusher is not None:
+            self.pusher.stop()  # one attempt; what could not be sent is spooled (or reported lost)
         written = self.write()
         return 0 if all_ok and written else 1
 
@@ -336,14 +407,24 @@ class Collector:
                 if passed:
                     self.log.warning("run overran its interval; missed ticks skipped", script=job.script,
                                      skipped=passed, duration=f"{result.duration:.3f}s")
+                self.push()
                 self.write()
                 continue
+            if self.pusher is not None and self.pusher.due():
+                self.push()  # vmagent did not answer at the last attempt: retry on the back-off
             if self.clock() - self.last_write >= self.settings.default_interval:
                 self.write()  # heartbeat: an idle node still proves it is alive
             heartbeat = self.last_write + self.settings.default_interval
-            wake_at = min(x for x in (self.schedule.next_due(), next_poll, retry_at, heartbeat) if x is not None)
+            push_at = self.pusher.retry_in() if self.pusher is not None else None
+            if push_at is not None:
+                push_at += self.clock()
+            wake_at = min(
+                x for x in (self.schedule.next_due(), next_poll, retry_at, heartbeat, push_at) if x is not None
+            )
             _wait(wake_read, wake_at - self.clock())
         self.log.info("stopping", signal="SIGTERM/SIGINT")
+        if self.pusher is not None:
+            self.pusher.stop()
         signal.set_wakeup_fd(-1)
         os.close(wake_read)
         os.close(wake_write)
@@ -405,5 +486,8 @@ def _killed_code(result: RunResult) -> int:
     return 128 + (result.signal or signal.SIGKILL)
 
 
-def _first_lines(data: bytes, count: int) -> str:
-    return " | ".join(data.decode("utf-8", "replace").strip().splitlines()[:count])
+def _first_lines(data: bytes, count: int, width: int = STDERR_LINE_WIDTH) -> str:
+    # Each line cut to `width`, so one long line (a dumped buffer) cannot push the others off the screen.
+    lines = data.decode("utf-8", "replace").strip().splitlines()[:count]
+    return " | ".join(line if len(line) <= width else f"{line[:width]}... ({len(line) - width} more chars)"
+                      for line in lines)

@@ -19,10 +19,19 @@ LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
 
 class Logger:
-    def __init__(self, *, level: str = "info", json_format: bool = False, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, *, level: str = "info", json_format: bool = False, stream: TextIO | None = None, progress: bool = False
+    ) -> None:
         self.threshold = LEVELS[level]
         self.json_format = json_format
         self.stream = stream if stream is not None else sys.stderr
+        # Someone watching a terminal sees each run; a pod's log keeps only what needs attention.
+        self.progress_level = "info" if progress else "debug"
+
+    def progress(self, message: str, **fields: object) -> None:
+        """Routine progress (a successful run): info on a terminal, debug otherwise."""
+        if self.threshold <= LEVELS[self.progress_level]:
+            self._emit(self.progress_level, message, fields)
 
     def debug(self, message: str, **fields: object) -> None:
         if self.threshold <= 10:

@@ -28,17 +28,23 @@ _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _SPECIAL_VALUES = {"nan": math.nan, "inf": math.inf, "+inf": math.inf, "-inf": -math.inf}
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
+_isinf = math.isinf
+OUT_OF_RANGE = "value out of range (beyond ±1.8e308)"
 
 
 class LineError(ValueError):
     """One line of script output is invalid; the message is the reason shown to the user."""
 
 
-def parse_output(data: bytes, *, prefix: str) -> ParseResult:
+def parse_output(data: bytes, *, prefix: str, max_series: int | None = None) -> ParseResult:
     """Parse a script's stdout. Invalid lines are rejected one by one; the valid ones are kept.
 
     The same name and labels twice: the last value wins and the earlier line is reported as overridden.
+    With `max_series`, the first that many distinct series in output order are kept; the lines of any further
+    series are only counted (`ParseResult.dropped`), so an output of 100,000 keys costs little memory.
     """
+    bound = max_series if max_series is not None else -1
+    dropped = 0
     # Series key: the name alone for an unlabelled series (the common case, no tuple to build), else
     # (name, sorted labels). A str never equals a tuple, so the two kinds cannot collide.
     by_series: dict[str | tuple[str, Labels], tuple[int, Sample, str]] = {}
@@ -54,7 +60,11 @@ def parse_output(data: bytes, *, prefix: str) -> ParseResult:
             continue
         plain = _PLAIN.fullmatch(stripped)
         if plain is not None and not (name := prefix + plain[1]).startswith(SELF_METRIC_PREFIX):
-            sample = Sample(name, (), float(plain[2]))  # parse_line's fast path, inlined: most lines take it
+            number_value = float(plain[2])  # parse_line's fast path, inlined: most lines take it
+            if _isinf(number_value):  # `1e309`: the literal `+Inf` takes the slow path
+                rejected.append(RejectedLine(number, stripped[:200], OUT_OF_RANGE))
+                continue
+            sample = Sample(name, (), number_value)
         else:
             try:
                 sample = parse_line(stripped, prefix=prefix)
@@ -69,6 +79,10 @@ def parse_output(data: bytes, *, prefix: str) -> ParseResult:
         else:
             names = _NO_LABELS
             key = name
+        previous = by_series.get(key)
+        if previous is None and len(by_series) == bound:
+            dropped += 1  # before anything is remembered about it: dropped lines cost no memory
+            continue
         first = label_names.get(name)
         if first is None:
             label_names[name] = (names, number)
@@ -76,12 +90,11 @@ def parse_output(data: bytes, *, prefix: str) -> ParseResult:
             reason = f"label names {_names(names)} differ from {_names(first[0])} on line {first[1]}"
             rejected.append(RejectedLine(number, stripped[:200], reason))
             continue
-        previous = by_series.get(key)
         if previous is not None:
             overridden.append(RejectedLine(previous[0], previous[2][:200], f"overridden by line {number}"))
         by_series[key] = (number, sample, stripped)
     samples = tuple(sample for _, sample, _ in by_series.values())
-    return ParseResult(samples=samples, rejected=tuple(rejected), overridden=tuple(overridden))
+    return ParseResult(samples=samples, rejected=tuple(rejected), overridden=tuple(overridden), dropped=dropped)
 
 
 def _lines(data: bytes) -> list[str] | list[str | bytes]:
@@ -112,7 +125,7 @@ def parse_line(line: str, *, prefix: str) -> Sample:
         name = prefix + key
         if name.startswith(SELF_METRIC_PREFIX):
             raise LineError(f"metric name {name!r} is reserved for the collector's own metrics")
-        return Sample(name, (), float(value_text))
+        return Sample(name, (), _finite(value_text))
     labelled = _LABELLED.fullmatch(line)
     if labelled is not None:
         key, pairs, value_text = labelled.groups()
@@ -121,7 +134,7 @@ def parse_line(line: str, *, prefix: str) -> Sample:
         name = prefix + key
         if (len(names) == len(found) and not any(label.startswith("__") for label in names)
                 and not name.startswith(SELF_METRIC_PREFIX)):
-            return Sample(name, found, float(value_text))
+            return Sample(name, found, _finite(value_text))
     simple = _SIMPLE.fullmatch(line)
     if simple is not None:
         key, value_text = simple.groups()
@@ -140,7 +153,15 @@ def parse_value(text: str) -> float:
         return special
     if not _NUMBER.fullmatch(text):
         raise LineError(f"value {text!r} is not a number")
-    return float(text)
+    return _finite(text)
+
+
+def _finite(number: str) -> float:
+    """A decimal number as a float; one too large for a double (`1e309`) would silently become ±Inf."""
+    value = float(number)
+    if _isinf(value):
+        raise LineError(OUT_OF_RANGE)
+    return value
 
 
 def _split_labelled(line: str) -> tuple[str, Labels, str]:

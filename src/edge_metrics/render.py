@@ -64,6 +64,11 @@ def format_value(value: float) -> str:
     return repr(value)
 
 
+def render_labels(labels: Labels) -> str:
+    """`{a="1",b="2"}` sorted by name, or "" (push mode renders its lines with this too)."""
+    return _render_labels(labels)
+
+
 def _render_labels(labels: Labels) -> str:
     if not labels:
         return ""

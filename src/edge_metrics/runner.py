@@ -7,14 +7,14 @@ terminated, and the pipes are abandoned as soon as the script itself has exited.
 
 from __future__ import annotations
 
-import errno
 import os
 import select
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from edge_metrics.reaper import children, descendants, end_leftovers, first_sight, kill_quietly
 from edge_metrics.samples import RunResult, Value
 
 TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
@@ -24,21 +24,54 @@ if TYPE_CHECKING:
 _CHUNK = 65536
 _PIPE_BUFFER = 1 << 20
 
+# Series one script may export. Sized so that the worst output this lets through (this many series with long
+# label values, up to the 1 MiB output cap) keeps every container of the DaemonSet's pod inside its memory
+# limit: tests/integration/test_memory_limits.py runs it under those limits; figures in docs/pipeline.md.
+DEFAULT_MAX_SERIES = 5_000
+
+# What a script's environment holds besides the variables the user lists (--script-env): the collector's PATH,
+# TZ, the dynamic loader's variables (they already apply to the collector itself) and the I2C simulator's,
+# which `edge-metrics simulate` sets for the programs it runs. Everything else the collector's environment
+# holds (tokens, passwords of other tools in the pod) stays out of reach of the scripts.
+INHERITED_VARIABLES = ("PATH", "TZ", "LD_PRELOAD", "LD_LIBRARY_PATH", "EDGE_I2C_SIM_MODEL", "EDGE_I2C_SIM_STATE")
+SET_FOR_SCRIPTS = ("NODE_NAME", "EDGE_SCRIPT_TIMEOUT", "LC_ALL")  # always set by the collector itself
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # i2c-tools live in sbin
+
 
 class RunLimits(Value):
-    __slots__ = ("kill_grace", "stderr_cap", "stdout_cap", "timeout")
+    __slots__ = ("kill_grace", "max_series", "stderr_cap", "stdout_cap", "timeout")
     timeout: Final[float]  # seconds
     stdout_cap: Final[int]
     stderr_cap: Final[int]
     kill_grace: Final[float]  # SIGTERM -> SIGKILL
+    max_series: Final[int]  # series kept from one run's output, the first in output order
 
     def __init__(
-        self, timeout: float, stdout_cap: int = 1 << 20, stderr_cap: int = 64 << 10, kill_grace: float = 1.0
+        self,
+        timeout: float,
+        stdout_cap: int = 1 << 20,
+        stderr_cap: int = 64 << 10,
+        kill_grace: float = 1.0,
+        max_series: int = DEFAULT_MAX_SERIES,
     ) -> None:
         self.timeout = timeout
         self.stdout_cap = stdout_cap
         self.stderr_cap = stderr_cap
         self.kill_grace = kill_grace
+        self.max_series = max_series
+
+
+def script_environment(
+    environ: Mapping[str, str], *, node: str, timeout: float, passed: Iterable[str] = ()
+) -> dict[str, str]:
+    """The environment every script runs with: INHERITED_VARIABLES and `passed` where `environ` has them, then
+    NODE_NAME, EDGE_SCRIPT_TIMEOUT (seconds, so a script can budget its reads) and LC_ALL=C (numbers with `.`)."""
+    env = {name: environ[name] for name in (*INHERITED_VARIABLES, *passed) if name in environ}
+    env.setdefault("PATH", DEFAULT_PATH)
+    env["NODE_NAME"] = node
+    env["EDGE_SCRIPT_TIMEOUT"] = f"{timeout:g}"
+    env["LC_ALL"] = "C"
+    return env
 
 
 def run_script(
@@ -56,6 +89,8 @@ def run_script(
     whether the run is aborted (shutdown) or goes on (e.g. SIGHUP, handled after the run).
     """
     started = time.monotonic()
+    # Children the caller already has are not the script's: the sweep after the run spares them.
+    spared = frozenset(children(os.getpid()))
     out_read, out_write = os.pipe2(os.O_CLOEXEC)
     err_read, err_write = os.pipe2(os.O_CLOEXEC)
     try:
@@ -82,7 +117,7 @@ def run_script(
         )
     os.close(out_write)
     os.close(err_write)
-    return _supervise(pid, out_read, err_read, started, limits, cancel_fd, should_cancel)
+    return _supervise(pid, out_read, err_read, started, limits, cancel_fd, should_cancel, spared)
 
 
 class _Capture:
@@ -119,6 +154,7 @@ def _supervise(
     limits: RunLimits,
     cancel_fd: int | None,
     should_cancel: Callable[[], bool],
+    spared: frozenset[int],
 ) -> RunResult:
     pidfd = os.pidfd_open(pid)
     captures = {out_fd: _Capture(limits.stdout_cap), err_fd: _Capture(limits.stderr_cap)}
@@ -148,14 +184,15 @@ def _supervise(
                     open_pipes.discard(fd)
             if cancelled:
                 break
+        grace = limits.kill_grace if not cancelled else 0.2
         if status is None:
-            status = _terminate_group(pid, pidfd, limits.kill_grace if not cancelled else 0.2)
+            status, killed = _terminate_group(pid, pidfd, grace, spared)
         else:
             # The script has exited. What it wrote is in the pipe buffers; anything it left running in the
-            # background may still hold the pipes open, so drain without waiting for EOF, then end the group.
+            # background may still hold the pipes open, so drain without waiting for EOF, then end it all.
             for fd in list(open_pipes):
                 _drain(fd, captures[fd])
-            _end_leftovers(pid)
+            killed = end_leftovers(pid, time.monotonic() + grace, {}, spared)
     finally:
         for fd in (out_fd, err_fd, pidfd):
             os.close(fd)
@@ -170,6 +207,7 @@ def _supervise(
         stderr=captures[err_fd].data(),
         stdout_truncated=captures[out_fd].truncated,
         stderr_truncated=captures[err_fd].truncated,
+        killed=killed,
     )
 
 
@@ -211,30 +249,22 @@ def _reap(pid: int) -> int:
     return status
 
 
-def _terminate_group(pid: int, pidfd: int, grace: float) -> int:
-    """SIGTERM the script's process group, SIGKILL it after `grace`; return the script's wait status."""
+def _terminate_group(pid: int, pidfd: int, grace: float, spared: frozenset[int]) -> tuple[int, tuple[str, ...]]:
+    """SIGTERM the script, its process group and everything it started, SIGKILL them after `grace`; return the
+    script's wait status and the commands of the other processes that were ended."""
+    deadline = time.monotonic() + grace
+    seen: dict[int, str] = {}
     _signal_group(pid, signal.SIGTERM)
+    first_sight(descendants(pid), seen)  # also those that left the group (setsid) while the script runs
     ready = select.select([pidfd], [], [], grace)[0] if grace > 0 else []
     if not ready:
         _signal_group(pid, signal.SIGKILL)
     status = _reap(pid)
-    # Grandchildren that ignore SIGTERM must not survive the script.
-    _signal_group(pid, signal.SIGKILL)
-    return status
-
-
-def _end_leftovers(pid: int) -> None:
-    """Kill whatever the finished script left running in its group (background jobs, stuck i2cget)."""
-    _signal_group(pid, signal.SIGKILL)
+    return status, end_leftovers(pid, deadline, seen, spared)
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        pass  # the group is gone and its id reused by someone else's process
+    kill_quietly(-pgid, sig)  # a negative pid is the process group
 
 
 def _decode_status(status: int) -> tuple[int, int | None]:
@@ -243,18 +273,3 @@ def _decode_status(status: int) -> tuple[int, int | None]:
         sig = os.WTERMSIG(status)
         return 128 + sig, sig
     return os.WEXITSTATUS(status), None
-
-
-def reap_orphans() -> None:
-    """Collect exited orphans: in a container the collector may be PID 1 and inherit killed grandchildren."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        except OSError as error:
-            if error.errno == errno.EINTR:
-                continue
-            return
-        if pid == 0:
-            return

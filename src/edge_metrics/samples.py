@@ -70,21 +70,24 @@ class RejectedLine(Value):
 
 
 class ParseResult(Value):
-    __slots__ = ("overridden", "rejected", "samples")
+    __slots__ = ("dropped", "overridden", "rejected", "samples")
     samples: Final[tuple[Sample, ...]]
     rejected: Final[tuple[RejectedLine, ...]]
     # Same name and labels printed again in one run: the later value won; kept to warn about it.
     overridden: Final[tuple[RejectedLine, ...]]
+    dropped: Final[int]  # lines of series beyond the bound on series per script
 
     def __init__(
         self,
         samples: tuple[Sample, ...],
         rejected: tuple[RejectedLine, ...],
         overridden: tuple[RejectedLine, ...] = (),
+        dropped: int = 0,
     ) -> None:
         self.samples = samples
         self.rejected = rejected
         self.overridden = overridden
+        self.dropped = dropped
 
 
 class Job(Value):
@@ -125,6 +128,7 @@ class RunResult(Value):
         "cancelled",
         "duration",
         "exit_code",
+        "killed",
         "signal",
         "spawn_error",
         "stderr",
@@ -143,6 +147,7 @@ class RunResult(Value):
     stdout_truncated: Final[bool]
     stderr_truncated: Final[bool]
     spawn_error: Final[str | None]
+    killed: Final[tuple[str, ...]]  # commands of the processes the script left behind, ended by the collector
 
     def __init__(
         self,
@@ -156,6 +161,7 @@ class RunResult(Value):
         stdout_truncated: bool,
         stderr_truncated: bool,
         spawn_error: str | None = None,
+        killed: tuple[str, ...] = (),
     ) -> None:
         self.exit_code = exit_code
         self.signal = signal
@@ -167,6 +173,7 @@ class RunResult(Value):
         self.stdout_truncated = stdout_truncated
         self.stderr_truncated = stderr_truncated
         self.spawn_error = spawn_error
+        self.killed = killed
 
     @property
     def succeeded(self) -> bool:
@@ -183,8 +190,10 @@ class ScriptStats:
         "last_exit_code",
         "last_success",
         "last_success_timestamp",
+        "processes_killed",
         "runs",
         "samples",
+        "series_dropped",
         "skipped",
         "timeouts",
         "truncations",
@@ -203,6 +212,8 @@ class ScriptStats:
         last_duration: float | None = None,
         last_success_timestamp: float | None = None,
         samples: tuple[Sample, ...] = (),
+        series_dropped: int = 0,
+        processes_killed: int = 0,
     ) -> None:
         self.runs = runs
         self.failures = failures
@@ -215,6 +226,8 @@ class ScriptStats:
         self.last_duration = last_duration
         self.last_success_timestamp = last_success_timestamp
         self.samples = samples
+        self.series_dropped = series_dropped  # output lines beyond the bound on series
+        self.processes_killed = processes_killed  # processes the scripts left behind, killed by the collector
 
 
 class Family(Value):

@@ -15,16 +15,20 @@ TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
 if TYPE_CHECKING:
     from typing import Final
 
+    from edge_metrics.clock import ClockReading
+
 PREFIX = "edge_collector_"
 
 
 class CollectorHealth(Value):
-    __slots__ = ("node", "reload_success_timestamp", "reload_successful", "write_failures", "write_timestamp")
+    __slots__ = ("node", "other_nodes_problems", "reload_success_timestamp", "reload_successful", "write_failures",
+                 "write_timestamp")
     node: Final[str]
     write_failures: Final[int]
     reload_successful: Final[bool]
     reload_success_timestamp: Final[float | None]
     write_timestamp: Final[float]
+    other_nodes_problems: Final[int]
 
     def __init__(
         self,
@@ -33,12 +37,14 @@ class CollectorHealth(Value):
         reload_successful: bool,
         reload_success_timestamp: float | None,
         write_timestamp: float,
+        other_nodes_problems: int = 0,
     ) -> None:
         self.node = node
         self.write_failures = write_failures
         self.reload_successful = reload_successful
         self.reload_success_timestamp = reload_success_timestamp
         self.write_timestamp = write_timestamp
+        self.other_nodes_problems = other_nodes_problems
 
 
 # name suffix, type, help, value of the script's stats (None: no sample yet)
@@ -67,6 +73,12 @@ _PER_SCRIPT: tuple[tuple[str, str, str, Callable[[ScriptStats, Job], float | Non
      lambda s, _: float(s.invalid_lines)),
     ("script_output_truncated_total", "counter", "Runs whose stdout exceeded the output cap.",
      lambda s, _: float(s.truncations)),
+    ("script_series_dropped_total", "counter",
+     "Output lines dropped because the script printed more series than --max-series allows.",
+     lambda s, _: float(s.series_dropped)),
+    ("script_processes_killed_total", "counter",
+     "Processes the script left running (in its process group or escaped from it) that the collector killed.",
+     lambda s, _: float(s.processes_killed)),
 )
 
 
@@ -82,6 +94,10 @@ _GLOBAL: tuple[tuple[str, str, str, Callable[[CollectorHealth], float | None]], 
     ("config_last_reload_success_timestamp_seconds", "gauge",
      "Unix time of the last successful load of nodes.conf.",
      lambda h: h.reload_success_timestamp),
+    ("config_other_nodes_problems", "gauge",
+     "Problems of the loaded nodes.conf in lines that apply only to other nodes (a missing script...); "
+     "this node runs regardless.",
+     lambda h: float(h.other_nodes_problems)),
 )
 _INFO = ("info", "gauge", "Collector build and node.")
 
@@ -149,3 +165,67 @@ class SelfMetrics:
 def _header(suffix: str, kind: str, help_text: str) -> str:
     name = PREFIX + suffix
     return f"# HELP {name} {escape_help(help_text)}\n# TYPE {name} {kind}"
+
+
+class PushHealth(Value):
+    """Push mode and clock state for the edge_collector_push_* and edge_collector_clock_* families."""
+
+    __slots__ = ("clock", "clock_steps", "dropped", "enabled", "errors", "held_samples", "last_success",
+                 "sent_samples", "spooled_bytes", "spooled_samples")
+    enabled: Final[bool]
+    sent_samples: Final[int]
+    spooled_samples: Final[int]
+    spooled_bytes: Final[int]
+    dropped: Final[Mapping[str, int]]  # reason -> samples
+    errors: Final[Mapping[str, int]]  # cause -> failed POSTs
+    last_success: Final[float | None]
+    clock: Final[ClockReading]
+    clock_steps: Final[int]
+    held_samples: Final[int]
+
+    def __init__(self, enabled: bool, sent_samples: int, spooled_samples: int, spooled_bytes: int,
+                 dropped: Mapping[str, int], errors: Mapping[str, int], last_success: float | None,
+                 clock: ClockReading, clock_steps: int, held_samples: int) -> None:
+        self.enabled = enabled
+        self.sent_samples = sent_samples
+        self.spooled_samples = spooled_samples
+        self.spooled_bytes = spooled_bytes
+        self.dropped = dropped
+        self.errors = errors
+        self.last_success = last_success
+        self.clock = clock
+        self.clock_steps = clock_steps
+        self.held_samples = held_samples
+
+
+def push_blocks(health: PushHealth) -> list[Block]:
+    """The push and clock families, exported in both modes (zeros in textfile mode) so dashboards need no `or`."""
+    clock = health.clock
+    singles: list[tuple[str, str, str, float | None]] = [
+        ("push_enabled", "gauge", "1 in push mode (--push-url), 0 on the textfile path.", float(health.enabled)),
+        ("push_samples_total", "counter", "Readings sent to vmagent and acknowledged.", float(health.sent_samples)),
+        ("push_spooled_samples", "gauge", "Readings in the spool waiting for vmagent.", float(health.spooled_samples)),
+        ("push_spooled_bytes", "gauge", "Bytes in the spool waiting for vmagent.", float(health.spooled_bytes)),
+        ("push_last_success_timestamp_seconds", "gauge", "Unix time of the last acknowledged push.",
+         health.last_success),
+        ("clock_synchronized", "gauge",
+         "1 if the kernel clock is synchronised (adjtimex) and past the collector's floor date, else 0.",
+         float(clock.synchronized)),
+        ("clock_estimated_error_seconds", "gauge", "The kernel's estimated clock error (adjtimex esterror).",
+         clock.esterror),
+        ("clock_max_error_seconds", "gauge", "The kernel's maximum clock error (adjtimex maxerror).", clock.maxerror),
+        ("clock_steps_total", "counter", "Steps of the wall clock the collector noticed between two readings.",
+         float(health.clock_steps)),
+        ("clock_held_samples", "gauge", "Readings held until the clock is synchronised.", float(health.held_samples)),
+    ]
+    blocks = [(PREFIX + suffix, f"{_header(suffix, kind, help_text)}\n{PREFIX}{suffix} {format_value(value)}")
+              for suffix, kind, help_text, value in singles if value is not None]
+    for suffix, label, help_text, counts in (
+        ("push_dropped_samples_total", "reason", "Readings dropped before vmagent acknowledged them, by reason.",
+         health.dropped),
+        ("push_errors_total", "cause", "Failed pushes to vmagent, by cause.", health.errors),
+    ):
+        lines = [_header(suffix, "counter", help_text)]
+        lines.extend(f'{PREFIX}{suffix}{{{label}="{key}"}} {value}' for key, value in sorted(counts.items()))
+        blocks.append((PREFIX + suffix, "\n".join(lines)))
+    return blocks

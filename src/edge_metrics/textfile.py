@@ -1,7 +1,10 @@
 """Atomic, durable replacement of the metrics file, so node_exporter never reads a partial one.
 
 The temp file sits beside the target (rename is only atomic within one file system) and is named
-`<file>.tmp.<pid>`: node_exporter reads only `*.prom`, so it never sees the temp file.
+`<file>.tmp.<pid>.<random>`: node_exporter reads only `*.prom`, so it never sees the temp file. The random part
+makes the name unpredictable, so nothing left at a fixed name (in a container the collector is PID 1, so a
+name made of the pid alone is always the same) can block writing: the file is created with O_EXCL, and a name
+that is taken, by anything, is passed over for a fresh one.
 """
 
 from __future__ import annotations
@@ -10,18 +13,20 @@ import os
 from pathlib import Path
 
 _FILE_MODE = 0o644  # node_exporter runs as an unprivileged user and must be able to read it
+_NAME_ATTEMPTS = 8  # fresh random names tried before giving up; a clash of 48 random bits is never expected
 
 
 class WriteError(Exception):
     """The metrics file could not be replaced; the previous file is intact."""
 
 
-def temp_path(target: Path) -> Path:
-    return Path(_temp_name(os.fspath(target)))
+def temp_prefix(target: Path) -> str:
+    """The start of every temp file name this process uses for `target` (the rest is random)."""
+    return f"{target.name}.tmp.{os.getpid()}."
 
 
 def _temp_name(target: str) -> str:
-    return f"{target}.tmp.{os.getpid()}"
+    return f"{target}.tmp.{os.getpid()}.{os.urandom(6).hex()}"
 
 
 def write_atomically(target: Path, content: str) -> None:
@@ -29,19 +34,18 @@ def write_atomically(target: Path, content: str) -> None:
     # Plain strings from here on: this runs after every script run, and pathlib operations (with_name, parent)
     # cost more of it than the file system calls of a small file on tmpfs (bench/collector_bench.py).
     target_name = os.fspath(target)
-    temp = _temp_name(target_name)
     data = content.encode("utf-8")
-    try:
-        fd = _create_exclusive(temp)
-    except FileExistsError:
-        # Ours from an earlier failed attempt of this very process (same pid): safe to replace.
-        _unlink_quietly(temp)
+    for _ in range(_NAME_ATTEMPTS):
+        temp = _temp_name(target_name)
         try:
             fd = _create_exclusive(temp)
+            break
+        except FileExistsError:
+            continue  # something (a file, a directory, a FIFO, a symlink) has this name: never touch it
         except OSError as error:
             raise WriteError(f"{temp}: {error.strerror}") from error
-    except OSError as error:
-        raise WriteError(f"{temp}: {error.strerror}") from error
+    else:
+        raise WriteError(f"{temp}: no free temp file name after {_NAME_ATTEMPTS} attempts")
     try:
         try:
             os.fchmod(fd, _FILE_MODE)  # the umask may have removed read bits
@@ -64,20 +68,29 @@ def _create_exclusive(path: str) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, _FILE_MODE)
 
 
-def remove_stale_temp_files(target: Path) -> list[Path]:
-    """Remove temp files that a killed collector left beside `target`; return what was removed."""
+def remove_stale_temp_files(target: Path) -> tuple[list[Path], list[Path]]:
+    """Remove the temp files that a killed collector left beside `target`.
+
+    Returns what was removed and what has a temp file's name but is not a regular file (a directory, a FIFO, a
+    symlink): that was not made by a collector, so it is left alone, for the caller to report.
+    """
     removed: list[Path] = []
+    foreign: list[Path] = []
     prefix = f"{target.name}.tmp."
     try:
         entries = list(os.scandir(target.parent))
     except OSError:
-        return removed
+        return removed, foreign
     for entry in entries:
-        if entry.name.startswith(prefix) and entry.is_file(follow_symlinks=False):
-            path = Path(entry.path)
+        if not entry.name.startswith(prefix):
+            continue
+        path = Path(entry.path)
+        if entry.is_file(follow_symlinks=False):
             if _unlink_quietly(path):
                 removed.append(path)
-    return removed
+        else:
+            foreign.append(path)
+    return removed, foreign
 
 
 def _fsync_directory(directory: str) -> None:

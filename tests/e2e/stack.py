@@ -1,12 +1,21 @@
-"""The real pipeline on loopback: central Prometheus <- vmagent (disk queue) <- node_exporter <- collector.
+"""The real pipeline on loopback: central Prometheus <- vmauth <- vmagent (disk queue) <- node_exporter <- collector.
 
-Every configuration comes from deploy/ as it is; only listen ports, data paths and the scrape interval
-(the tests scrape every second instead of every 15 s) are substituted. Each process is started through
-tests.helpers.Processes, so its whole process group is killed at teardown even when a test fails.
+Every configuration comes from deploy/ as it is; only listen ports, data paths, credential paths and the
+scrape interval (the tests scrape every second instead of every 15 s) are substituted. Each process is
+started through tests.helpers.Processes, so its whole process group is killed at teardown even when a
+test fails.
+
+Secure as shipped (docs/security.md): tools/make-certs.sh makes a CA, the centre's certificate and the
+node tokens in the test's directory; the node writes over TLS with its bearer token to vmauth, and
+Prometheus serves only TLS with basic auth (its --web.config.file). By default vmauth forwards to
+Prometheus itself, so the node sees the centre's own answers (its queue tests depend on that); with
+`enforce_node=True` the central vmagent of production sits between them and sets the node label from
+the credential.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime
 import itertools
 import json
@@ -14,6 +23,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 import urllib.parse
@@ -25,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from edge_metrics.durations import parse_duration
 from tests.helpers import REPO, Processes, components, free_port, wait_until
 
 DEPLOY = REPO / "deploy"
@@ -32,6 +43,18 @@ PROMETHEUS_DIR = DEPLOY / "prometheus"
 VMAGENT_FLAGS = DEPLOY / "vmagent" / "vmagent.flags"
 VMAGENT_SCRAPE = DEPLOY / "vmagent" / "scrape.yml"
 NODE_EXPORTER_FLAGS = DEPLOY / "node-exporter" / "node-exporter.flags"
+# The compatibility job's components (bookworm's Prometheus 2.42 and vmagent 1.79), as components() keys.
+COMPAT_PROMETHEUS = "COMPAT_PROMETHEUS_BIN"
+COMPAT_VMAGENT = "COMPAT_VMAGENT_BIN"
+ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
+RUN_ALERTMANAGER = REPO / "tools" / "run-alertmanager.sh"
+VMAUTH_FLAGS = DEPLOY / "vmauth" / "vmauth.flags"
+CENTRAL_VMAGENT_FLAGS = DEPLOY / "vmauth" / "central-vmagent.flags"
+NODE_LABEL_RELABEL = DEPLOY / "vmauth" / "node-label.yml"
+MAKE_CERTS = REPO / "tools" / "make-certs.sh"
+# Where the manifests mount the centre's Secret and a node's credentials; the tests' files live elsewhere.
+CENTRAL_SECRET_DIR = "/etc/edge-metrics-central/"
+NODE_CREDENTIALS_DIR = "/etc/edge-metrics/credentials/"
 EDGE_METRICS = REPO / ".venv" / "bin" / "edge-metrics"
 SITE = "test"  # the site label of every sample (-remoteWrite.label=site=$(SITE) in vmagent.flags)
 
@@ -66,9 +89,71 @@ def override_flags(flags: Sequence[str], overrides: Mapping[str, str]) -> list[s
     return [f"{name}={overrides[name]}" if (name := flag.partition("=")[0]) in overrides else flag for flag in flags]
 
 
-def http_get(url: str, timeout: float = 5) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+def http_get(
+    url: str, timeout: float = 5, *, context: ssl.SSLContext | None = None, headers: Mapping[str, str] | None = None
+) -> bytes:
+    request = urllib.request.Request(url, headers=dict(headers or {}))
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
         return bytes(response.read())
+
+
+class Pki:
+    """The files tools/make-certs.sh writes into `directory` (see its header)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.ca = directory / "ca.crt"
+        self.web_config = directory / "web.yml"
+        self.auth_config = directory / "auth.yml"
+
+    def make(
+        self, *, nodes: Sequence[str], backend: str | None = None, backend_auth: bool = False, expired: bool = False
+    ) -> None:
+        """Run tools/make-certs.sh; `backend` None keeps its default (the central vmagent of the manifests)."""
+        argv = ["bash", str(MAKE_CERTS), "--out", str(self.dir), *(["--backend", backend] if backend else [])]
+        for node in nodes:
+            argv += ["--node", node]
+        argv += ["--backend-auth"] * backend_auth + ["--expired"] * expired
+        subprocess.run(argv, check=True, capture_output=True, timeout=60)
+
+    def password(self, user: str) -> str:
+        return (self.dir / f"{user}.password").read_text().strip()
+
+    def node_dir(self, node: str) -> Path:
+        return self.dir / "nodes" / node
+
+    def token(self, node: str) -> str:
+        return (self.node_dir(node) / "token").read_text().strip()
+
+    def files(self) -> dict[str, str]:
+        """The centre's files (not the CA key, not the nodes' directories): the data of the Secret
+        central-credentials that docs/security.md creates from them."""
+        return {
+            path.name: path.read_text()
+            for path in sorted(self.dir.iterdir())
+            if path.is_file() and path.name != "ca.key"
+        }
+
+    def context(self) -> ssl.SSLContext:
+        """A client context that trusts this CA only (and checks the host name, as vmagent does)."""
+        return ssl.create_default_context(cafile=str(self.ca))
+
+    def basic_auth(self, user: str) -> dict[str, str]:
+        token = base64.b64encode(f"{user}:{self.password(user)}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+
+def secret_paths(value: Any, replacements: Mapping[str, str]) -> Any:
+    """`value` (parsed YAML) with every string starting with a key of `replacements` re-rooted."""
+    if isinstance(value, dict):
+        return {key: secret_paths(item, replacements) for key, item in value.items()}
+    if isinstance(value, list):
+        return [secret_paths(item, replacements) for item in value]
+    if isinstance(value, str):
+        for prefix, target in replacements.items():
+            if value.startswith(prefix):
+                return target + value[len(prefix) :]
+    return value
 
 
 def parse_metrics(text: str) -> dict[str, float]:
@@ -93,14 +178,20 @@ def metric_sum(metrics: Mapping[str, float], name: str, **labels: str) -> float:
 
 
 class PrometheusAPI:
-    """Queries against a Prometheus server's HTTP API."""
+    """Queries against a Prometheus server's HTTP API (with `pki`: over TLS as its `admin` user)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pki: Pki | None = None) -> None:
         self.url = url
+        self.pki = pki
+
+    def get(self, path: str) -> bytes:
+        if self.pki is None:
+            return http_get(f"{self.url}{path}")
+        return http_get(f"{self.url}{path}", context=self.pki.context(), headers=self.pki.basic_auth("admin"))
 
     def api(self, path: str, **params: str) -> Any:
         query = urllib.parse.urlencode(params)
-        body = json.loads(http_get(f"{self.url}/api/v1/{path}?{query}"))
+        body = json.loads(self.get(f"/api/v1/{path}?{query}"))
         if body.get("status") != "success":
             raise RuntimeError(f"Prometheus API {path} {params}: {body}")
         return body["data"]
@@ -117,7 +208,7 @@ class PrometheusAPI:
         return sorted(samples)
 
     def metrics(self) -> dict[str, float]:
-        return parse_metrics(http_get(f"{self.url}/metrics").decode())
+        return parse_metrics(self.get("/metrics").decode())
 
 
 class Central(PrometheusAPI):
@@ -131,13 +222,16 @@ class Central(PrometheusAPI):
         scrape_interval: str,
         out_of_order_window: str | None = None,
         extra_args: Sequence[str] = (),
+        binary: str = "PROMETHEUS_BIN",
+        pki: Pki,
         host: str = "127.0.0.1",
     ) -> None:
         self.procs = procs
         self.extra_args = list(extra_args)
+        self.binary = binary  # the components() key: COMPAT_PROMETHEUS_BIN for the compatibility job
         self.port = free_port()
         self.host = host  # the fleet (bench/fleet) listens on its bridge's address instead of loopback
-        super().__init__(f"http://{host}:{self.port}")
+        super().__init__(f"https://{host}:{self.port}", pki)
         self.config_dir = workdir / "prometheus-config"
         self.data_dir = workdir / "prometheus-data"
         self.log = workdir / "prometheus.log"
@@ -151,31 +245,201 @@ class Central(PrometheusAPI):
         for job in config["scrape_configs"]:
             if job["job_name"] == "prometheus":
                 job["static_configs"] = [{"targets": [f"{host}:{self.port}"]}]
+        # The Secret's files (CA, the self-scrape's password) are the test's own.
+        config = secret_paths(config, {CENTRAL_SECRET_DIR: f"{pki.dir}/"})
+        # Production's Alertmanager is a DNS name: tests stay on loopback (send_alerts_to sets one).
+        config.pop("alerting", None)
         (self.config_dir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def scrape_target(self, job_name: str, address: str | None) -> None:
+        """Point a static scrape job of the test copy of prometheus.yml at `address`; None drops the job."""
+        path = self.config_dir / "prometheus.yml"
+        config = yaml.safe_load(path.read_text())
+        jobs = config["scrape_configs"]
+        if address is None:
+            jobs[:] = [job for job in jobs if job["job_name"] != job_name]
+        for job in jobs:
+            if job["job_name"] == job_name:
+                job["static_configs"] = [{"targets": [address]}]
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
 
     def add_vmagent_target(self, address: str, node: str) -> None:
         """Let the centre pull a node's vmagent /metrics (file_sd picks the file up by itself)."""
         target = [{"targets": [address], "labels": {"node": node}}]
         (self.config_dir / "targets" / f"vmagent-{node}.json").write_text(json.dumps(target))
 
+    def send_alerts_to(self, address: str) -> None:
+        """Point the `alerting:` section of the test copy at an Alertmanager on `address` (before start)."""
+        path = self.config_dir / "prometheus.yml"
+        config = yaml.safe_load(path.read_text())
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [address]}]}]}
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def set_rule_durations(self, alert: str, **durations: str) -> None:
+        """Shorten the `for:` (or another duration field) of one alert in the test copy of the rules, so
+        a test need not wait minutes; the expression and everything else stay as production has them."""
+        for path in (self.config_dir / "rules").glob("*-alerts.yml"):
+            rules = yaml.safe_load(path.read_text())
+            found = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == alert]
+            for rule in found:
+                rule.update(durations)
+            if found:
+                path.write_text(yaml.safe_dump(rules, sort_keys=False))
+                return
+        raise KeyError(f"no alert {alert} in {self.config_dir / 'rules'}")
+
+    def alerts(self, state: str = "firing") -> list[dict[str, Any]]:
+        """The alerts this server holds in `state` (firing, pending), as /api/v1/alerts returns them."""
+        return [a for a in self.api("alerts")["alerts"] if a["state"] == state]
+
     def start(self) -> None:
         self.proc = self.procs.start(
             [
-                components()["PROMETHEUS_BIN"],
+                components()[self.binary],
                 f"--config.file={self.config_dir / 'prometheus.yml'}",
                 f"--storage.tsdb.path={self.data_dir}",
                 f"--web.listen-address={self.host}:{self.port}",
                 "--web.enable-remote-write-receiver",
+                f"--web.config.file={self.pki_dir() / 'web.yml'}",
                 *self.extra_args,
             ],
             log=self.log,
         )
-        wait_until(lambda: http_get(f"{self.url}/-/ready") is not None, timeout=60, what="Prometheus ready")
+        wait_until(lambda: self.get("/-/ready") is not None, timeout=60, what="Prometheus ready")
+
+    def pki_dir(self) -> Path:
+        assert self.pki is not None
+        return self.pki.dir
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         assert self.proc is not None
         self.procs.stop(self.proc, sig, timeout=30)
         self.proc = None
+
+
+class Alertmanager:
+    """Alertmanager from deploy/alertmanager/alertmanager.yml, run through tools/run-alertmanager.sh (the
+    Debian build finds its templates only there). The test copy sends to `webhook_url` and waits
+    `timings` (group_wait, group_interval, repeat_interval) instead of production's minutes."""
+
+    def __init__(self, procs: Processes, workdir: Path, *, webhook_url: str, timings: Mapping[str, str]) -> None:
+        self.procs = procs
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.address}"
+        self.workdir = workdir
+        self.config = workdir / "alertmanager.yml"
+        self.proc: subprocess.Popen[bytes] | None = None
+        config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+        unknown = set(timings) - set(config["route"])
+        if unknown:
+            raise KeyError(f"timings not in the deploy file's route: {sorted(unknown)}")
+        config["route"].update(timings)
+        for receiver in config["receivers"]:
+            for webhook in receiver.get("webhook_configs", []):
+                webhook["url"] = webhook_url
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def start(self) -> None:
+        env = {**os.environ, **components()}
+        self.proc = self.procs.start(
+            [
+                str(RUN_ALERTMANAGER),
+                f"--config.file={self.config}",
+                f"--storage.path={self.workdir / 'alertmanager-data'}",
+                f"--web.listen-address={self.address}",
+                "--cluster.listen-address=",  # one instance: no gossip port
+            ],
+            env=env,
+            log=self.workdir / "alertmanager.log",
+        )
+        wait_until(lambda: http_get(f"{self.url}/-/ready"), timeout=60, what="Alertmanager ready")
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return list(json.loads(http_get(f"{self.url}/api/v2/alerts")))
+
+
+class Ingest:
+    """The centre's door: vmauth (TLS, one bearer token per node) and, with `enforce_node`, the central
+    vmagent that sets the node label from the credential; started from deploy/vmauth/*.flags."""
+
+    def __init__(self, procs: Processes, workdir: Path, *, pki: Pki, prometheus_url: str, enforce_node: bool) -> None:
+        self.procs = procs
+        self.workdir = workdir
+        self.pki = pki
+        self.prometheus_url = prometheus_url
+        self.enforce_node = enforce_node
+        self.port = free_port()
+        self.internal_port = free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.write_url = f"{self.url}/api/v1/write"
+        self.vmagent_port = free_port() if enforce_node else None
+        self.vmauth: subprocess.Popen[bytes] | None = None
+        self.vmagent: subprocess.Popen[bytes] | None = None
+
+    @property
+    def backend(self) -> str:
+        """Where vmauth forwards: the central vmagent, or Prometheus itself."""
+        return f"http://127.0.0.1:{self.vmagent_port}" if self.vmagent_port else self.prometheus_url
+
+    def vmauth_argv(self, auth_config: Path | None = None, tls_name: str = "central") -> list[str]:
+        secret = self.pki.dir
+        flags = override_flags(
+            read_flags(VMAUTH_FLAGS, {}),
+            {
+                "-auth.config": str(auth_config or self.pki.auth_config),
+                "-httpListenAddr": f"127.0.0.1:{self.port}",
+                "-httpInternalListenAddr": f"127.0.0.1:{self.internal_port}",
+                "-tlsCertFile": str(secret / f"{tls_name}.crt"),
+                "-tlsKeyFile": str(secret / f"{tls_name}.key"),
+            },
+        )
+        if not self.enforce_node:
+            # Straight to Prometheus, which serves TLS only: trust our CA for that hop.
+            flags.append(f"-backend.TLSCAFile={self.pki.ca}")
+        return [components()["VMAUTH_BIN"], *flags]
+
+    def central_vmagent_argv(self) -> list[str]:
+        flags = override_flags(
+            read_flags(CENTRAL_VMAGENT_FLAGS, {}),
+            {
+                "-httpListenAddr": f"127.0.0.1:{self.vmagent_port}",
+                "-remoteWrite.url": f"{self.prometheus_url}/api/v1/write",
+                "-remoteWrite.tlsCAFile": str(self.pki.ca),
+                "-remoteWrite.basicAuth.passwordFile": str(self.pki.dir / "ingest.password"),
+                "-remoteWrite.relabelConfig": str(NODE_LABEL_RELABEL),
+                "-remoteWrite.tmpDataPath": str(self.workdir / "central-vmagent-queue"),
+            },
+        )
+        return [components()["VMAGENT_BIN"], *flags]
+
+    def start(self, *, tls_name: str = "central") -> None:
+        if self.vmagent_port and self.vmagent is None:
+            self.vmagent = self.procs.start(self.central_vmagent_argv(), log=self.workdir / "central-vmagent.log")
+            wait_until(
+                lambda: http_get(f"http://127.0.0.1:{self.vmagent_port}/health"), timeout=30, what="central vmagent"
+            )
+        self.vmauth = self.procs.start(self.vmauth_argv(tls_name=tls_name), log=self.workdir / "vmauth.log")
+        # Up is up, whatever certificate it serves (a test may give it an expired one on purpose).
+        unverified = ssl._create_unverified_context()
+        health = f"https://127.0.0.1:{self.internal_port}/health"
+        wait_until(lambda: http_get(health, context=unverified), timeout=30, what="vmauth serving /health")
+
+    def stop_vmauth(self) -> None:
+        assert self.vmauth is not None
+        self.procs.stop(self.vmauth, timeout=30)
+        self.vmauth = None
+
+    def reload(self) -> None:
+        """vmauth re-reads -auth.config on SIGHUP (a revoked token stops working)."""
+        assert self.vmauth is not None
+        self.vmauth.send_signal(signal.SIGHUP)
+
+    def metrics(self) -> dict[str, float]:
+        """vmauth's /metrics, from its internal listener (TLS like the public one)."""
+        url = f"https://127.0.0.1:{self.internal_port}/metrics"
+        return parse_metrics(http_get(url, context=self.pki.context()).decode())
 
 
 class Node:
@@ -190,9 +454,16 @@ class Node:
         remote_write_url: str,
         scrape_interval: str,
         node_exporter_port: int | None = None,
+        vmagent_binary: str = "VMAGENT_BIN",
+        vmagent_flags: Mapping[str, str] | None = None,
+        credentials: Path,
     ) -> None:
         self.procs = procs
         self.name = name
+        self.vmagent_flags = dict(vmagent_flags or {})  # test values of flags vmagent.flags sets
+        self.vmagent_binary = vmagent_binary  # the components() key: COMPAT_VMAGENT_BIN for the compatibility job
+        # tools/make-certs.sh's nodes/<name>/: ca.crt, token, admin-key (a test may swap it before start).
+        self.credentials = credentials
         self.workdir = workdir
         self.textfile_dir = workdir / "textfile"
         self.textfile_dir.mkdir(parents=True, exist_ok=True)
@@ -210,7 +481,9 @@ class Node:
         for job in scrape["scrape_configs"]:
             for static in job.get("static_configs", []):
                 static["targets"] = [
-                    f"127.0.0.1:{self.node_exporter_port}" if t.endswith(":9100") else t for t in static["targets"]
+                    f"127.0.0.1:{self.node_exporter_port}" if t.endswith(":9100")
+                    else self.vmagent_address if t.endswith(":8429") else t
+                    for t in static["targets"]
                 ]
         self.scrape_config = workdir / "vmagent-scrape.yml"
         self.scrape_config.write_text(yaml.safe_dump(scrape, sort_keys=False))
@@ -239,17 +512,29 @@ class Node:
 
     # vmagent ---------------------------------------------------------------------------------------
     def vmagent_argv(self) -> list[str]:
+        flags = read_flags(
+            VMAGENT_FLAGS, {"NODE_NAME": self.name, "REMOTE_WRITE_URL": self.remote_write_url, "SITE": SITE}
+        )
+        # The credential files (also inside file:// values) come from this node's directory.
+        credentials = {
+            name: value.replace(NODE_CREDENTIALS_DIR, f"{self.credentials}/")
+            for name, _, value in (flag.partition("=") for flag in flags)
+            if NODE_CREDENTIALS_DIR in value
+        }
         flags = override_flags(
-            read_flags(
-                VMAGENT_FLAGS, {"NODE_NAME": self.name, "REMOTE_WRITE_URL": self.remote_write_url, "SITE": SITE}
-            ),
+            flags,
             {
                 "-promscrape.config": str(self.scrape_config),
                 "-remoteWrite.tmpDataPath": str(self.queue_dir),
                 "-httpListenAddr": self.vmagent_address,
+                **credentials,
+                **self.vmagent_flags,
             },
         )
-        return [components()["VMAGENT_BIN"], *flags]
+        if self.vmagent_binary == COMPAT_VMAGENT:
+            # vmagent 1.79 predates -reloadAuthKey (its /-/reload is open: one more reason to upgrade).
+            flags = [flag for flag in flags if not flag.startswith("-reloadAuthKey=")]
+        return [components()[self.vmagent_binary], *flags]
 
     def start_vmagent(self) -> None:
         self.vmagent = self.procs.start(self.vmagent_argv(), log=self.workdir / "vmagent.log")
@@ -363,6 +648,59 @@ def certainly_scraped(prints: Sequence[Print], runs: Sequence[ScrapeRun], margin
     return seen
 
 
+class Centre:
+    """The centre as shipped: Prometheus behind vmauth (and, with `enforce_node`, the central vmagent that
+    sets the node label), with credentials made for `nodes`; nothing runs until start()."""
+
+    def __init__(
+        self,
+        procs: Processes,
+        workdir: Path,
+        *,
+        nodes: Sequence[str],
+        scrape_interval: str = "1s",
+        out_of_order_window: str | None = None,
+        prometheus_args: Sequence[str] = (),
+        compat: bool = False,
+        enforce_node: bool = False,
+    ) -> None:
+        self.procs = procs
+        self.compat = compat
+        self.pki = Pki(workdir / "pki")
+        self.central = Central(
+            procs,
+            workdir,
+            scrape_interval=scrape_interval,
+            out_of_order_window=out_of_order_window,
+            extra_args=prometheus_args,
+            binary=COMPAT_PROMETHEUS if compat else "PROMETHEUS_BIN",
+            pki=self.pki,
+        )
+        self.ingest = Ingest(procs, workdir, pki=self.pki, prometheus_url=self.central.url, enforce_node=enforce_node)
+        self.pki.make(nodes=list(nodes), backend=self.ingest.backend, backend_auth=not enforce_node)
+        self.central.scrape_target("vmauth", f"127.0.0.1:{self.ingest.internal_port}")
+        self.central.scrape_target(
+            "central-vmagent", f"127.0.0.1:{self.ingest.vmagent_port}" if self.ingest.vmagent_port else None
+        )
+
+    def node(self, name: str, workdir: Path, **options: Any) -> Node:
+        """An edge node with its credentials, writing to this centre, whose vmagent the centre pulls."""
+        node = Node(
+            self.procs,
+            workdir,
+            name=name,
+            remote_write_url=self.ingest.write_url,
+            credentials=self.pki.node_dir(name),
+            **{"vmagent_binary": COMPAT_VMAGENT if self.compat else "VMAGENT_BIN", **options},
+        )
+        self.central.add_vmagent_target(node.vmagent_address, name)
+        return node
+
+    def start(self) -> None:
+        self.central.start()
+        self.ingest.start()
+
+
 class Pipeline:
     """One edge node and the centre, wired as in production; nothing running until started."""
 
@@ -375,31 +713,32 @@ class Pipeline:
         scrape_interval: str = "1s",
         out_of_order_window: str | None = None,
         prometheus_args: Sequence[str] = (),
+        compat: bool = False,
+        enforce_node: bool = False,
+        other_nodes: Sequence[str] = (),
     ) -> None:
+        """`other_nodes`: names that get credentials too (no processes), e.g. for a forged write."""
         self.procs = procs
         self.workdir = workdir
-        self.central = Central(
+        self.centre = Centre(
             procs,
             workdir,
+            nodes=[node, *other_nodes],
             scrape_interval=scrape_interval,
             out_of_order_window=out_of_order_window,
-            extra_args=prometheus_args,
+            prometheus_args=prometheus_args,
+            compat=compat,
+            enforce_node=enforce_node,
         )
-        self.node = Node(
-            procs,
-            workdir / node,
-            name=node,
-            remote_write_url=f"{self.central.url}/api/v1/write",
-            scrape_interval=scrape_interval,
-        )
-        self.central.add_vmagent_target(self.node.vmagent_address, node)
+        self.pki, self.central, self.ingest = self.centre.pki, self.centre.central, self.centre.ingest
+        self.node = self.centre.node(node, workdir / node, scrape_interval=scrape_interval)
         self.scripts_dir = workdir / "scripts"
         self.vmagent_runs: list[ScrapeRun] = []
         self._vmagent_started = 0.0
 
     def start_infrastructure(self) -> None:
         """Centre, node_exporter and vmagent, and wait until the centre holds the node's `up` series."""
-        self.central.start()
+        self.centre.start()
         self.node.start_node_exporter()
         self.start_vmagent()
         wait_until(
@@ -482,7 +821,8 @@ class Pipeline:
         wait_until(lambda: self.node.pending_bytes() == 0, timeout=timeout, interval=0.5, what="queue drained")
 
 
-_RETRY = re.compile(rb"^(\S+)\t.*re-sending the block in ([0-9.]+) seconds", re.MULTILINE)
+# vmagent 1.79 logs "re-sending the block in 2.000 seconds", 1.145 a Go duration: "re-sending the block in 2s".
+_RETRY = re.compile(rb"^(\S+)\t.*re-sending the block in ([0-9.a-z]+?)(?: seconds)?[.;]?(?: |$)", re.MULTILINE)
 
 
 def next_retry(log: Path) -> float | None:
@@ -494,4 +834,52 @@ def next_retry(log: Path) -> float | None:
         return None
     logged, delay = found[-1]
     at = datetime.datetime.strptime(logged.decode(), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
-    return at.timestamp() + float(delay)
+    text = delay.decode()
+    return at.timestamp() + (float(text) if text[-1].isdigit() else parse_duration(text))
+
+
+# Push mode ---------------------------------------------------------------------------------------------------
+
+_STAMPED = re.compile(r"readings stamped script=(\S+) timestamp_ms=(\d+) samples=(\d+)")
+
+
+def push_url(node: Node) -> str:
+    """The node-local vmagent's import endpoint, as the DaemonSet sets EDGE_PUSH_URL."""
+    return f"http://{node.vmagent_address}/api/v1/import/prometheus"
+
+
+def start_push_collector(
+    node: Node, config: Path, *, clock_file: Path, spool_dir: Path | None = None, extra_args: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
+    """The real collector in push mode with debug logs (each run's timestamp) and the clock read from `clock_file`
+    (EDGE_CLOCK_TEST_FILE: this machine's own clock may not be synchronised)."""
+    if not clock_file.exists():
+        set_clock(clock_file, synchronized=True)
+    args = ["--push-url", push_url(node), "--log-level", "debug", *extra_args]
+    if spool_dir is not None:
+        args += ["--spool-dir", str(spool_dir)]
+    return node.start_collector(config=config, extra_args=args, env={"EDGE_CLOCK_TEST_FILE": str(clock_file)})
+
+
+def set_clock(path: Path, *, synchronized: bool, offset: float = 0.0, esterror: float = 0.0) -> None:
+    """What the collector's clock says from its next reading on (atomically: it reads the file at any time)."""
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_text(f"synchronized={int(synchronized)}\noffset_seconds={offset}\nesterror_seconds={esterror}\n")
+    temp.rename(path)
+
+
+def collector_stamps(node: Node, script: str = "counter") -> list[int]:
+    """The timestamp (ms) the collector gave each run of `script`, in order, from its debug log."""
+    log = node.workdir / "collector.log"
+    text = log.read_text() if log.exists() else ""
+    return [int(ms) for name, ms, _ in _STAMPED.findall(text) if name == script]
+
+
+def collector_self_metrics(node: Node) -> dict[str, float]:
+    """The collector's own metrics from its textfile (exported in both modes)."""
+    return parse_metrics((node.textfile_dir / "custom_metrics.prom").read_text())
+
+
+def samples_at_centre(central: PrometheusAPI, selector: str, window: str = "1h") -> list[tuple[int, float]]:
+    """(timestamp ms, value) of every raw sample at the centre matching `selector`, sorted by time."""
+    return [(round(t * 1000), v) for t, v in central.raw_samples(selector, window)]

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
+import html.parser
+import json
 import os
 import re
+import shutil
 import signal
+import ssl
 import subprocess
+import tempfile
+import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
+import yaml
 
-from tests.e2e.stack import PrometheusAPI
+from tests.e2e.stack import Pki, PrometheusAPI
 from tests.helpers import REPO, SIM_LIB, Processes, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -30,6 +41,153 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
+# `  Label:   http://...` lines of the banner: every link the demo prints.
+BANNER_LINK = re.compile(r"^\s+([A-Za-z][A-Za-z ()]*):\s+(https?://127\.0\.0\.1:\d+\S*)\s*$", re.M)
+CHROMIUM = os.environ.get("CHROMIUM", "chromium")
+
+
+class Login(NamedTuple):
+    """How a person reaches the secure demo centre: its CA (or the key the browser was told to trust) and
+    the admin user make-certs wrote (docs/security.md)."""
+
+    pki: Pki
+
+    def open(self, url: str) -> int:
+        """HTTP status of `url` fetched as that person, trusting only the demo's CA."""
+        request = urllib.request.Request(url)
+        if url.startswith("https://"):
+            for name, value in self.pki.basic_auth("admin").items():
+                request.add_header(name, value)
+        with urllib.request.urlopen(request, timeout=30, context=self.pki.context()) as response:
+            return int(response.status)
+
+    def browser_args(self, url: str) -> tuple[list[str], str]:
+        """Chromium's options and the URL with the user in it, as a person would type them after
+        accepting the centre's certificate: only that key is trusted, nothing else is ignored."""
+        if not url.startswith("https://"):
+            return [], url
+        der = ssl.PEM_cert_to_DER_cert((self.pki.dir / "central.crt").read_text())
+        spki = subprocess.run(["openssl", "x509", "-inform", "DER", "-pubkey", "-noout"], input=der,
+                              capture_output=True, check=True).stdout
+        key = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=spki, capture_output=True,
+                             check=True).stdout
+        pin = base64.b64encode(hashlib.sha256(key).digest()).decode()
+        user = f"admin:{self.pki.password('admin')}@"
+        return [f"--ignore-certificate-errors-spki-list={pin}"], url.replace("https://", f"https://{user}", 1)
+
+
+def browser_dom(url: str, profile: Path, login: Login) -> str:
+    """The page as a person's browser shows it: Debian's Chromium, headless, after the page's scripts ran
+    (virtual time waits for their fetches)."""
+    assert shutil.which(CHROMIUM), "chromium missing: `make browser` (make test does) installs Debian's package"
+    extra, url = login.browser_args(url)
+    argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync", *extra,
+            f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", url]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                            start_new_session=True)  # its helper processes share the group: all killed below
+    try:
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 0, f"chromium exited {proc.returncode} on {url}"
+    return out.decode(errors="replace")
+
+
+class _Text(html.parser.HTMLParser):
+    """The visible text of a DOM, and the cells of its table rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.rows: list[list[str]] = []
+        self.skip = 0
+        self.in_cell = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self.skip += 1
+        elif tag == "tr":
+            self.rows.append([])
+        elif tag == "td" and self.rows:
+            self.rows[-1].append("")
+            self.in_cell = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self.skip -= 1
+        elif tag == "td":
+            self.in_cell = False
+
+    def handle_data(self, data: str) -> None:
+        if self.skip:
+            return
+        self.parts.append(data)
+        if self.in_cell:
+            self.rows[-1][-1] += data
+
+    @classmethod
+    def of(cls, dom: str) -> _Text:
+        parser = cls()
+        parser.feed(dom)
+        return parser
+
+    @property
+    def text(self) -> str:
+        return " ".join(" ".join(self.parts).split())
+
+
+def alert_rule_names() -> list[str]:
+    names = []
+    for path in sorted((REPO / "deploy" / "prometheus" / "rules").glob("*.yml")):
+        if path.name.endswith(".test.yml"):
+            continue
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            names += [rule["alert"] for rule in group["rules"] if "alert" in rule]
+    return names
+
+
+def what_a_person_sees(label: str, url: str, profile: Path, login: Login) -> str | None:
+    """Why the page at `url` does not show what its banner line promises, or None when it does."""
+    try:
+        status = login.open(url)
+    except OSError as error:
+        return f"{label} {url}: {error}"
+    if status != 200:
+        return f"{label} {url}: HTTP {status}"
+    dom = browser_dom(url, profile, login)
+    page = _Text.of(dom)
+    if "/api/" in url:
+        try:
+            body = json.loads(page.text)
+        except ValueError:
+            return f"{label} {url}: not JSON: {page.text[:300]}"
+        ok = body.get("status") == "success" and body["data"]["result"]
+        return None if ok else f"{label} {url}: no result: {page.text[:300]}"
+    if url.endswith("view=alerts"):
+        rules = [row for row in page.rows if len(row) == 3]
+        shown = {row[0] for row in rules if row[1] in ("inactive", "pending", "firing")}
+        expected = alert_rule_names()
+        assert expected, "no alert rules in deploy/prometheus/rules"
+        missing = [name for name in expected if name not in shown]
+        return f"{label} {url}: rules not shown: {missing}; page: {page.text[:500]}" if missing else None
+    if "/user/" in url:
+        values = {row[0]: row[1] for row in page.rows if len(row) == 2}
+        readings = [float(v) for name, v in values.items() if name.startswith("edge_temperature{")
+                    and 'node="bupt-a"' in name and re.fullmatch(r"-?[0-9.]+", v)]
+        if not (readings and all(0 < v < 100 for v in readings)):
+            return f"{label} {url}: no edge_temperature reading of bupt-a shown: {page.text[:500]}"
+        if dom.count("<polyline") < 1:
+            return f"{label} {url}: no line drawn in the graph"
+        return None
+    # A link another part of the demo added (Alertmanager...): at least a page with text and no error.
+    if not page.text or re.search(r"404 page not found|error reading|no such file", page.text, re.I):
+        return f"{label} {url}: {page.text[:300] or 'an empty page'}"
+    return None
+
+
 class TestDemo:
     def test_readings_at_the_centre_and_ctrl_c_stops_everything(self, procs: Processes, tmp_path: Path) -> None:
         """The demo prints the centre's URL once simulated readings of the bundled default node have
@@ -44,12 +202,25 @@ class TestDemo:
         )
         wait_until(lambda: "Press Ctrl-C" in log.read_text(), timeout=180, interval=0.5, what="the demo's banner")
         banner = log.read_text()
-        url = re.search(r"Central Prometheus:\s+(http://127\.0\.0\.1:\d+)", banner)
+        # Secure by default (docs/security.md): TLS, and the admin password make-certs wrote.
+        url = re.search(r"Central Prometheus:\s+(https://127\.0\.0\.1:\d+)", banner)
         assert url, banner
         assert "edge_temperature" in banner
-        readings = PrometheusAPI(url.group(1)).query('edge_temperature{node="bupt-a",job="node-exporter"}')
+        # Pushed (push mode is the demo's default): no job label, the reading's own time. Secure by default
+        # (docs/security.md): TLS, and the admin password make-certs wrote.
+        assert f"password in {run_dir}/pki/admin.password" in banner
+        readings = PrometheusAPI(url.group(1), Pki(run_dir / "pki")).query('edge_temperature{node="bupt-a",job=""}')
         assert readings and 0 < float(readings[0]["value"][1]) < 100
-        assert len(processes_mentioning(str(run_dir))) >= 4
+        assert len(processes_mentioning(str(run_dir))) >= 6  # with vmauth and the central vmagent
+
+        # Every link it prints works in a browser and shows what its line says.
+        links = BANNER_LINK.findall(banner)
+        assert {"Central Prometheus", "A ready query", "Alerts"} <= {label for label, _ in links}, banner
+        login = Login(Pki(run_dir / "pki"))
+        with tempfile.TemporaryDirectory(prefix="edge-demo-browser-") as profile:
+            problems = [problem for label, link in links
+                        if (problem := what_a_person_sees(label, link, Path(profile), login)) is not None]
+        assert problems == [], "\n".join(problems)
 
         os.kill(demo.pid, signal.SIGINT)
         try:

@@ -64,7 +64,7 @@ def backfill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
         sent_before = sent()
         wait_until(lambda: sent() > sent_before, timeout=90, interval=0.02, what="the first backlog block delivered")
         outcome.notes["pending_bytes_at_centre_restart"] = stack.node.pending_bytes()
-        out_of_order = stack.central.metrics()["prometheus_tsdb_head_out_of_order_samples_appended_total"]
+        out_of_order = metric_sum(stack.central.metrics(), "prometheus_tsdb_head_out_of_order_samples_appended_total")
         stack.central.stop()
         stack.central.start()
 
@@ -72,7 +72,8 @@ def backfill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
         outcome.notes["pending_bytes_after"] = stack.node.pending_bytes()
         time.sleep(2)  # the last scrape before the check travels too
         centre = stack.central.metrics()
-        out_of_order += centre["prometheus_tsdb_head_out_of_order_samples_appended_total"]  # reset by the restart
+        # The counter was reset by the restart.
+        out_of_order += metric_sum(centre, "prometheus_tsdb_head_out_of_order_samples_appended_total")
         outcome.notes["out_of_order_appended"] = out_of_order
         outcome.notes["too_old"] = metric_sum(centre, "prometheus_tsdb_too_old_samples_total")
 

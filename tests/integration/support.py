@@ -87,22 +87,28 @@ class Setup:
 def make_setup(root: Path, nodes_conf: str, scripts: Mapping[str, str], *, node: str = "node-1") -> Setup:
     setup = Setup(root=root, node=node)
     setup.conf_dir.mkdir(parents=True)
+    setup.output.parent.mkdir(parents=True)  # node_exporter's textfile directory: the collector creates none
     setup.config.write_text(textwrap.dedent(nodes_conf).lstrip("\n"))
     for name, body in scripts.items():
         write_script(setup.conf_dir, name, body.replace("@MARKER@", setup.marker))
     return setup
 
 
+def marked_env(setup: Setup, env: Mapping[str, str] | None) -> dict[str, str]:
+    """clean_env() with the setup's marker, passed on to the scripts (EDGE_SCRIPT_ENV), plus `env`."""
+    return clean_env(**{MARKER_VARIABLE: setup.marker, "EDGE_SCRIPT_ENV": MARKER_VARIABLE, **(env or {})})
+
+
 def start_collector(procs: Processes, setup: Setup, *extra: str, env: Mapping[str, str] | None = None
                     ) -> subprocess.Popen[bytes]:
-    return procs.start(setup.argv(*extra), env=clean_env(**{MARKER_VARIABLE: setup.marker, **(env or {})}),
-                       log=setup.log)
+    setup.output.parent.mkdir(parents=True, exist_ok=True)  # the collector creates no directory
+    return procs.start(setup.argv(*extra), env=marked_env(setup, env), log=setup.log)
 
 
 def run_once(setup: Setup, *extra: str, env: Mapping[str, str] | None = None, timeout: float = 30
              ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        setup.argv("--once", *extra), env=clean_env(**{MARKER_VARIABLE: setup.marker, **(env or {})}),
+        setup.argv("--once", *extra), env=marked_env(setup, env),
         stdin=subprocess.DEVNULL,
         capture_output=True, text=True, timeout=timeout, check=False,
     )
@@ -166,7 +172,8 @@ def wait_for_value(path: Path, name: str, predicate: object, *, timeout: float, 
 
 def marked_processes(marker: str) -> list[tuple[int, str]]:
     """(pid, command line) of live, non-zombie processes that carry `marker` in their command line or their
-    environment: every process a script started inherits the collector's environment, even a plain `sleep`."""
+    environment: the collector passes the marker variable on to scripts (EDGE_SCRIPT_ENV), so every process a
+    script started has it, even a plain `sleep`."""
     found = []
     needle = marker.encode()
     for entry in os.listdir("/proc"):

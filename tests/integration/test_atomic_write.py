@@ -196,13 +196,54 @@ class TestKilledCollector:
     def test_stale_temp_file_is_removed_at_start(self, tmp_path: Path, procs: Processes) -> None:
         """A temp file left by a killed collector is removed when the next one starts, and the start is logged."""
         setup = make_setup(tmp_path, "node-1=probe:1s\n", {"probe": "echo up=1\n"})
-        setup.output.parent.mkdir()
+        setup.output.parent.mkdir(exist_ok=True)
         stale = setup.output.with_name(setup.output.name + ".tmp.424242")
         stale.write_text("edge_half_writ")
         start_collector(procs, setup)
         wait_until(lambda: not stale.exists(), timeout=5, what="the stale temp file to be removed")
         assert setup.log_lines("removed a temp file")
         wait_until(lambda: value(read_metrics(setup.output), "edge_up") == 1, timeout=5, what="the first run")
+
+    @pytest.mark.parametrize("kind", ["directory", "fifo", "symlink"])
+    def test_nothing_at_a_temp_name_blocks_writing(self, tmp_path: Path, procs: Processes, kind: str) -> None:
+        """Something that is not a regular file at the temp names a collector used to use (`.tmp.<pid>`; in a
+        container always `.tmp.1`) and at names of the current pattern: every write still succeeds, it is
+        logged once with its path at start, and it is left alone."""
+        setup = make_setup(tmp_path, "node-1=probe:200ms\n", {"probe": "echo up=1\n"})
+        setup.output.parent.mkdir(exist_ok=True)
+        victim = tmp_path / "victim"
+        victim.write_text("precious")
+        def plant(path: Path) -> None:
+            if kind == "directory":
+                path.mkdir()
+            elif kind == "fifo":
+                os.mkfifo(path)
+            else:
+                path.symlink_to(victim)
+
+        at_start = [setup.output.with_name(f"{setup.output.name}.tmp.1"),
+                    setup.output.with_name(f"{setup.output.name}.tmp.1.000000000000")]
+        for path in at_start:
+            plant(path)
+        collector = start_collector(procs, setup)
+        wait_until(lambda: (script_value(setup.output, "edge_collector_script_runs_total", "probe") or 0) >= 1,
+                   timeout=10, what="the first run written")
+        # The name the collector used to write to, taken while it runs (in a container: `.tmp.1`).
+        own = setup.output.with_name(f"{setup.output.name}.tmp.{collector.pid}")
+        plant(own)
+        runs = script_value(setup.output, "edge_collector_script_runs_total", "probe") or 0
+        wait_until(lambda: (script_value(setup.output, "edge_collector_script_runs_total", "probe") or 0) >= runs + 5,
+                   timeout=15, what="five more runs written")
+        samples = read_metrics(setup.output)
+        assert value(samples, "edge_collector_textfile_write_failures_total") == 0
+        assert value(samples, "edge_up") == 1
+        assert collector.poll() is None
+        assert not setup.log_lines("cannot write the metrics file")
+        reported = setup.log_lines("not a regular file at a temp file name")
+        assert len(reported) == len(at_start), reported
+        assert all(str(path) in "".join(reported) for path in at_start)
+        assert all(path.is_symlink() or path.exists() for path in [*at_start, own]), "a blocker was removed"
+        assert victim.read_text() == "precious"
 
     def test_sigkill_mid_write_leaves_a_complete_file(self, tmp_path: Path, procs: Processes) -> None:
         """SIGKILL of a collector rewriting a 300 KB file back to back, half of the time the moment its temp file
@@ -218,25 +259,30 @@ class TestKilledCollector:
             launched = time.time()
             collector = start_collector(procs, setup)
             wait_until(lambda at=launched: _written_since(setup, at), timeout=5, what="a write by this collector")
-            temp = setup.output.with_name(f"{setup.output.name}.tmp.{collector.pid}")
+            temp_prefix = f"{setup.output.name}.tmp.{collector.pid}."
             if attempt % 2:
                 time.sleep(rng.uniform(0, 0.2))  # a random moment inside the rewrite loop
             else:
-                wait_until(temp.exists, timeout=5, interval=0, what="the collector to be mid-write")
+                wait_until(lambda p=temp_prefix: _temp_files(setup, p), timeout=5, interval=0,
+                           what="the collector to be mid-write")
             collector.send_signal(signal.SIGKILL)
             collector.wait(timeout=5)
             text = setup.output.read_text()
             assert complete_problem(text, expected) is None, complete_problem(text, expected)
-            left_behind += temp.exists()
+            left_behind += bool(_temp_files(setup, temp_prefix))
         launched = time.time()
         collector = start_collector(procs, setup)
         wait_until(lambda: _written_since(setup, launched), timeout=5, what="the last collector's first write")
         stale = [p.name for p in setup.output.parent.iterdir() if ".tmp." in p.name
-                 and not p.name.endswith(f".tmp.{collector.pid}")]
+                 and f".tmp.{collector.pid}." not in p.name]
         assert stale == []
         print(f"12 SIGKILLs: {left_behind} left a temp file behind (all removed at the next start)")
         assert left_behind >= 1, "no kill landed mid-write: the cleanup after a real kill was not exercised"
         assert len(setup.log_lines("removed a temp file")) >= left_behind
+
+
+def _temp_files(setup: Setup, prefix: str) -> list[str]:
+    return [p.name for p in setup.output.parent.iterdir() if p.name.startswith(prefix)]
 
 
 def _written_since(setup: Setup, launched: float) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
 import subprocess
 import time
@@ -12,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import REPO
 from tests.integration.support import (
     EDGE_METRICS,
     LOG_LINE,
+    Setup,
     clean_env,
     make_setup,
     parse_exposition,
@@ -63,7 +66,7 @@ class TestRunOnce:
         assert value(samples, "edge_temperature", zone="cpu") == 45.2
         assert value(samples, "edge_collector_info", node="node-1", version="0.1.0") == 1
         assert all(LOG_LINE.match(line) for line in result.stderr.splitlines())
-        assert not setup.output.parent.exists()
+        assert list(setup.output.parent.iterdir()) == []
 
     def test_output_dash_into_a_closed_pipe(self, tmp_path: Path) -> None:
         """`--output - | head -0`-style: the reader has gone; one error line, exit 1, no traceback."""
@@ -179,6 +182,7 @@ class TestEnvironment:
         write_script(scripts_dir, "reading", "echo value=3\necho budget=$EDGE_SCRIPT_TIMEOUT\n")
         write_script(scripts_dir, "slow", "sleep 30\n")
         output = tmp_path / "out" / "metrics.prom"
+        output.parent.mkdir()
         env = clean_env(EDGE_CONFIG=str(config_dir / "nodes.conf"), EDGE_SCRIPTS_DIR=str(scripts_dir),
                         NODE_NAME="rack-1", EDGE_OUTPUT=str(output), EDGE_METRIC_PREFIX="hw_",
                         EDGE_DEFAULT_INTERVAL="7s", EDGE_SCRIPT_TIMEOUT="1500ms")
@@ -212,8 +216,8 @@ class TestEnvironment:
         assert levels == {"ERROR"}, quiet.stderr
 
     def test_what_a_script_gets(self, tmp_path: Path) -> None:
-        """Scripts get NODE_NAME, EDGE_SCRIPT_TIMEOUT in seconds, LC_ALL=C, stdin /dev/null and the collector's
-        own environment, and run without the execute bit."""
+        """Scripts get NODE_NAME, EDGE_SCRIPT_TIMEOUT in seconds, LC_ALL=C, stdin /dev/null and the variables
+        listed in --script-env, and run without the execute bit."""
         setup = make_setup(tmp_path, "node-1=env\n", {"env": """
             [ "$NODE_NAME" = node-1 ] && echo node_name_ok=1
             echo timeout_seconds=$EDGE_SCRIPT_TIMEOUT
@@ -222,7 +226,8 @@ class TestEnvironment:
             echo decimal=$(printf '%.2f' 2.50)
             echo inherited=$SITE_CALIBRATION
             """})
-        result = run_once(setup, "--timeout", "2500ms", env={"SITE_CALIBRATION": "0.25", "LC_ALL": "de_DE.UTF-8"})
+        result = run_once(setup, "--timeout", "2500ms", "--script-env", "SITE_CALIBRATION",
+                          env={"SITE_CALIBRATION": "0.25", "LC_ALL": "de_DE.UTF-8"})
         assert result.returncode == 0, result.stderr
         samples = read_metrics(setup.output)
         assert {name: v for (name, _), v in samples.items() if not name.startswith("edge_collector_")} == {
@@ -257,3 +262,213 @@ class TestLogs:
         assert " INFO " in line and "node=node-1" in line and "scripts=alpha:10s,beta:1m30s" in line
         assert f"output={setup.output}" in line
         assert "script ran" not in result.stderr, "successful runs log only at debug level"
+
+
+class TestEnvironmentValidation:
+    @pytest.mark.parametrize(("variable", "bad", "flag"), [
+        ("EDGE_LOG_LEVEL", "verbose", "--log-level"),
+        ("EDGE_LOG_FORMAT", "yaml", "--log-format"),
+        ("EDGE_METRIC_PREFIX", "edge_collector_", "--metric-prefix"),
+        ("EDGE_METRIC_PREFIX", "9x", "--metric-prefix"),
+        ("EDGE_DEFAULT_INTERVAL", "-5s", "--default-interval"),
+        ("EDGE_SCRIPT_TIMEOUT", "0s", "--timeout"),
+        ("EDGE_CONFIG", "/nonexistent/nodes.conf", "--config"),
+        ("EDGE_SCRIPTS_DIR", "/nonexistent", "--scripts-dir"),
+        ("EDGE_OUTPUT", "/nonexistent/textfile/m.prom", "--output"),
+    ])
+    def test_bad_env_value_is_one_line_exit_2(self, tmp_path: Path, variable: str, bad: str, flag: str) -> None:
+        """Every environment variable is checked like its flag: one line naming the variable and the flag,
+        exit 2, no traceback, nothing run or written; the same value on the command line is refused alike."""
+        setup = make_setup(tmp_path, "node-1=probe\n", {"probe": "echo v=1\n"})
+        paths = {"EDGE_CONFIG": str(setup.config), "EDGE_OUTPUT": str(setup.output)}
+        from_env = edge_metrics("run", "--once", "--node-name", "node-1", env=clean_env(**{**paths, variable: bad}))
+        assert from_env.returncode == 2, from_env.stderr
+        assert len(from_env.stderr.splitlines()) == 1, from_env.stderr
+        assert variable in from_env.stderr and flag in from_env.stderr and "Traceback" not in from_env.stderr
+        assert not setup.output.exists()
+        from_flag = run_once(setup, f"{flag}={bad}")
+        assert from_flag.returncode == 2 and len(from_flag.stderr.splitlines()) == 1, from_flag.stderr
+
+    def test_the_command_line_wins_over_the_environment(self, tmp_path: Path) -> None:
+        """A good flag overrides the variable: the variable's value is then not used (nor refused)."""
+        setup = make_setup(tmp_path, "node-1=probe\n", {"probe": "echo v=1\n"})
+        result = run_once(setup, "--log-level", "error", env={"EDGE_LOG_LEVEL": "verbose"})
+        assert result.returncode == 0, result.stderr
+
+
+class TestNothingImplicit:
+    @pytest.mark.parametrize("abbreviated", [["run", "--onc"], ["run", "--once", "--out", "-"],
+                                             ["check", "--conf", "scripts/nodes.conf"]])
+    def test_abbreviated_options_are_refused(self, tmp_path: Path, abbreviated: list[str]) -> None:
+        """`--onc` is not `--once`: an abbreviation is an unknown option, one line, exit 2, nothing written."""
+        result = edge_metrics(*abbreviated, env=clean_env(NODE_NAME="bupt-a", EDGE_OUTPUT=str(tmp_path / "m.prom")))
+        assert result.returncode == 2, result
+        assert "unrecognized arguments" in result.stderr and len(result.stderr.splitlines()) == 1
+        assert list(tmp_path.iterdir()) == []
+
+    def test_a_missing_output_directory_is_refused_not_created(self, tmp_path: Path) -> None:
+        """A missing output directory: one line naming it, exit 2, and no directory appears."""
+        setup = make_setup(tmp_path, "node-1=probe\n", {"probe": "echo v=1\n"})
+        missing = tmp_path / "no" / "such" / "dir"
+        result = run_once(setup, "--output", str(missing / "custom_metrics.prom"))
+        assert result.returncode == 2
+        assert result.stderr.splitlines() == [result.stderr.strip()] and str(missing) in result.stderr
+        assert "does not exist" in result.stderr
+        assert not (tmp_path / "no").exists()
+
+
+class TestCheckGaps:
+    def test_empty_nodes_conf_is_a_problem(self, tmp_path: Path) -> None:
+        """A nodes.conf with only comments: check says every node would run nothing, exit 1."""
+        setup = make_setup(tmp_path, "# nothing yet\n\n", {})
+        result = edge_metrics("check", "--config", setup.config)
+        assert result.returncode == 1
+        assert result.stderr == f"{setup.config}: no node lines: every node would run no script (default)\n"
+
+    def test_a_node_matching_no_line_is_named_with_the_closest(self, tmp_path: Path) -> None:
+        """`check --node-name bupt-aa`: the plan says default and a note names the closest lines."""
+        setup = make_setup(tmp_path, "bupt-a=probe\nedge-*=probe\ngateway-7=default\n", {"probe": "echo v=1\n"})
+        result = edge_metrics("check", "--config", setup.config, "--node-name", "bupt-aa")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "bupt-aa: default (no scripts)  [no matching line]\n"
+        assert result.stderr.splitlines() == [
+            "note: bupt-aa matches no line of nodes.conf, so it runs default (no scripts); closest: bupt-a"]
+
+    def test_bash_syntax_errors_reported_with_the_other_problems(self, tmp_path: Path) -> None:
+        """All problems at once: a missing script (with a did-you-mean) does not hide another script's
+        `bash -n` error."""
+        setup = make_setup(tmp_path, "node-1=broken\nnode-2=space_sever\n",
+                           {"broken": "echo a=1\nif then\n", "space_server": "echo b=1\n"})
+        result = edge_metrics("check", "--config", setup.config)
+        assert result.returncode == 1
+        errors = result.stderr.splitlines()
+        assert any(line.startswith(f"{setup.conf_dir / 'broken.sh'}:3: ") and "syntax error" in line
+                   for line in errors), errors
+        assert any(line.startswith(f"{setup.config}:2: script 'space_sever': ") and
+                   line.endswith("does not exist (did you mean 'space_server'?)") for line in errors), errors
+
+    def test_check_help_states_the_real_defaults(self) -> None:
+        """`check --help`: --node-name defaults to every node (not the hostname); a description and examples."""
+        result = edge_metrics("check", "--help")
+        assert result.returncode == 0
+        text = " ".join(result.stdout.split())
+        assert "default: every node of nodes.conf" in text and "the hostname" not in text
+        assert "examples:" in result.stdout and "edge-metrics check --config scripts/nodes.conf" in result.stdout
+
+    def test_bundled_default_is_shown_as_scripts_nodes_conf(self) -> None:
+        """Run from the checkout, the plan of the bundled default names scripts/nodes.conf, not the package's
+        bundled symlink."""
+        result = subprocess.run([str(EDGE_METRICS), "check", "--node-name", "bupt-a"], cwd=REPO, env=clean_env(),
+                                capture_output=True, text=True, timeout=30, check=False)
+        assert result.returncode == 0, result.stderr
+        assert re.fullmatch(r"bupt-a: space_server every 10s  \[scripts/nodes\.conf:\d+\]\n", result.stdout)
+
+
+class TestOtherNodesProblems:
+    def test_another_nodes_missing_script_does_not_stop_this_node(self, tmp_path: Path) -> None:
+        """lab-3's script is missing: node-1 still runs and writes, the problem is logged once as a warning
+        naming the line, and edge_collector_config_other_nodes_problems says 1. node-1's own problem still
+        rejects the config."""
+        setup = make_setup(tmp_path, "node-1=probe\nlab-3=probe,power_rail:1m\n", {"probe": "echo v=1\n"})
+        result = run_once(setup)
+        assert result.returncode == 0, result.stderr
+        samples = read_metrics(setup.output)
+        assert value(samples, "edge_v") == 1
+        assert value(samples, "edge_collector_config_other_nodes_problems") == 1
+        assert value(samples, "edge_collector_config_last_reload_successful") == 1
+        warnings = [line for line in result.stderr.splitlines() if " WARNING " in line and "nodes.conf" in line]
+        assert len(warnings) == 1 and f"{setup.config}:2: script 'power_rail'" in warnings[0], result.stderr
+
+        own = make_setup(tmp_path / "own", "node-1=probe,power_rail\n", {"probe": "echo v=1\n"})
+        rejected = run_once(own)
+        assert rejected.returncode == 1
+        assert any(" ERROR " in line and "power_rail" in line for line in rejected.stderr.splitlines())
+
+
+class TestTerminalOutput:
+    def run_on_terminal(self, setup: Setup, *extra: str) -> str:
+        """`run --once` with stderr on a pseudo-terminal, as when a person types it; what the terminal shows."""
+        main_fd, terminal_fd = pty.openpty()
+        try:
+            proc = subprocess.Popen(setup.argv("--once", *extra), env=clean_env(), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=terminal_fd)
+            os.close(terminal_fd)
+            chunks = []
+            while True:
+                try:
+                    chunk = os.read(main_fd, 65536)
+                except OSError:  # EIO: the collector exited and closed the terminal
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            proc.wait(timeout=30)
+        finally:
+            os.close(main_fd)
+        return b"".join(chunks).decode(errors="replace")
+
+    def test_each_run_and_the_written_file_are_shown_on_a_terminal(self, tmp_path: Path) -> None:
+        """On a terminal, each successful run is one INFO line and a summary says where the file went;
+        in a pod (stderr not a terminal) the successful runs stay at debug."""
+        setup = make_setup(tmp_path, "node-1=alpha,beta\n", {"alpha": "echo a=1\n", "beta": "echo b=1\necho c=2\n"})
+        shown = self.run_on_terminal(setup).splitlines()
+        ran = [line for line in shown if " INFO script ran " in line]
+        assert len(ran) == 2 and "script=alpha" in ran[0] and "samples=2" in ran[1], shown
+        written = [line for line in shown if "metrics file written" in line]
+        assert len(written) == 1 and f"path={setup.output}" in written[0], shown
+        assert "scripts=alpha:15s,beta:15s" in written[0]
+
+        in_a_pod = run_once(setup)
+        assert "script ran" not in in_a_pod.stderr
+
+    def test_invalid_lines_beyond_five_are_visible_at_debug(self, tmp_path: Path) -> None:
+        """Eight invalid lines: five warnings and a summary at info level; all eight at debug."""
+        setup = make_setup(tmp_path, "node-1=noisy\n", {"noisy": "for i in 1 2 3 4 5 6 7 8; do echo bad$i; done\n"})
+        quiet = run_once(setup)
+        assert len([line for line in quiet.stderr.splitlines() if "invalid line" in line and "text=" in line]) == 5
+        assert "more logged at debug level" in quiet.stderr
+        chatty = run_once(setup, "--log-level", "debug")
+        texts = [line for line in chatty.stderr.splitlines() if "invalid line" in line and "text=" in line]
+        assert [f"text=bad{i}" in line for i, line in enumerate(texts, start=1)] == [True] * 8, texts
+
+    def test_a_long_first_stderr_line_does_not_hide_the_next(self, tmp_path: Path) -> None:
+        """A failing script whose first stderr line is 5000 characters: the log line stays short and still
+        shows the second line (the actual reason)."""
+        setup = make_setup(tmp_path, "node-1=dump\n",
+                           {"dump": "printf '%05000d\\n' 0 >&2\necho 'i2cget: read failed' >&2\nexit 3\n"})
+        result = run_once(setup)
+        failed = [line for line in result.stderr.splitlines() if "script failed" in line]
+        assert len(failed) == 1 and "i2cget: read failed" in failed[0] and len(failed[0]) < 600, failed
+
+
+class TestHelpAndVersion:
+    @pytest.mark.parametrize("argv", [["--version"], ["run", "--version"], ["check", "--version"]])
+    def test_version(self, argv: list[str]) -> None:
+        """`--version` works on the program and on each command."""
+        result = edge_metrics(*argv)
+        assert result.returncode == 0 and result.stdout == "edge-metrics 0.1.0\n", result
+
+    def test_run_help_has_a_description_examples_and_env_defaults(self) -> None:
+        result = edge_metrics("run", "--help")
+        text = " ".join(result.stdout.split())
+        assert "examples:" in result.stdout and "edge-metrics run --once --output - --node-name bupt-a" in text
+        for variable, default in [("EDGE_LOG_LEVEL", "info"), ("EDGE_SCRIPT_TIMEOUT", "10s"),
+                                  ("EDGE_METRIC_PREFIX", "edge_"), ("EDGE_DEFAULT_INTERVAL", "15s")]:
+            assert f"env {variable}; default {default})" in text, variable
+
+    def test_simulate_help_points_at_nothing_the_package_lacks(self) -> None:
+        """`simulate --help` explains the model with an example instead of naming a doc the package lacks."""
+        result = edge_metrics("simulate", "--help")
+        assert result.returncode == 0
+        assert "docs/simulator.md" not in result.stdout or "source" in result.stdout
+        assert "buses:" in result.stdout and "example" in result.stdout.lower()
+
+
+class TestProjectFiles:
+    def test_license_and_changelog(self) -> None:
+        """LICENSE holds the Apache-2.0 text pyproject names; CHANGELOG.md lists the releases."""
+        license_text = (REPO / "LICENSE").read_text()
+        assert "Apache License" in license_text and "Version 2.0, January 2004" in license_text
+        assert 'license = { text = "Apache-2.0" }' in (REPO / "pyproject.toml").read_text()
+        changelog = (REPO / "CHANGELOG.md").read_text()
+        assert changelog.startswith("# Changelog") and "## [0.1.0]" in changelog

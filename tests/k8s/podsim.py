@@ -5,9 +5,12 @@ What is emulated, and how faithfully:
   `..data` -> that directory, and one `key -> ..data/key` symlink per key. An update writes a new
   timestamped directory and renames a new `..data` symlink over the old one, as the kubelet does.
   A `subPath` mount is a copy taken at container start: like the real one, it never sees an update.
-- emptyDir and PersistentVolumeClaim volumes: temporary directories. hostPath volumes: the machine's
-  own path when every mount of it is read-only (this machine plays the node), a temporary directory
-  when a container may write to it (a test never writes into the machine's /var/lib).
+- Secret volumes: laid out like ConfigMap volumes (with `items` projecting keys to paths) from the
+  Secrets the test passes in, as an operator would have created them (they are never in the manifests).
+- emptyDir and PersistentVolumeClaim volumes: temporary directories. hostPath volumes: the directory
+  the test says the node was provisioned with (`host_paths`), else the machine's own path when every
+  mount of it is read-only (this machine plays the node), a temporary directory when a container may
+  write to it (a test never writes into the machine's /var/lib).
 - Each container gets its own root directory with every volumeMount placed at its mountPath, and
   every absolute path in its args, env and probe is moved below that root. A path that is under no
   volumeMount is an error: in the real pod it would point into the image, where nothing is shared.
@@ -99,11 +102,22 @@ def expand(text: str, env: Mapping[str, str]) -> str:
 class Node:
     """A fake node: a root directory, a node name, ports and Services mapped to loopback."""
 
-    def __init__(self, root: Path, name: str, objects: list[Obj], images: Mapping[str, LocalImage]) -> None:
+    def __init__(
+        self,
+        root: Path,
+        name: str,
+        objects: list[Obj],
+        images: Mapping[str, LocalImage],
+        *,
+        secrets: Mapping[str, Mapping[str, str]] | None = None,
+        host_paths: Mapping[str, Path] | None = None,
+    ) -> None:
         self.root = root
         self.name = name
         self.objects = objects
         self.images = images
+        self.secrets = dict(secrets or {})
+        self.host_paths = dict(host_paths or {})
         self.config_maps = {o["metadata"]["name"]: dict(o.get("data", {})) for o in objects if o["kind"] == "ConfigMap"}
         self.ports: dict[int, int] = {}
         for workload in self._workloads():
@@ -190,6 +204,20 @@ class Pod:
             data = {k: self.node.rewrite_network(v) for k, v in self.node.config_maps[cm_name].items()}
             self.config_map_volumes[name] = ConfigMapVolume(directory, data)
             self.volumes[name] = directory
+        elif "secret" in volume:
+            secret_name = volume["secret"]["secretName"]
+            if secret_name not in self.node.secrets:
+                raise PodSpecError(f"volume {name}: Secret {secret_name} was not created")
+            secret = self.node.secrets[secret_name]
+            items = volume["secret"].get("items") or [{"key": key, "path": key} for key in secret]
+            missing = [item["key"] for item in items if item["key"] not in secret]
+            if missing:
+                raise PodSpecError(f"volume {name}: Secret {secret_name} has no key {missing}")
+            data = {item["path"]: self.node.rewrite_network(secret[item["key"]]) for item in items}
+            self.config_map_volumes[name] = ConfigMapVolume(directory, data)
+            self.volumes[name] = directory
+        elif "hostPath" in volume and volume["hostPath"]["path"] in self.node.host_paths:
+            self.volumes[name] = self.node.host_paths[volume["hostPath"]["path"]]
         elif "emptyDir" in volume or "persistentVolumeClaim" in volume:
             directory.mkdir(parents=True)
             self.volumes[name] = directory
@@ -271,8 +299,9 @@ class Container:
         text = self.pod.node.rewrite_network(text)
         if self.mount_paths:
             alternatives = "|".join(re.escape(p) for p in sorted(self.mount_paths, key=len, reverse=True))
+            # A path stands alone, or follows file:// (VictoriaMetrics' flag values read from files).
             text = re.sub(
-                rf"(?<![\w.:/-])(?:{alternatives})(?=/|$|[\s\"',;])",
+                rf"(?:(?<=file://)|(?<![\w.:/-]))(?:{alternatives})(?=/|$|[\s\"',;])",
                 lambda m: str(self.rootfs) + m.group(0),
                 text,
             )

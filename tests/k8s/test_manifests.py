@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -90,6 +92,17 @@ class TestRender:
             ("ConfigMap", "central-prometheus-config"),
             ("ConfigMap", "central-prometheus-rules"),
             ("ConfigMap", "central-prometheus-targets"),
+            ("Deployment", "central-alertmanager"),
+            ("Service", "central-alertmanager"),
+            ("ConfigMap", "central-alertmanager-config"),
+            # docs/security.md: vmauth's door, its node-label relabeling, the centre's NetworkPolicy
+            # and who may publish scripts.
+            ("Service", "central-ingest"),
+            ("ConfigMap", "central-node-label"),
+            ("NetworkPolicy", "central-prometheus"),
+            ("Role", "edge-scripts-publisher"),
+            ("RoleBinding", "edge-scripts-publisher"),
+            ("Role", "edge-scripts-viewer"),
         ])
 
     def test_all_in_one_is_what_kustomize_renders(self) -> None:
@@ -169,14 +182,54 @@ class TestRunbook:
             assert "monitoring" in words
 
 
+def configmap_problem(data: dict[str, str], scripts_dir: Path) -> str | None:
+    """One line naming what the ConfigMap lacks or holds differently from `scripts_dir`, or None."""
+    expected = {p.name: p.read_text() for p in sorted(scripts_dir.glob("*.sh"))}
+    expected["nodes.conf"] = (scripts_dir / "nodes.conf").read_text()
+    missing = sorted(set(expected) - set(data))
+    if missing:
+        return (f"scripts/kustomization.yaml does not list {', '.join(missing)}: the ConfigMap lacks it; add it to "
+                "the configMapGenerator's files")
+    differing = sorted(name for name in expected if data[name] != expected[name])
+    extra = sorted(set(data) - set(expected))
+    if differing or extra:
+        return f"the ConfigMap differs from scripts/ in {', '.join(differing + extra)}"
+    return None
+
+
 class TestSharedConfiguration:
     """The manifests carry the project's real files, and copy the flags of deploy/ exactly."""
 
     def test_config_map_holds_nodes_conf_and_every_script(self) -> None:
         data = find(rendered(), "ConfigMap", "edge-metrics-config")["data"]
-        expected = {p.name: p.read_text() for p in sorted((REPO / "scripts").glob("*.sh"))}
-        expected["nodes.conf"] = (REPO / "scripts" / "nodes.conf").read_text()
-        assert data == expected
+        assert configmap_problem(data, REPO / "scripts") is None, configmap_problem(data, REPO / "scripts")
+
+    def test_a_script_missing_from_the_kustomization_is_named_in_one_line(self, tmp_path: Path) -> None:
+        """A script written and named in nodes.conf but not listed in scripts/kustomization.yaml: the guard says
+        which, in one line; `edge-metrics check --configmap` on the rendered manifest finds it too, where
+        `check --config` on the checkout passes."""
+        scripts = tmp_path / "scripts"
+        shutil.copytree(REPO / "scripts", scripts, symlinks=True)
+        (scripts / "power_rail.sh").write_text("#!/bin/bash\necho rail_volts=12.1\n")
+        with (scripts / "nodes.conf").open("a") as conf:
+            conf.write("lab-3=space_server:10s,power_rail:1m\n")
+        data = find(load_all(kustomize(scripts)), "ConfigMap", "edge-metrics-config")["data"]
+        problem = configmap_problem(data, scripts)
+        assert problem is not None and "\n" not in problem and "power_rail.sh" in problem, problem
+        assert "kustomization.yaml" in problem
+
+        manifest = tmp_path / "rendered.yaml"
+        manifest.write_text(kustomize(scripts))
+        edge_metrics = [str(REPO / ".venv" / "bin" / "edge-metrics"), "check"]
+        checkout = subprocess.run([*edge_metrics, "--config", str(scripts / "nodes.conf")],
+                                  capture_output=True, text=True, timeout=60, check=False)
+        assert checkout.returncode == 0, checkout.stderr
+        cluster = subprocess.run([*edge_metrics, "--configmap", str(manifest)],
+                                 capture_output=True, text=True, timeout=60, check=False)
+        assert cluster.returncode == 1
+        assert any("power_rail" in line and "does not exist" in line and "ConfigMap/edge-metrics-config" in line
+                   for line in cluster.stderr.splitlines()), cluster.stderr
+        assert "lab-3: space_server every 10s, power_rail every 1m" in cluster.stdout
 
     def test_vmagent_scrape_config_is_deploys_file(self) -> None:
         data = find(rendered(), "ConfigMap", "vmagent-config")["data"]
@@ -256,10 +309,10 @@ class TestPodSpec:
 
     def test_vmagent_writes_to_the_central_service(self) -> None:
         objects = rendered()
-        service = find(objects, "Service", "central-prometheus")
+        service = find(objects, "Service", "central-ingest")  # vmauth: TLS, per-node token (docs/security.md)
         url = env_of(container(pod_spec(), "vmagent"))["REMOTE_WRITE_URL"]
         port = service["spec"]["ports"][0]["port"]
-        assert url == f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{port}/api/v1/write"
+        assert url == f"https://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{port}/api/v1/write"
 
     def test_liveness_threshold_leaves_room_for_an_idle_interval_and_a_slow_script(self) -> None:
         sidecar = container(pod_spec(), "metric-sidecar")
@@ -289,14 +342,15 @@ class TestPodSpec:
 
 
 class TestCentralPrometheus:
-    """The centre accepts remote write and late samples, with a version that rejects too-old ones with 400."""
+    """The centre accepts remote write and late samples, with a version that rejects too-old ones with 400
+    and future-dated ones (a node's clock ahead) instead of moving its head into the future."""
 
-    def test_image_is_at_least_2_50(self) -> None:
+    def test_image_is_at_least_2_54(self) -> None:
         deployment = find(rendered(), "Deployment", "central-prometheus")
         image = container(deployment["spec"]["template"]["spec"], "prometheus")["image"]
         match = re.search(r":v(\d+)\.(\d+)\.(\d+)$", image)
         assert match is not None, image
-        assert tuple(int(g) for g in match.groups()) >= (2, 50, 0)
+        assert tuple(int(g) for g in match.groups()) >= (2, 54, 0)
 
     def test_remote_write_receiver_is_on_and_the_config_is_the_mounted_file(self) -> None:
         spec = find(rendered(), "Deployment", "central-prometheus")["spec"]["template"]["spec"]
@@ -305,3 +359,35 @@ class TestCentralPrometheus:
         config = flag_value(prometheus["args"], "--config.file")
         mount = mount_of(prometheus, config)
         assert volume(mount["name"], spec)["configMap"]["name"].startswith("central-prometheus-config")
+
+
+class TestCentralAlertmanager:
+    """Alertmanager runs deploy/alertmanager/alertmanager.yml and is where prometheus.yml sends alerts."""
+
+    def test_config_is_deploys_file_mounted_as_a_directory(self) -> None:
+        objects = rendered()
+        data = find(objects, "ConfigMap", "central-alertmanager-config")["data"]
+        assert data == {"alertmanager.yml": (REPO / "deploy" / "alertmanager" / "alertmanager.yml").read_text()}
+        spec = find(objects, "Deployment", "central-alertmanager")["spec"]["template"]["spec"]
+        alertmanager = container(spec, "alertmanager")
+        mount = mount_of(alertmanager, flag_value(alertmanager["args"], "--config.file"))
+        assert "subPath" not in mount
+        assert volume(mount["name"], spec)["configMap"]["name"].startswith("central-alertmanager-config")
+
+    def test_prometheus_sends_alerts_to_the_alertmanager_service(self) -> None:
+        objects = rendered()
+        service = find(objects, "Service", "central-alertmanager")
+        config = yaml.safe_load(find(objects, "ConfigMap", "central-prometheus-config")["data"]["prometheus.yml"])
+        targets = [t for am in config["alerting"]["alertmanagers"] for s in am["static_configs"] for t in s["targets"]]
+        port = service["spec"]["ports"][0]["port"]
+        assert targets == [f"{service['metadata']['name']}:{port}"]
+        deployment = find(objects, "Deployment", "central-alertmanager")
+        assert service["spec"]["selector"] == deployment["spec"]["template"]["metadata"]["labels"]
+        prometheus = find(objects, "Deployment", "central-prometheus")
+        assert deployment["metadata"]["namespace"] == prometheus["metadata"]["namespace"]
+
+    def test_runs_unprivileged_with_a_read_only_root(self) -> None:
+        spec = find(rendered(), "Deployment", "central-alertmanager")["spec"]["template"]["spec"]
+        assert spec["automountServiceAccountToken"] is False
+        security = container(spec, "alertmanager")["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False

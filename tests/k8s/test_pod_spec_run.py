@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import socket
 import time
 import urllib.parse
 import urllib.request
@@ -23,9 +24,10 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.stack import Pki, http_get
 from tests.helpers import REPO, SIM_LIB, Processes, components, processes, wait_until
 from tests.k8s.manifests import container, dockerfile_entrypoint, find, rendered
-from tests.k8s.podsim import Container, LocalImage, Node, Pod
+from tests.k8s.podsim import Container, LocalImage, Node, Pod, _resolve_port
 
 pytestmark = pytest.mark.k8s
 
@@ -45,10 +47,13 @@ def local_images() -> dict[str, LocalImage]:
         # The image's i2c-tools: Debian's i2c-tools 4.3, from the components cache.
         "PATH": f"{parts['I2C_TOOLS_DIR']}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         "LD_LIBRARY_PATH": parts["I2C_LIBRARY_PATH"],
+        # This machine's kernel clock may not be synchronised (adjtimex), which would hold every pushed reading.
+        "EDGE_CLOCK_CHECK": "none",
     }
     return {
         "quay.io/prometheus/node-exporter": LocalImage([parts["NODE_EXPORTER_BIN"]]),
         "victoriametrics/vmagent": LocalImage([parts["VMAGENT_BIN"]]),
+        "victoriametrics/vmauth": LocalImage([parts["VMAUTH_BIN"]]),
         "quay.io/prometheus/prometheus": LocalImage([parts["PROMETHEUS_BIN"]]),
         # This machine has no I2C bus: the collector runs under the simulator with the sensors'
         # model, exactly as `edge-metrics simulate --model ... -- edge-metrics run` is documented.
@@ -66,19 +71,23 @@ class Deployment:
     procs: Processes
     started: dict[str, Any]
     logs: Path
+    pki: Pki
 
     def container(self, name: str) -> Container:
-        """A started container: the DaemonSet's three, or the centre's `prometheus`."""
+        """A started container: the DaemonSet's three, or one of the centre's."""
         return self.started["containers"][name]  # type: ignore[no-any-return]
 
     def url(self, container_port: int) -> str:
         return f"http://127.0.0.1:{self.node.ports[container_port]}"
 
+    def central_get(self, path: str) -> str:
+        """GET from the central Prometheus as its admin user, over TLS verified with the Secret's CA."""
+        url = f"https://127.0.0.1:{self.node.ports[9090]}{path}"
+        return http_get(url, context=self.pki.context(), headers=self.pki.basic_auth("admin")).decode()
+
     def query(self, promql: str) -> list[dict[str, Any]]:
         """Instant query at the central Prometheus."""
-        url = self.url(9090) + "/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-        with urllib.request.urlopen(url, timeout=5) as response:
-            body = json.load(response)
+        body = json.loads(self.central_get("/api/v1/query?" + urllib.parse.urlencode({"query": promql})))
         assert body["status"] == "success", body
         return body["data"]["result"]  # type: ignore[no-any-return]
 
@@ -99,19 +108,31 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     root = tmp_path_factory.mktemp("node")
     logs = root / "logs"
     logs.mkdir()
-    node = Node(root / "fs", NODE_NAME, objects, local_images())
+    # The first install of docs/security.md: tools/make-certs.sh, the centre's files as the Secret
+    # central-credentials, the node's directory provisioned on the node.
+    pki = Pki(root / "pki")
+    pki.make(nodes=[NODE_NAME])
+    node = Node(
+        root / "fs", NODE_NAME, objects, local_images(),
+        secrets={"central-credentials": pki.files()},
+        host_paths={"/etc/edge-metrics/credentials": pki.node_dir(NODE_NAME)},
+    )
     edge = node.pod("DaemonSet", "node-exporter-arm64")
     central = node.pod("Deployment", "central-prometheus")
     with processes() as procs:
-        prometheus = central.container("prometheus")
-        prometheus.start(procs, logs / "prometheus.log")
-        wait_until(lambda: _get(f"http://127.0.0.1:{node.ports[9090]}/-/ready"), timeout=30, what="central ready")
-        started: dict[str, Any] = {"containers": {"prometheus": prometheus}, "procs": {}}
+        started: dict[str, Any] = {"containers": {}, "procs": {}, "central": {}}
+        for spec in central.spec["containers"]:
+            entry = central.container(spec["name"])
+            started["containers"][entry.name] = entry
+            started["central"][entry.name] = entry.start(procs, logs / f"{entry.name}.log")
+        ready = f"https://127.0.0.1:{node.ports[9090]}/-/ready"
+        wait_until(lambda: http_get(ready, context=pki.context(), headers=pki.basic_auth("admin")), timeout=30,
+                   what="central ready")
         for spec in edge.spec["containers"]:
             entry = edge.container(spec["name"])
             started["containers"][entry.name] = entry
             started["procs"][entry.name] = entry.start(procs, logs / f"{entry.name}.log")
-        yield Deployment(node, edge, central, procs, started, logs)
+        yield Deployment(node, edge, central, procs, started, logs, pki)
 
 
 def _value(result: list[dict[str, Any]]) -> float | None:
@@ -150,15 +171,21 @@ class TestPodSpecRun:
         # interval 10 s + scrape 15 s + remote-write flush, with room for a slow start
         result = wait_until(
             lambda: deployment.query(
-                f'{{__name__=~"edge_.+", __name__!~"edge_collector_.+", node="{NODE_NAME}", job="node-exporter"}}'
+                # job="": pushed by the collector (push mode, the DaemonSet's default), not scraped
+                f'{{__name__=~"edge_.+", __name__!~"edge_collector_.+", node="{NODE_NAME}", job=""}}'
             ),
             timeout=90, interval=1, what=f"a script reading from {NODE_NAME} at the centre "
             f"(logs in {deployment.logs})",
         )
         assert {sample["metric"]["node"] for sample in result} == {NODE_NAME}
-        info = deployment.query(f'edge_collector_info{{node="{NODE_NAME}"}}')
-        assert info and info[0]["metric"]["node"] == NODE_NAME
-        success = deployment.query(f'edge_collector_script_success{{node="{NODE_NAME}",script="space_server"}}')
+        # The self-metrics come by vmagent's 15 s scrape of node_exporter, which may trail the pushed readings.
+        info = wait_until(lambda: deployment.query(f'edge_collector_info{{node="{NODE_NAME}"}}'), timeout=60,
+                          interval=1, what="edge_collector_info at the centre")
+        assert info[0]["metric"]["node"] == NODE_NAME
+        success = wait_until(
+            lambda: deployment.query(f'edge_collector_script_success{{node="{NODE_NAME}",script="space_server"}}'),
+            timeout=60, interval=1, what="edge_collector_script_success at the centre",
+        )
         assert _value(success) == 1.0, deployment.log("metric-sidecar")
 
     def test_node_exporter_reads_the_collectors_file_without_error(self, deployment: Deployment) -> None:
@@ -173,13 +200,16 @@ class TestPodSpecRun:
             assert response.status == 200, url
 
     def test_centre_probes_answer(self, deployment: Deployment) -> None:
-        for kind in ("readinessProbe", "livenessProbe"):
-            url = deployment.container("prometheus").http_probe_url(kind)
-            with urllib.request.urlopen(url, timeout=5) as response:
-                assert response.status == 200, url
+        """TCP probes (every HTTP endpoint of the centre wants credentials): each port accepts."""
+        for name in ("prometheus", "vmauth"):
+            entry = deployment.container(name)
+            for kind in ("readinessProbe", "livenessProbe"):
+                if kind in entry.spec:
+                    port = _resolve_port({"containers": [entry.spec]}, entry.spec[kind]["tcpSocket"]["port"])
+                    socket.create_connection(("127.0.0.1", deployment.node.ports[port]), timeout=5).close()
 
     def test_centre_loaded_the_alert_rules_from_its_configmap(self, deployment: Deployment) -> None:
-        rules = json.loads(_get(deployment.url(9090) + "/api/v1/rules"))
+        rules = json.loads(deployment.central_get("/api/v1/rules"))
         assert rules["data"]["groups"], "prometheus.yml names rule files that the Deployment does not mount"
 
     def test_vmagent_queue_is_in_the_hostpath_volume(self, deployment: Deployment) -> None:

@@ -76,7 +76,7 @@ class TestJetsonNano:
 
     def test_under_the_collector(self, procs: Processes) -> None:
         """The bundled config's edge-node-01 exports the zones as edge_*_temperature gauges."""
-        env = {**os.environ, "EDGE_SYSFS_ROOT": str(JETSON_SYSFS)}
+        env = {**os.environ, "EDGE_SYSFS_ROOT": str(JETSON_SYSFS), "EDGE_SCRIPT_ENV": "EDGE_SYSFS_ROOT"}
         config = REPO / "scripts" / "nodes.conf"
         result = run(procs, [EDGE_METRICS, "run", "--once", "--output", "-", "--config", config,
                              "--node-name", "edge-node-01"], env=env)

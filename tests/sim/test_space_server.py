@@ -209,7 +209,7 @@ def collect(procs: Processes, model: Path, *, config: Path = REPO / "scripts" / 
     """`edge-metrics simulate -- edge-metrics run --once --output -` for bupt-a: the result, the samples
     (`name{labels}` -> value) and the processes its run left behind."""
     marker = uuid.uuid4().hex
-    env = {**os.environ, "EDGE_TEST_MARKER": marker}
+    env = {**os.environ, "EDGE_TEST_MARKER": marker, "EDGE_SCRIPT_ENV": "EDGE_TEST_MARKER"}
     result = run(procs, [EDGE_METRICS, "simulate", "--model", model, "--", EDGE_METRICS, "run", "--once",
                          "--output", "-", "--config", config, "--node-name", "bupt-a", "--timeout", timeout],
                  env=env, timeout=30)

@@ -124,3 +124,44 @@ class TestProblems:
         with pytest.raises(ConfigError) as caught:
             load_config(tmp_path / "nope.conf", scripts_dir=tmp_path, default_interval=15)
         assert caught.value.problems == [f"{tmp_path / 'nope.conf'}: cannot read: No such file or directory"]
+
+
+class TestOtherNodesProblems:
+    TEXT = "bupt-a=probe\nlab-*=probe,power_rail\nlab-3=power_rail\ngateway-7=default\n"
+
+    @pytest.mark.parametrize(("node", "rejected"), [
+        ("bupt-a", False),      # only other nodes' lines are broken
+        ("gateway-7", False),
+        ("lab-3", True),        # its own line names the missing script
+        ("lab-9", True),        # the glob that applies to it does
+        ("other", False),       # no line applies: default
+    ])
+    def test_a_problem_rejects_only_the_nodes_it_could_concern(self, tmp_path: Path, node: str,
+                                                                rejected: bool) -> None:
+        """A missing script stops only the nodes whose line (exact or glob) names it; the others load with the
+        problems kept apart; a rejection still lists every problem."""
+        conf = tmp_path / "nodes.conf"
+        conf.write_text(self.TEXT)
+        write_scripts(tmp_path, "probe")
+        if rejected:
+            with pytest.raises(ConfigError) as caught:
+                load_config(conf, scripts_dir=tmp_path, default_interval=15, node=node)
+            assert [p.split(": ", 1)[0] for p in caught.value.problems] == [f"{conf}:2", f"{conf}:3"]
+            return
+        config = load_config(conf, scripts_dir=tmp_path, default_interval=15, node=node)
+        assert len(config.other_problems) == 2 and all("power_rail" in p for p in config.other_problems)
+
+    def test_a_line_naming_no_node_concerns_every_node(self, tmp_path: Path) -> None:
+        conf = tmp_path / "nodes.conf"
+        conf.write_text("bupt-a=probe\nthis is not a line\n")
+        write_scripts(tmp_path, "probe")
+        with pytest.raises(ConfigError):
+            load_config(conf, scripts_dir=tmp_path, default_interval=15, node="bupt-a")
+
+    def test_without_a_node_every_problem_rejects(self, tmp_path: Path) -> None:
+        """`check` (no node): every problem counts."""
+        conf = tmp_path / "nodes.conf"
+        conf.write_text(self.TEXT)
+        write_scripts(tmp_path, "probe")
+        with pytest.raises(ConfigError):
+            load_config(conf, scripts_dir=tmp_path, default_interval=15)

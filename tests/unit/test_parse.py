@@ -39,6 +39,52 @@ class TestValues:
         assert len(rejected) == 1 and rejected[0][0] == 1
 
 
+    @pytest.mark.parametrize(
+        "line",
+        ["x=1e309", "x=-1e400", "x=+1e309", "x=179769313486231580793728971405303415079934132710037826936173778980444"
+         "968292764750946649017977587207096330286416692887910946555547851940402630657488671505820681908902000708383"
+         "676273854845817711531764475730270069855571366959622842914819860834936475292719074168444365510704342711559"
+         "699508093042880177904174497792", 'x{zone="cpu"}=1e309', 'x{zone="a b"}=-1e999', "x = 1e309 "],
+    )
+    def test_overflow_is_rejected_with_a_reason(self, line: str) -> None:
+        """A number too large for a double is an invalid line ("value out of range"), never a silent +Inf."""
+        samples, rejected = parse(f"a=1\n{line}\nb=2\n")
+        assert [s.name for s in samples] == ["edge_a", "edge_b"]
+        assert rejected == [(2, "value out of range (beyond ±1.8e308)")]
+
+    @pytest.mark.parametrize(("text", "expected"), [("+Inf", math.inf), ("-Inf", -math.inf), ("1.7976e308", 1.7976e308),
+                                                    ("1e-400", 0.0)])
+    def test_literal_infinities_and_extremes_stay_valid(self, text: str, expected: float) -> None:
+        """The literals +Inf/-Inf, the largest doubles and an underflow to 0 are valid readings."""
+        samples, rejected = parse(f"x={text}\ny{{a=\"1\"}}={text}\n")
+        assert rejected == []
+        assert [s.value for s in samples] == [expected, expected]
+
+
+class TestSeriesBound:
+    def test_first_n_series_in_output_order_are_kept(self) -> None:
+        """With max_series=3, the first three distinct series in output order are kept and every line of a
+        further series is counted as dropped; updates of a kept series are still accepted."""
+        text = b'a=1\nb{z="1"}=2\nb{z="2"}=3\nc=4\nb{z="1"}=5\nd=6\nc=7\n'
+        result = parse_output(text, prefix="edge_", max_series=3)
+        assert [(s.name, s.labels, s.value) for s in result.samples] == [
+            ("edge_a", (), 1.0), ("edge_b", (("z", "1"),), 5.0), ("edge_b", (("z", "2"),), 3.0)]
+        assert result.dropped == 3
+        assert result.rejected == ()
+
+    def test_invalid_lines_do_not_take_a_place(self) -> None:
+        """Rejected lines are not series: they neither count against the bound nor as dropped."""
+        result = parse_output(b"bad\nx=1e309\na=1\nb=2\nc=3\n", prefix="edge_", max_series=2)
+        assert [s.name for s in result.samples] == ["edge_a", "edge_b"]
+        assert (len(result.rejected), result.dropped) == (2, 1)
+
+    def test_no_bound_by_default(self) -> None:
+        """Without max_series every series is kept."""
+        text = "".join(f"k{i}=1\n" for i in range(5000)).encode()
+        result = parse_output(text, prefix="edge_")
+        assert len(result.samples) == 5000 and result.dropped == 0
+
+
 class TestLines:
     def test_whitespace_comments_blank(self) -> None:
         """Whitespace around key and value, blank lines and # lines are ignored."""

@@ -8,10 +8,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.stack import PROMETHEUS_DIR, VMAGENT_FLAGS, VMAGENT_SCRAPE, override_flags, read_flags
-from tests.helpers import COMPONENTS_ENV, components
+from tests.e2e.stack import (
+    ALERTMANAGER_CONFIG,
+    PROMETHEUS_DIR,
+    VMAGENT_FLAGS,
+    VMAGENT_SCRAPE,
+    override_flags,
+    read_flags,
+)
+from tests.helpers import COMPONENTS_ENV, components, untested_alerts
 
 RULES = PROMETHEUS_DIR / "rules"
+# Alert and recording rules files alike; each beside its promtool test (*.test.yml).
+RULE_FILES = sorted(path.name for path in RULES.glob("*.yml") if not path.name.endswith(".test.yml"))
 
 
 @pytest.fixture(scope="module")
@@ -32,29 +41,83 @@ class TestCentralPrometheus:
         assert result.returncode == 0, result.stdout + result.stderr
 
     def test_rules_are_valid(self, bins: dict[str, str]) -> None:
-        """promtool accepts the alert rules."""
-        result = run([bins["PROMTOOL_BIN"], "check", "rules", str(RULES / "edge-alerts.yml")])
+        """promtool accepts every alert rules file, and prometheus.yml loads each of them."""
+        result = run([bins["PROMTOOL_BIN"], "check", "rules", *RULE_FILES], cwd=RULES)
         assert result.returncode == 0, result.stdout + result.stderr
+        config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+        assert sorted(config["rule_files"]) == sorted(f"rules/{name}" for name in RULE_FILES)
 
-    def test_alert_unit_tests_pass(self, bins: dict[str, str]) -> None:
+    @pytest.mark.parametrize("rules", RULE_FILES)
+    def test_alert_unit_tests_pass(self, bins: dict[str, str], rules: str) -> None:
         """Every alert fires in the situation it is for, and stays quiet in the healthy neighbour case."""
-        result = run([bins["PROMTOOL_BIN"], "test", "rules", "edge-alerts.test.yml"], cwd=RULES)
+        result = run([bins["PROMTOOL_BIN"], "test", "rules", rules.replace(".yml", ".test.yml")], cwd=RULES)
         assert result.returncode == 0, result.stdout + result.stderr
 
-    def test_every_alert_has_a_unit_test(self) -> None:
-        """No alert in the rules file goes untested."""
+    @pytest.mark.parametrize("rules", RULE_FILES)
+    def test_every_alert_has_a_unit_test(self, rules: str) -> None:
+        """No alert in a rules file goes untested by the test file beside it."""
+        assert untested_alerts(RULES / rules) == set()
 
-        rules = yaml.safe_load((RULES / "edge-alerts.yml").read_text())
-        alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
-        tests = yaml.safe_load((RULES / "edge-alerts.test.yml").read_text())["tests"]
-        tested = {case["alertname"] for test in tests for case in test["alert_rule_test"] if case["exp_alerts"]}
-        assert alerts - tested == set()
+    @pytest.mark.parametrize("rules", RULE_FILES)
+    def test_every_recording_rule_has_a_unit_test(self, rules: str) -> None:
+        """Each recorded series is checked for its value by the test file beside it, with at least
+        two expected samples (the case and a healthy neighbour)."""
+        groups = yaml.safe_load((RULES / rules).read_text())["groups"]
+        records = {r["record"] for g in groups for r in g["rules"] if "record" in r}
+        tests = yaml.safe_load((RULES / rules.replace(".yml", ".test.yml")).read_text())["tests"]
+        cases = [case for test in tests for case in test.get("promql_expr_test", [])]
+        tested = {case["expr"] for case in cases if len(case["exp_samples"]) >= 2}
+        assert records - tested == set()
+
+    @pytest.mark.parametrize("rules", RULE_FILES)
+    def test_every_alert_says_what_to_check(self, rules: str) -> None:
+        """Each alert has a severity, a summary and a description (what it means, what to look at)."""
+        groups = yaml.safe_load((RULES / rules).read_text())["groups"]
+        for rule in (r for g in groups for r in g["rules"] if "alert" in r):
+            assert rule["labels"]["severity"] in {"critical", "warning", "info", "none"}, rule["alert"]
+            assert {"summary", "description"} <= set(rule["annotations"]), rule["alert"]
+
+    def test_alerts_go_to_the_alertmanager_service(self) -> None:
+        """prometheus.yml sends alerts to the central-alertmanager Service of deploy/kubernetes/central."""
+        config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+        targets = [t for am in config["alerting"]["alertmanagers"] for s in am["static_configs"] for t in s["targets"]]
+        assert targets == ["central-alertmanager:9093"]
 
     def test_out_of_order_window_is_a_day(self) -> None:
         """The centre accepts late samples up to a day old (docs/pipeline.md explains the size)."""
 
         config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
         assert config["storage"]["tsdb"]["out_of_order_time_window"] == "1d"
+
+
+class TestAlertmanager:
+    def test_config_is_valid(self, bins: dict[str, str]) -> None:
+        """amtool accepts alertmanager.yml."""
+        result = run([bins["AMTOOL_BIN"], "check-config", str(ALERTMANAGER_CONFIG)])
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    @pytest.mark.parametrize(
+        ("labels", "receiver"),
+        [
+            (["alertname=EdgeNodeSilent", "node=bupt-a", "severity=critical"], "edge-oncall"),
+            (["alertname=EdgeClockStepped", "node=bupt-a", "severity=info"], "edge-oncall"),
+            (["alertname=EdgeAlertingWatchdog", "severity=none"], "deadmansswitch"),
+        ],
+    )
+    def test_every_alert_reaches_the_receiver(self, bins: dict[str, str], labels: list[str], receiver: str) -> None:
+        """amtool's routing test: alerts of each severity end at the receiver users replace; the heartbeat
+        at the dead man's switch."""
+        result = run(
+            [bins["AMTOOL_BIN"], "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}", *labels]
+        )
+        assert result.returncode == 0 and result.stdout.split() == [receiver], result.stdout + result.stderr
+
+    def test_grouped_by_node_and_silent_nodes_inhibit_their_own_alerts(self) -> None:
+        """Groups by alert name and node; EdgeNodeSilent inhibits alerts of the same node."""
+        config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+        assert config["route"]["group_by"] == ["alertname", "node"]
+        inhibit = config["inhibit_rules"][0]
+        assert inhibit["source_matchers"] == ['alertname="EdgeNodeSilent"'] and inhibit["equal"] == ["node"]
 
 
 class TestVmagent:

@@ -15,7 +15,7 @@ REQUIRED = {
     "edge_collector_script_runs", "edge_collector_script_failures", "edge_collector_script_timeouts",
     "edge_collector_script_skipped_runs", "edge_collector_invalid_lines", "edge_collector_textfile_write_failures",
     "edge_collector_config_last_reload_successful", "edge_collector_config_last_reload_success_timestamp_seconds",
-    "edge_collector_info", "edge_collector_last_write_timestamp_seconds",
+    "edge_collector_info", "edge_collector_last_write_timestamp_seconds", "edge_collector_config_other_nodes_problems",
 }
 
 
@@ -29,7 +29,11 @@ class TestSelfMetrics:
                                  reload_success_timestamp=1.7e9, write_timestamp=1.7e9)
         text = render(self_metric_families((job,), {"space_server": stats}, health))
         families = {f.name: f for f in text_string_to_metric_families(text)}
-        assert set(families) == REQUIRED | {"edge_collector_script_output_truncated"}
+        assert set(families) == REQUIRED | {
+            "edge_collector_script_output_truncated",
+            "edge_collector_script_processes_killed",
+            "edge_collector_script_series_dropped",
+        }
         assert families["edge_collector_script_runs"].type == "counter"
         assert families["edge_collector_script_success"].type == "gauge"
         assert 'edge_collector_script_runs_total{script="space_server"} 3' in text

@@ -1,8 +1,9 @@
 """`edge-metrics simulate --model FILE -- COMMAND [ARGS...]`: run a command against simulated I2C devices.
 
 The real programs (i2cget, i2cset, i2cdump, i2cdetect, i2ctransfer, smbus2) run unmodified; a preloaded
-library (sim/, `make sim`) serves /dev/i2c-N from the model. This process stays as the command's parent
-to re-read the model when it changes; the command's exit code is passed through.
+library (sim/, built by `make sim` or at first use by library.py) serves /dev/i2c-N from the model. This
+process stays as the command's parent to re-read the model when it changes; the command's exit code is passed
+through.
 """
 
 from __future__ import annotations
@@ -21,11 +22,29 @@ from edge_metrics.simulate.session import Session, SetupError, child_environment
 USAGE = "usage: edge-metrics simulate --model FILE [--check] -- COMMAND [ARGS...]"
 HELP = f"""{USAGE}
 
-Run COMMAND with simulated I2C buses described by the YAML model FILE (see docs/simulator.md).
-The model is re-read when FILE changes. The exit code is COMMAND's.
+Run COMMAND, and everything it starts, with simulated I2C buses described by the YAML model FILE: the
+real i2cget/i2cset/i2cdump/i2cdetect/i2ctransfer and smbus2 see /dev/i2c-N as on the board. The model
+is re-read when FILE changes. The exit code is COMMAND's.
 
   --model FILE   the device model
   --check        only validate FILE: print its buses and devices, exit 1 on errors
+
+example model (bus 0, an HDC1080 at 0x40 whose big-endian word register 0x00 holds 0x6000):
+  buses:
+    0:
+      devices:
+        0x40:
+          name: hdc1080
+          registers:
+            0x00: {{size: word, order: big, value: 0x6000}}
+
+example:
+  edge-metrics simulate --model model.yaml -- i2cget -y 0 0x40 0x00 w
+  edge-metrics simulate --model model.yaml -- edge-metrics run --once --output - --node-name bupt-a
+
+The preload library is built at first use into $XDG_CACHE_HOME/edge-metrics (needs a C compiler;
+EDGE_I2C_SIM_LIB names a ready one). Values (sequences, ramps, sine waves), faults (absent, nack,
+delay, hung bus) and writable registers: docs/simulator.md in the project's source repository.
 """
 
 

@@ -12,10 +12,9 @@ import threading
 from pathlib import Path
 
 from edge_metrics.simulate.compile import compile_model, write_atomically
+from edge_metrics.simulate.library import REPO, LibraryError, library_path
 from edge_metrics.simulate.model import Model, ModelError, load_model, source_stamp
 
-# Where a checkout keeps what `make` builds and fetches (src/edge_metrics/simulate/ -> repository root).
-REPO = Path(__file__).resolve().parents[3]
 POLL_SECONDS = 0.05
 
 
@@ -101,24 +100,23 @@ class Session:
                     reported = message
 
 
-def library_path() -> Path:
-    """The preload library: EDGE_I2C_SIM_LIB, or what `make sim` built in this checkout."""
-    configured = os.environ.get("EDGE_I2C_SIM_LIB")
-    candidate = Path(configured) if configured else REPO / "build" / "libi2csim.so"
-    if not candidate.is_file():
-        raise SetupError(f"simulator library {candidate} not found: run `make sim` (or set EDGE_I2C_SIM_LIB)")
-    return candidate.resolve()
-
-
 def child_environment(session: Session, base: dict[str, str]) -> dict[str, str]:
     """`base` plus the preload, and the i2c-tools from the checkout's cache when the system has none."""
     env = dict(base)
-    preload = str(library_path())
+    try:
+        preload = str(library_path())
+    except LibraryError as error:
+        raise SetupError(str(error)) from None
     env["LD_PRELOAD"] = f"{preload} {env['LD_PRELOAD']}" if env.get("LD_PRELOAD") else preload
     env["EDGE_I2C_SIM_MODEL"] = str(session.compiled)
     env["EDGE_I2C_SIM_STATE"] = str(session.state)
-    tools = _cached_i2c_tools()
-    if tools and shutil.which("i2cget", path=env.get("PATH", os.defpath)) is None:
+    if shutil.which("i2cget", path=env.get("PATH", os.defpath)) is None:
+        tools = _cached_i2c_tools()
+        if tools is None:
+            # Not fatal: a Python program using smbus2 needs no i2c-tools; a script calling i2cget does.
+            print("edge-metrics simulate: warning: i2c-tools are not installed (no i2cget on PATH): scripts that call "
+                  "i2cget/i2cset will fail; install them (Debian: apt-get install i2c-tools)", file=sys.stderr)
+            return env
         tools_dir, library_dir = tools
         env["PATH"] = os.pathsep.join(filter(None, [tools_dir, env.get("PATH", os.defpath)]))
         env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [library_dir, env.get("LD_LIBRARY_PATH")]))

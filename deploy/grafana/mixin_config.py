@@ -1,0 +1,81 @@
+"""deploy/mixin/config.yaml as a typed value, and the label selectors built from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import yaml
+
+CONFIG = Path(__file__).resolve().parents[1] / "mixin" / "config.yaml"
+
+
+class MixinConfig(NamedTuple):
+    edge_selector: str
+    vmagent_selector: str
+    central_selector: str
+    node_label: str
+    cluster_label: str
+    show_multi_cluster: bool
+    dashboard_tags: list[str]
+    dashboard_uid_prefix: str
+    dashboard_refresh: str
+    dashboard_timezone: str
+    dashboard_period: str
+    reading_age_warning_seconds: float
+    reading_age_critical_seconds: float
+    runbook_url_base: str
+    grafana_url: str
+
+
+_KEYS = {
+    "edgeSelector": "edge_selector",
+    "vmagentSelector": "vmagent_selector",
+    "centralSelector": "central_selector",
+    "nodeLabel": "node_label",
+    "clusterLabel": "cluster_label",
+    "showMultiCluster": "show_multi_cluster",
+    "dashboardTags": "dashboard_tags",
+    "dashboardUIDPrefix": "dashboard_uid_prefix",
+    "dashboardRefresh": "dashboard_refresh",
+    "dashboardTimezone": "dashboard_timezone",
+    "dashboardPeriod": "dashboard_period",
+    "readingAgeWarningSeconds": "reading_age_warning_seconds",
+    "readingAgeCriticalSeconds": "reading_age_critical_seconds",
+    "runbookURLBase": "runbook_url_base",
+    "grafanaURL": "grafana_url",
+}
+
+
+def load(path: Path = CONFIG) -> MixinConfig:
+    """The config file; an unknown or missing key is an error naming the file, so a typo never
+    silently falls back to a default."""
+    raw = yaml.safe_load(path.read_text())
+    unknown = sorted(set(raw) - set(_KEYS))
+    missing = sorted(set(_KEYS) - set(raw))
+    if unknown or missing:
+        raise SystemExit(f"{path}: unknown keys {unknown}, missing keys {missing}")
+    return MixinConfig(**{_KEYS[key]: value for key, value in raw.items()})
+
+
+class Selectors(NamedTuple):
+    """PromQL label matchers (without braces) for each source, with the cluster filter when enabled."""
+
+    edge: str
+    vmagent: str
+    central: str
+    node: str  # the label name
+    # One node's readings: pushed with their own time they carry no job label, scraped from the textfile
+    # they carry the edge job's, so only the node (and cluster) select them on either path.
+    readings: str
+
+    @classmethod
+    def of(cls, config: MixinConfig) -> Selectors:
+        cluster = f', {config.cluster_label}=~"$cluster"' if config.show_multi_cluster else ""
+        return cls(
+            edge=config.edge_selector + cluster,
+            vmagent=config.vmagent_selector + cluster,
+            central=config.central_selector + cluster,
+            node=config.node_label,
+            readings=f'{config.node_label}="$node"' + cluster,
+        )

@@ -1,0 +1,97 @@
+"""A minimal HTTP/1.1 POST over a socket, for the one request push mode makes: to the node-local vmagent.
+
+http.client and urllib cost the long-lived process more memory than the rest of the collector's imports, for one
+request type to a loopback address; the C `_socket` module has all a blocking client needs (`socket` imports
+selectors and enum on top).
+"""
+
+from __future__ import annotations
+
+import _socket
+
+from edge_metrics.samples import Value
+
+TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
+if TYPE_CHECKING:
+    from typing import Final
+
+SEND_TIMEOUT = 5.0  # seconds for one POST to the loopback vmagent, connect included
+ERROR_CAUSES = ("connect", "timeout", "http_4xx", "http_5xx", "protocol")
+
+
+class PushError(Exception):
+    """A POST that did not get a 2xx; `cause` is one of ERROR_CAUSES."""
+
+    def __init__(self, cause: str, detail: str) -> None:
+        super().__init__(detail)
+        self.cause = cause
+
+
+class Endpoint(Value):
+    __slots__ = ("host", "path", "port")
+    host: Final[str]
+    port: Final[int]
+    path: Final[str]
+
+    def __init__(self, host: str, port: int, path: str) -> None:
+        self.host = host
+        self.port = port
+        self.path = path
+
+
+def parse_url(url: str) -> Endpoint:
+    """`http://host[:port]/path`; ValueError naming what is wrong (https is for the centre, not the loopback hop)."""
+    if not url.startswith("http://"):
+        raise ValueError(f"{url!r}: only http://HOST:PORT/PATH (the node-local vmagent) is supported")
+    rest = url[len("http://") :]
+    authority, slash, path = rest.partition("/")
+    host, colon, port_text = authority.rpartition(":") if ":" in authority else (authority, "", "80")
+    host = host.strip("[]")
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536 or (colon and not port_text):
+        raise ValueError(f"{url!r}: expected http://HOST:PORT/PATH")
+    return Endpoint(host, int(port_text), slash + path if slash else "/")
+
+
+def post(endpoint: Endpoint, body: bytes, timeout: float = SEND_TIMEOUT) -> int:
+    """POST `body` as Prometheus text; the HTTP status when 2xx, PushError otherwise."""
+    family = _socket.AF_INET6 if ":" in endpoint.host else _socket.AF_INET
+    sock = _socket.socket(family, _socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect((endpoint.host, endpoint.port))
+        except TimeoutError as error:
+            raise PushError("timeout", f"connect: {error}") from None
+        except OSError as error:
+            raise PushError("connect", error.strerror or str(error)) from None
+        head = (
+            f"POST {endpoint.path} HTTP/1.1\r\nHost: {endpoint.host}:{endpoint.port}\r\n"
+            f"Content-Type: text/plain; version=0.0.4\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        try:
+            sock.sendall(head.encode("ascii") + body)
+            status_line = _read_status_line(sock)
+        except TimeoutError:
+            raise PushError("timeout", f"no answer within {timeout:g}s") from None
+        except OSError as error:
+            raise PushError("connect", error.strerror or str(error)) from None
+    finally:
+        sock.close()
+    parts = status_line.split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+        raise PushError("protocol", f"unexpected answer {status_line[:80]!r}")
+    status = int(parts[1])
+    if 200 <= status < 300:
+        return status
+    cause = "http_4xx" if 400 <= status < 500 else "http_5xx" if status >= 500 else "protocol"
+    raise PushError(cause, status_line.decode("ascii", "replace").strip())
+
+
+def _read_status_line(sock: _socket.socket) -> bytes:
+    received = b""
+    while b"\r\n" not in received and len(received) < 8192:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        received += chunk
+    return received.partition(b"\r\n")[0]

@@ -1,0 +1,50 @@
+"""What each make target sets up on a fresh machine, read from `make --dry-run --always-make TARGET` (every
+prerequisite treated as missing): `make run` needs only the collector, the simulator and i2c-tools; `make sim`
+also creates the virtualenv docs/simulator.md uses; `make check` is the inner loop; `make test` sets up all."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from tests.helpers import REPO
+
+
+def fresh_machine_commands(target: str) -> str:
+    # As a user would type it, also when the suite itself runs under `make test`: a nested make would add
+    # "Entering directory" lines and inherit the outer make's flags.
+    env = {key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    result = subprocess.run(["make", "--no-print-directory", "--dry-run", "--always-make", target], cwd=REPO,
+                            capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+class TestMakeTargets:
+    def test_run_sets_up_only_the_collector_the_simulator_and_i2c_tools(self) -> None:
+        commands = fresh_machine_commands("run")
+        assert "-m venv .venv" in commands and "'.[simulate]'" in commands
+        assert "libi2csim.so" in commands and "i2c-tools" in commands
+        for needless in ("fetch-components", "'.[test]'", "pytest", "chromium"):
+            assert needless not in commands, needless
+        assert "mkdir -p .run/textfile" in commands  # the collector creates no directory itself
+
+    def test_sim_creates_the_virtualenv_it_is_used_with(self) -> None:
+        commands = fresh_machine_commands("sim")
+        assert "-m venv .venv" in commands and "libi2csim.so" in commands and "i2c-tools" in commands
+        assert "fetch-components" not in commands
+
+    def test_check_is_lint_types_and_unit_tests(self) -> None:
+        commands = fresh_machine_commands("check").splitlines()
+        assert any(line.startswith(".venv/bin/ruff check") for line in commands)
+        assert ".venv/bin/mypy" in commands
+        assert commands[-1] == ".venv/bin/pytest -q tests/unit"
+
+    @pytest.mark.parametrize("needed", ["-m venv .venv", "'.[test]'", "fetch-components", "libi2csim.so",
+                                        "i2c-tools", "chromium", ".venv/bin/mypy"])
+    def test_test_still_sets_up_everything(self, needed: str) -> None:
+        commands = fresh_machine_commands("test")
+        assert needed in commands
+        assert commands.splitlines()[-1] == ".venv/bin/pytest"

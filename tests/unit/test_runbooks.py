@@ -1,0 +1,114 @@
+"""Every alert of every rules file links a runbook section and a dashboard view that exist.
+
+The runbooks are the sections of docs/runbooks.md, the dashboards those of deploy/grafana/dashboards/;
+the bases of both links are set once in deploy/mixin/config.yaml and written by deploy/mixin/links.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers import REPO
+
+RULES = REPO / "deploy" / "prometheus" / "rules"
+RUNBOOKS = REPO / "docs" / "runbooks.md"
+DASHBOARDS = REPO / "deploy" / "grafana" / "dashboards"
+LINKS = REPO / "deploy" / "mixin" / "links.py"
+CONFIG = yaml.safe_load((REPO / "deploy" / "mixin" / "config.yaml").read_text())
+
+# Every rules file, including those added later (edge-security.yml, edge-fleet.yml...); not their tests.
+RULE_FILES = sorted(path for path in RULES.glob("*.yml") if not path.name.endswith(".test.yml"))
+ALERTS = [
+    (path.name, rule)
+    for path in RULE_FILES
+    for group in yaml.safe_load(path.read_text())["groups"]
+    for rule in group["rules"]
+    if "alert" in rule
+]
+IDS = [f"{name}:{rule['alert']}" for name, rule in ALERTS]
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading: lower case, punctuation dropped, spaces to dashes."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(markdown: str) -> set[str]:
+    return {github_anchor(match) for match in re.findall(r"^#+ (.+)$", markdown, re.MULTILINE)}
+
+
+def dashboard_uids() -> set[str]:
+    return {json.loads(path.read_text())["uid"] for path in DASHBOARDS.glob("*.json")}
+
+
+def test_there_are_alerts_to_check() -> None:
+    assert len(ALERTS) >= 20 and {"edge-alerts.yml", "centre-alerts.yml"} <= {name for name, _ in ALERTS}
+
+
+@pytest.mark.parametrize(("rules", "rule"), ALERTS, ids=IDS)
+def test_alert_links_its_runbook_section(rules: str, rule: dict[str, Any]) -> None:
+    """runbook_url is the configured base plus the anchor of the section named after the alert, and
+    docs/runbooks.md has that section."""
+    url = rule["annotations"].get("runbook_url", "")
+    base, _, anchor = url.partition("#")
+    assert base == CONFIG["runbookURLBase"], f"{rules}: {rule['alert']} runbook_url {url!r}"
+    assert anchor == github_anchor(rule["alert"]), f"{rules}: {rule['alert']} runbook_url {url!r}"
+    assert anchor in anchors(RUNBOOKS.read_text()), f"docs/runbooks.md has no section `{rule['alert']}`"
+
+
+@pytest.mark.parametrize(("rules", "rule"), ALERTS, ids=IDS)
+def test_alert_links_an_existing_dashboard(rules: str, rule: dict[str, Any]) -> None:
+    """dashboard is <grafanaURL>/d/<uid> of a committed dashboard; a node's alert opens that node's view."""
+    url = rule["annotations"].get("dashboard", "")
+    prefix = CONFIG["grafanaURL"].rstrip("/") + "/d/"
+    assert url.startswith(prefix), f"{rules}: {rule['alert']} dashboard {url!r}"
+    path, _, query = url.removeprefix(prefix).partition("?")
+    assert path in dashboard_uids(), f"{rules}: {rule['alert']} links to unknown dashboard uid {path!r}"
+    node = CONFIG["nodeLabel"]
+    if f"$labels.{node}" in rule["annotations"]["summary"]:
+        assert urllib.parse.parse_qs(query) == {f"var-{node}": [f"{{{{ $labels.{node} }}}}"]}, rule["alert"]
+
+
+def test_every_runbook_section_belongs_to_an_alert() -> None:
+    """No section for an alert that was renamed or removed (its old links would point at stale advice)."""
+    sections = re.findall(r"^### (.+)$", RUNBOOKS.read_text(), re.MULTILINE)
+    assert sorted(sections) == sorted(rule["alert"] for _, rule in ALERTS)
+
+
+def test_links_follow_the_config() -> None:
+    """The rules and their promtool tests carry the bases set in config.yaml (links.py --check)."""
+    result = subprocess.run(
+        [sys.executable, str(LINKS), "--check"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_links_are_rewritten_from_the_config(tmp_path: Path) -> None:
+    """Changing runbookURLBase and grafanaURL and running links.py moves every link, in rules and tests."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        (REPO / "deploy" / "mixin" / "config.yaml")
+        .read_text()
+        .replace(CONFIG["runbookURLBase"], "https://wiki.example/edge")
+        .replace(CONFIG["grafanaURL"], "https://grafana.example/")
+    )
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for path in RULES.glob("*.yml"):
+        (rules / path.name).write_text(path.read_text())
+    argv = [sys.executable, str(LINKS), "--rules", str(rules), "--config", str(config)]
+    assert subprocess.run([*argv, "--check"], capture_output=True, timeout=60, check=False).returncode == 1
+    assert subprocess.run(argv, capture_output=True, timeout=60, check=False).returncode == 0
+    text = (rules / "edge-alerts.yml").read_text() + (rules / "edge-alerts.test.yml").read_text()
+    assert CONFIG["runbookURLBase"] not in text and CONFIG["grafanaURL"] not in text
+    assert 'runbook_url: "https://wiki.example/edge#edgescriptfailing"' in text
+    assert 'dashboard: "https://grafana.example/d/edge-node?var-node=bupt-a"' in text

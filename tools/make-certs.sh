@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Credentials for the secure path (docs/security.md): a CA, the centre's TLS certificate, one bearer
+# token per edge node, the passwords of the centre's own users, and the configs that use them.
+#
+#   tools/make-certs.sh [--out DIR] [--node NAME]... [--san NAME]... [--backend URL] [--backend-auth]
+#                       [--days N] [--expired]
+#
+#   --out DIR       where everything goes (default .run/pki, git-ignored); an existing CA there is kept,
+#                   so running it again adds nodes and renews certificates without breaking the others
+#   --node NAME     an edge node that may write (repeat; default bupt-a)
+#   --san NAME      an extra DNS name or IP address for the centre's certificate (repeat)
+#   --backend URL   where vmauth forwards an authenticated node's write (default: the central
+#                   vmagent beside it, http://127.0.0.1:8430; the request path is appended); `extra_label=node=<node>`
+#                   is appended for every node, so the node label comes from the credential
+#   --backend-auth  vmauth sends the `ingest` user's basic auth to the backend (a backend that is the
+#                   central Prometheus itself, with web.yml)
+#   --days N        validity of the certificates (default 365)
+#   --expired       also write central-expired.{crt,key}: the centre's certificate, expired yesterday
+#
+# Output (file modes 0600 for secrets, 0644 for certificates):
+#   ca.crt ca.key                      the CA (keep ca.key off the cluster)
+#   central.crt central.key            the centre's server certificate (vmauth and Prometheus)
+#   nodes/<node>/token                 the node's bearer token (vmagent -remoteWrite.bearerTokenFile)
+#   nodes/<node>/ca.crt                the CA the node verifies the centre with
+#   nodes/<node>/admin-key             key for the node vmagent's /-/reload, /flags, pprof
+#   auth.yml                           vmauth's -auth.config: one user per node (holds the tokens)
+#   web.yml                            Prometheus --web.config.file: TLS + bcrypt basic auth
+#   <user>.password                    plain passwords of the centre's users: admin (UI/API),
+#                                      ingest (remote write), prometheus (its self-scrape)
+# Needs openssl and python3 (bcrypt through the crypt module, or htpasswd when that is missing).
+set -euo pipefail
+
+out=.run/pki
+nodes=()
+sans=()
+backend=http://127.0.0.1:8430
+backend_auth=0
+days=365
+expired=0
+usage() { sed -n '5,17p' "$0" >&2; exit 2; }
+while (($#)); do
+  case $1 in
+    --out) out=${2:?--out needs a directory}; shift 2 ;;
+    --node) nodes+=("${2:?--node needs a name}"); shift 2 ;;
+    --san) sans+=("${2:?--san needs a name}"); shift 2 ;;
+    --backend) backend=${2:?--backend needs a URL}; shift 2 ;;
+    --backend-auth) backend_auth=1; shift ;;
+    --days) days=${2:?--days needs a number}; shift 2 ;;
+    --expired) expired=1; shift ;;
+    -h | --help) usage ;;
+    *) echo "make-certs: unknown argument $1" >&2; usage ;;
+  esac
+done
+((${#nodes[@]})) || nodes=(bupt-a)
+for node in "${nodes[@]}"; do
+  # The name ends up in a YAML file, a URL and a label value: keep it to Kubernetes node-name characters.
+  [[ $node =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] || { echo "make-certs: bad node name '$node'" >&2; exit 2; }
+done
+
+umask 077
+mkdir -p "$out"/nodes
+cd "$out"
+
+secret() { openssl rand -hex 32; } # 256 random bits, printable for flag files and headers
+
+bcrypt() { # bcrypt PASSWORD: the hash web.yml wants (cost 10)
+  # Python < 3.13 has the crypt module (libcrypt does bcrypt on Debian); else the bcrypt package, else
+  # htpasswd (apache2-utils).
+  if python3 -W ignore -c 'import crypt' 2>/dev/null; then
+    python3 -W ignore -c 'import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1024)))' "$1"
+  elif python3 -c 'import bcrypt' 2>/dev/null; then
+    python3 -c 'import bcrypt, sys; print(bcrypt.hashpw(sys.argv[1].encode(), bcrypt.gensalt(10)).decode())' "$1"
+  elif command -v htpasswd >/dev/null; then
+    htpasswd -nbBC 10 x "$1" | cut -d: -f2
+  else
+    echo "make-certs: no bcrypt: needs Python < 3.13, python3-bcrypt or apache2-utils (htpasswd)" >&2
+    exit 1
+  fi
+}
+
+# A throw-away `openssl ca` setup: unlike `openssl x509 -req`, it takes explicit start and end
+# dates, which the expired certificate needs.
+sign() { # sign CSR CRT START END EXTFILE
+  local db
+  db=$(mktemp -d)
+  : >"$db/index.txt"
+  cat >"$db/ca.cnf" <<EOF
+[ca]
+default_ca = local
+[local]
+database = $db/index.txt
+new_certs_dir = $db
+certificate = ca.crt
+private_key = ca.key
+default_md = sha256
+policy = any
+rand_serial = yes
+unique_subject = no
+copy_extensions = none
+[any]
+commonName = supplied
+EOF
+  openssl ca -batch -notext -config "$db/ca.cnf" -in "$1" -out "$2" -startdate "$3" -enddate "$4" \
+    -extfile "$5" 2>/dev/null
+  rm -rf "$db"
+}
+
+utc() { date -u -d "$1" +%Y%m%d%H%M%SZ; }
+
+if [[ ! -f ca.key ]]; then
+  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt \
+    -days 3650 -subj "/CN=edge-metrics CA" 2>/dev/null
+fi
+
+# The centre: vmauth (what the nodes reach) and Prometheus (UI/API, and the receiver behind vmauth).
+san="DNS:localhost,IP:127.0.0.1"
+for name in central-ingest central-prometheus; do
+  san+=",DNS:$name,DNS:$name.monitoring,DNS:$name.monitoring.svc,DNS:$name.monitoring.svc.cluster.local"
+done
+for name in "${sans[@]}"; do
+  if [[ $name =~ ^[0-9.]+$ || $name == *:* ]]; then san+=",IP:$name"; else san+=",DNS:$name"; fi
+done
+ext=$(mktemp)
+trap 'rm -f "$ext"' EXIT
+printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=%s\n' \
+  "$san" >"$ext"
+server_cert() { # server_cert NAME START END
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.csr" \
+    -subj "/CN=central-ingest" 2>/dev/null
+  sign "$1.csr" "$1.crt" "$2" "$3" "$ext"
+  rm -f "$1.csr"
+}
+server_cert central "$(utc '-1 hour')" "$(utc "+$days days")"
+((expired)) && server_cert central-expired "$(utc '-30 days')" "$(utc '-1 day')"
+chmod 0644 ca.crt central*.crt
+
+# The centre's own users (Prometheus web.yml): created once, kept on later runs.
+for user in admin ingest prometheus; do
+  [[ -f $user.password ]] || secret >"$user.password"
+done
+{
+  echo "# Prometheus --web.config.file, written by tools/make-certs.sh. Every endpoint, the remote-write"
+  echo "# receiver and /-/ready included, needs TLS and one of these users."
+  echo "tls_server_config:"
+  echo "  cert_file: central.crt"
+  echo "  key_file: central.key"
+  echo "  min_version: TLS12"
+  echo "basic_auth_users:"
+  for user in admin ingest prometheus; do
+    echo "  $user: '$(bcrypt "$(cat "$user.password")")'"
+  done
+} >web.yml
+
+# One token per node, kept on later runs (delete nodes/<node> and run again to rotate it).
+for node in "${nodes[@]}"; do
+  mkdir -p "nodes/$node"
+  [[ -f nodes/$node/token ]] || secret >"nodes/$node/token"
+  [[ -f nodes/$node/admin-key ]] || secret >"nodes/$node/admin-key"
+  cp ca.crt "nodes/$node/ca.crt"
+done
+
+separator='?'
+[[ $backend == *\?* ]] && separator='&'
+{
+  echo "# vmauth -auth.config, written by tools/make-certs.sh. One user per edge node: the token is the"
+  echo "# node's identity, and extra_label sets the node label on everything it writes (vmauth replaces"
+  echo "# a client's own query args with these, so a node cannot choose another name)."
+  echo "users:"
+  for dir in nodes/*/; do
+    node=$(basename "$dir")
+    echo "  - name: $node"
+    echo "    bearer_token: $(cat "$dir/token")"
+    echo "    url_map:"
+    echo "      - src_paths: [\"/api/v1/write\", \"/api/v1/import/prometheus\"]"
+    echo "        url_prefix: \"$backend${separator}extra_label=node=$node\""
+    if ((backend_auth)); then
+      echo "        headers:"
+      echo "          - \"Authorization: Basic $(printf 'ingest:%s' "$(cat ingest.password)" | base64 -w0)\""
+    fi
+  done
+} >auth.yml
+
+echo "make-certs: wrote $(pwd) (nodes: $(cd nodes && echo *))" >&2
