@@ -33,7 +33,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.fleet", description=__doc__)
     parser.add_argument("--nodes", type=int, default=5, help="simulated edge nodes (default 5)")
     parser.add_argument("--store", choices=STORES, default="prometheus", help="the central store")
-    parser.add_argument("--path", choices=PATHS, default="textfile", help="collector -> vmagent path")
+    parser.add_argument("--path", choices=PATHS, default="push", help="collector -> vmagent path (shipped: push)")
     parser.add_argument("--scrape-interval", default="15s", help="vmagent's scrape interval (shipped: 15s)")
     parser.add_argument("--collector-interval", default="10s", help="the script's interval (shipped: 10s)")
     parser.add_argument("--cut-fraction", type=float, default=0.2, help="share of nodes cut off (default 0.2)")

@@ -12,7 +12,7 @@ from typing import NamedTuple
 from bench.fleet.centre import Centre, make_centre
 from bench.fleet.measure import CentreSample, Load, Readings, centre_sample, latest_timestamps, load, readings
 from bench.fleet.net import FleetNetwork, remove_leftovers
-from bench.fleet.node import FleetNode
+from bench.fleet.node import FleetNode, node_name
 from tests.e2e.stack import next_retry
 from tests.helpers import Processes, wait_until
 
@@ -58,8 +58,14 @@ class Fleet:
             log(f"removed leftovers of an earlier fleet: {' '.join(removed)}")
         self.net = FleetNetwork()
         try:
+            names = [node_name(index) for index in range(settings.nodes)]
             self.centre: Centre = make_centre(
-                settings.store, procs, workdir, host=self.net.host_address, scrape_interval=settings.scrape_interval
+                settings.store,
+                procs,
+                workdir,
+                host=self.net.host_address,
+                nodes=names,
+                scrape_interval=settings.scrape_interval,
             )
             self.second: Centre | None = None
             if settings.second_centre:
@@ -69,7 +75,9 @@ class Fleet:
                     procs,
                     workdir / "second-centre",
                     host=self.net.host_address,
+                    nodes=names,
                     scrape_interval=settings.scrape_interval,
+                    credentials_from=self.centre.credentials,  # the same CA and tokens: one set per node
                 )
         except BaseException:
             self.net.close()
@@ -95,15 +103,15 @@ class Fleet:
                 self.workdir / f"node-{index:04d}",
                 index=index,
                 link=link,
-                remote_write_url=self.centre.remote_write_url(),
+                remote_write_url=self.centre.ingest.write_url,
+                credentials=self.centre.credentials.node_dir(node_name(index)),
                 scrape_interval=self.settings.scrape_interval,
                 collector_interval=self.settings.collector_interval,
                 path=self.settings.path,
-                second_remote_write_url=None if self.second is None else self.second.remote_write_url(),
+                second_remote_write_url=None if self.second is None else self.second.ingest.write_url,
                 vmagent_overrides=overrides,
             )
             node.start_all()
-            self.centre.add_vmagent_target(node.vmagent_address, node.name)
             self.nodes.append(node)
         wait_until(
             lambda: self.all_newer_than(self.centre, 0.0),
