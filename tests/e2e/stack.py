@@ -56,7 +56,7 @@ MAKE_CERTS = REPO / "tools" / "make-certs.sh"
 CENTRAL_SECRET_DIR = "/etc/edge-metrics-central/"
 NODE_CREDENTIALS_DIR = "/etc/edge-metrics/credentials/"
 EDGE_METRICS = REPO / ".venv" / "bin" / "edge-metrics"
-SITE = "test"  # the site label of every sample (-remoteWrite.label=site=$(SITE) in vmagent.flags)
+CLUSTER = "test"  # the cluster label of every sample (-remoteWrite.label=cluster=$(CLUSTER), vmagent.flags)
 
 _PLACEHOLDER = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
@@ -541,7 +541,7 @@ class Node:
     # vmagent ---------------------------------------------------------------------------------------
     def vmagent_argv(self) -> list[str]:
         flags = read_flags(
-            VMAGENT_FLAGS, {"NODE_NAME": self.name, "REMOTE_WRITE_URL": self.remote_write_url, "SITE": SITE}
+            VMAGENT_FLAGS, {"NODE_NAME": self.name, "REMOTE_WRITE_URL": self.remote_write_url, "CLUSTER": CLUSTER}
         )
         # The credential files (also inside file:// values) come from this node's directory.
         credentials = {

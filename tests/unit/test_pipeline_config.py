@@ -124,7 +124,7 @@ class TestVmagent:
     def flags(self) -> list[str]:
         return read_flags(
             VMAGENT_FLAGS,
-            {"NODE_NAME": "bupt-a", "REMOTE_WRITE_URL": "http://centre:9090/api/v1/write", "SITE": "site-a"},
+            {"NODE_NAME": "bupt-a", "REMOTE_WRITE_URL": "http://centre:9090/api/v1/write", "CLUSTER": "north"},
         )
 
     def test_flags_and_scrape_config_are_accepted(self, bins: dict[str, str], tmp_path: Path) -> None:
@@ -143,7 +143,7 @@ class TestVmagent:
         assert flags["-remoteWrite.tmpDataPath"].startswith("/")
         assert flags["-remoteWrite.maxDiskUsagePerURL"] == "1GiB"
         assert "-remoteWrite.label=node=bupt-a" in self.flags()
-        assert "-remoteWrite.label=site=site-a" in self.flags()  # the fleet's site label (docs/scale.md)
+        assert "-remoteWrite.label=cluster=north" in self.flags()  # the fleet's cluster label (docs/scale.md)
         assert flags["-remoteWrite.url"] == "http://centre:9090/api/v1/write"
 
     def test_unknown_placeholder_is_an_error(self) -> None:
