@@ -87,10 +87,11 @@ bench: venv components
 	$(BIN)/python bench/collector_bench.py
 
 # N simulated edge nodes in network namespaces (needs root and `ip netns`) through partitions, a centre
-# restart and a fleet-wide reconnect; prints the table of docs/scale.md. `make fleet N=10 STORE=victoriametrics`.
+# restart and a fleet-wide reconnect; prints the table of docs/scale.md. `make fleet N=10 STORE=victoriametrics`
+# (FLEET_PATH=textfile for the scrape-only path; push is what the DaemonSet ships).
 N ?= 5
 STORE ?= prometheus
-FLEET_PATH ?= textfile
+FLEET_PATH ?= push
 fleet: venv components sim
 	nice $(BIN)/python -m bench.fleet --nodes $(N) --store $(STORE) --path $(FLEET_PATH) $(FLEET_ARGS)
 
