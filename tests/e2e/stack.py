@@ -122,7 +122,7 @@ class Pki:
         for san in sans:
             argv += ["--san", san]
         argv += ["--backend-auth"] * backend_auth + ["--expired"] * expired
-        subprocess.run(argv, check=True, capture_output=True, timeout=60)
+        subprocess.run(argv, check=True, capture_output=True, timeout=60 + len(nodes))  # a fleet: many
 
     def share_credentials(self, other: Pki) -> None:
         """Take `other`'s CA and node tokens before make(): make-certs keeps an existing CA and token, so

@@ -84,13 +84,17 @@ class TestFleet:
 
 def test_sigterm_stops_everything_and_removes_the_namespaces(tmp_path: Path) -> None:
     """`make fleet` interrupted with SIGTERM (as Ctrl-C or a CI timeout would) stops every process it
-    started and removes its namespaces and links."""
+    started and removes its namespaces and links. It runs the textfile path (the push path is the
+    default, run by the tests above), whose readings must have reached the centre before it is up."""
     if os.geteuid() != 0:
         pytest.skip("the fleet needs root for ip netns")
     log = tmp_path / "fleet.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.fleet", "--nodes", "2", "--workdir", str(tmp_path / "work")],
+            [
+                *(sys.executable, "-m", "bench.fleet", "--nodes", "2", "--path", "textfile"),
+                *("--workdir", str(tmp_path / "work")),
+            ],
             cwd=REPO,
             stdout=out,
             stderr=subprocess.STDOUT,
