@@ -7,9 +7,11 @@ Blocks in other languages (```bash script fragments, ```yaml, nodes.conf example
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import textwrap
 from collections.abc import Iterator
@@ -89,8 +91,16 @@ def test_block_runs_as_written(block: Block, checkout: Path) -> None:
     """The block, as a reader would paste it into bash at the top of a fresh checkout, exits 0."""
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("EDGE_", "VIRTUAL_ENV")) and key != "NODE_NAME"}
-    result = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block.text], cwd=checkout, env=env,
-                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False)
-    assert result.returncode == 0, (
-        f"{block.where} exited {result.returncode}\n--- block\n{block.text}--- stdout\n{result.stdout[-2000:]}"
-        f"--- stderr\n{result.stderr[-3000:]}")
+    # Its own process group: whatever the block starts is killed with it, also when it hangs.
+    proc = subprocess.Popen(["bash", "-e", "-o", "pipefail", "-c", block.text], cwd=checkout, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 0, (
+        f"{block.where} exited {proc.returncode}\n--- block\n{block.text}--- stdout\n{stdout[-2000:]}"
+        f"--- stderr\n{stderr[-3000:]}")
