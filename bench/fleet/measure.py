@@ -62,11 +62,17 @@ class CentreSample(NamedTuple):
 
 
 def centre_sample(centre: Centre) -> CentreSample | None:
+    """The centre's figures now: its store's ingestion counter, and CPU and RSS of the store and the vmauth
+    in front of it together (TLS and the nodes' connections cost vmauth's CPU)."""
     if centre.proc is None:
         return None
+    pids = [proc.pid for proc in (centre.proc, centre.ingest.vmauth) if proc is not None]
     try:
         return CentreSample(
-            time.time(), centre.ingested_samples(), cpu_times(centre.proc.pid).own, status_kib(centre.proc.pid, "VmRSS")
+            time.time(),
+            centre.ingested_samples(),
+            sum(cpu_times(pid).own for pid in pids),
+            sum(status_kib(pid, "VmRSS") for pid in pids),
         )
     except (OSError, KeyError):
         return None
