@@ -9,7 +9,7 @@ COMPONENTS := .cache/components/.complete
 SIM_LIB := build/libi2csim.so
 CHROMIUM ?= chromium
 
-.PHONY: all venv runtime components sim i2c-tools browser run demo check test lint bench clean dashboards
+.PHONY: all venv runtime components sim i2c-tools browser run demo check test lint bench fleet clean dashboards
 
 all: venv components sim
 
@@ -85,6 +85,15 @@ dashboards: venv
 
 bench: venv components
 	$(BIN)/python bench/collector_bench.py
+
+# N simulated edge nodes in network namespaces (needs root and `ip netns`) through partitions, a centre
+# restart and a fleet-wide reconnect; prints the table of docs/scale.md. `make fleet N=10 STORE=victoriametrics`
+# (FLEET_PATH=textfile for the scrape-only path; push is what the DaemonSet ships).
+N ?= 5
+STORE ?= prometheus
+FLEET_PATH ?= push
+fleet: venv components sim
+	nice $(BIN)/python -m bench.fleet --nodes $(N) --store $(STORE) --path $(FLEET_PATH) $(FLEET_ARGS)
 
 clean:
 	rm -rf $(VENV) build .run

@@ -169,6 +169,7 @@ REMOTE_WRITE_URL="https://127.0.0.1:$ingest_port/api/v1/write"
 [[ $insecure == 1 ]] && REMOTE_WRITE_URL="$prom_url/api/v1/write"
 read_flags deploy/vmauth/vmauth.flags va_flags va_over
 read_flags deploy/vmauth/central-vmagent.flags cv_flags cv_over
+CLUSTER=${CLUSTER:-demo}
 read_flags deploy/node-exporter/node-exporter.flags ne_flags ne_over
 read_flags deploy/vmagent/vmagent.flags vm_flags vm_over
 

@@ -56,6 +56,7 @@ MAKE_CERTS = REPO / "tools" / "make-certs.sh"
 CENTRAL_SECRET_DIR = "/etc/edge-metrics-central/"
 NODE_CREDENTIALS_DIR = "/etc/edge-metrics/credentials/"
 EDGE_METRICS = REPO / ".venv" / "bin" / "edge-metrics"
+CLUSTER = "test"  # the cluster label of every sample (-remoteWrite.label=cluster=$(CLUSTER), vmagent.flags)
 
 _PLACEHOLDER = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
@@ -106,14 +107,30 @@ class Pki:
         self.auth_config = directory / "auth.yml"
 
     def make(
-        self, *, nodes: Sequence[str], backend: str | None = None, backend_auth: bool = False, expired: bool = False
+        self,
+        *,
+        nodes: Sequence[str],
+        backend: str | None = None,
+        backend_auth: bool = False,
+        expired: bool = False,
+        sans: Sequence[str] = (),
     ) -> None:
         """Run tools/make-certs.sh; `backend` None keeps its default (the central vmagent of the manifests)."""
         argv = ["bash", str(MAKE_CERTS), "--out", str(self.dir), *(["--backend", backend] if backend else [])]
         for node in nodes:
             argv += ["--node", node]
+        for san in sans:
+            argv += ["--san", san]
         argv += ["--backend-auth"] * backend_auth + ["--expired"] * expired
-        subprocess.run(argv, check=True, capture_output=True, timeout=60)
+        subprocess.run(argv, check=True, capture_output=True, timeout=60 + len(nodes))  # a fleet: many
+
+    def share_credentials(self, other: Pki) -> None:
+        """Take `other`'s CA and node tokens before make(): make-certs keeps an existing CA and token, so
+        a second centre (HA) accepts the same nodes with the same files."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for name in ("ca.crt", "ca.key"):
+            shutil.copy2(other.dir / name, self.dir / name)
+        shutil.copytree(other.dir / "nodes", self.dir / "nodes", dirs_exist_ok=True)
 
     def password(self, user: str) -> str:
         return (self.dir / f"{user}.password").read_text().strip()
@@ -223,12 +240,14 @@ class Central(PrometheusAPI):
         extra_args: Sequence[str] = (),
         binary: str = "PROMETHEUS_BIN",
         pki: Pki,
+        host: str = "127.0.0.1",
     ) -> None:
         self.procs = procs
         self.extra_args = list(extra_args)
         self.binary = binary  # the components() key: COMPAT_PROMETHEUS_BIN for the compatibility job
         self.port = free_port()
-        super().__init__(f"https://127.0.0.1:{self.port}", pki)
+        self.host = host  # the fleet (bench/fleet) listens on its bridge's address instead of loopback
+        super().__init__(f"https://{host}:{self.port}", pki)
         self.config_dir = workdir / "prometheus-config"
         self.data_dir = workdir / "prometheus-data"
         self.log = workdir / "prometheus.log"
@@ -241,7 +260,7 @@ class Central(PrometheusAPI):
             config["storage"]["tsdb"]["out_of_order_time_window"] = out_of_order_window
         for job in config["scrape_configs"]:
             if job["job_name"] == "prometheus":
-                job["static_configs"] = [{"targets": [f"127.0.0.1:{self.port}"]}]
+                job["static_configs"] = [{"targets": [f"{host}:{self.port}"]}]
         # The Secret's files (CA, the self-scrape's password) are the test's own.
         config = secret_paths(config, {CENTRAL_SECRET_DIR: f"{pki.dir}/"})
         # Production's Alertmanager is a DNS name: tests stay on loopback (send_alerts_to sets one).
@@ -295,7 +314,7 @@ class Central(PrometheusAPI):
                 components()[self.binary],
                 f"--config.file={self.config_dir / 'prometheus.yml'}",
                 f"--storage.tsdb.path={self.data_dir}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--web.listen-address={self.host}:{self.port}",
                 "--web.enable-remote-write-receiver",
                 f"--web.config.file={self.pki_dir() / 'web.yml'}",
                 *self.extra_args,
@@ -361,15 +380,25 @@ class Ingest:
     """The centre's door: vmauth (TLS, one bearer token per node) and, with `enforce_node`, the central
     vmagent that sets the node label from the credential; started from deploy/vmauth/*.flags."""
 
-    def __init__(self, procs: Processes, workdir: Path, *, pki: Pki, prometheus_url: str, enforce_node: bool) -> None:
+    def __init__(
+        self,
+        procs: Processes,
+        workdir: Path,
+        *,
+        pki: Pki,
+        prometheus_url: str,
+        enforce_node: bool,
+        host: str = "127.0.0.1",
+    ) -> None:
         self.procs = procs
+        self.host = host  # where the nodes reach it (the fleet: its bridge's address)
         self.workdir = workdir
         self.pki = pki
         self.prometheus_url = prometheus_url
         self.enforce_node = enforce_node
         self.port = free_port()
         self.internal_port = free_port()
-        self.url = f"https://127.0.0.1:{self.port}"
+        self.url = f"https://{host}:{self.port}"
         self.write_url = f"{self.url}/api/v1/write"
         self.vmagent_port = free_port() if enforce_node else None
         self.vmauth: subprocess.Popen[bytes] | None = None
@@ -386,7 +415,7 @@ class Ingest:
             read_flags(VMAUTH_FLAGS, {}),
             {
                 "-auth.config": str(auth_config or self.pki.auth_config),
-                "-httpListenAddr": f"127.0.0.1:{self.port}",
+                "-httpListenAddr": f"{self.host}:{self.port}",
                 "-httpInternalListenAddr": f"127.0.0.1:{self.internal_port}",
                 "-tlsCertFile": str(secret / f"{tls_name}.crt"),
                 "-tlsKeyFile": str(secret / f"{tls_name}.key"),
@@ -454,6 +483,7 @@ class Node:
         vmagent_binary: str = "VMAGENT_BIN",
         vmagent_flags: Mapping[str, str] | None = None,
         credentials: Path,
+        vmagent_address: str | None = None,
     ) -> None:
         self.procs = procs
         self.name = name
@@ -467,7 +497,8 @@ class Node:
         self.queue_dir = workdir / "vmagent-remotewrite-data"
         self.node_exporter_port = node_exporter_port or free_port()
         self.vmagent_port = free_port()
-        self.vmagent_address = f"127.0.0.1:{self.vmagent_port}"
+        # The fleet (bench/fleet) gives each node's vmagent its namespace's address instead.
+        self.vmagent_address = vmagent_address or f"127.0.0.1:{self.vmagent_port}"
         self.remote_write_url = remote_write_url
         self.node_exporter: subprocess.Popen[bytes] | None = None
         self.vmagent: subprocess.Popen[bytes] | None = None
@@ -509,7 +540,9 @@ class Node:
 
     # vmagent ---------------------------------------------------------------------------------------
     def vmagent_argv(self) -> list[str]:
-        flags = read_flags(VMAGENT_FLAGS, {"NODE_NAME": self.name, "REMOTE_WRITE_URL": self.remote_write_url})
+        flags = read_flags(
+            VMAGENT_FLAGS, {"NODE_NAME": self.name, "REMOTE_WRITE_URL": self.remote_write_url, "CLUSTER": CLUSTER}
+        )
         # The credential files (also inside file:// values) come from this node's directory.
         credentials = {
             name: value.replace(NODE_CREDENTIALS_DIR, f"{self.credentials}/")
@@ -658,10 +691,17 @@ class Centre:
         prometheus_args: Sequence[str] = (),
         compat: bool = False,
         enforce_node: bool = False,
+        host: str = "127.0.0.1",
+        credentials_from: Pki | None = None,
     ) -> None:
+        """`host`: where Prometheus and vmauth listen (the fleet: its bridge's address, which the centre's
+        certificate then names too); `credentials_from`: another centre whose CA and node tokens this one
+        accepts (two centres for HA)."""
         self.procs = procs
         self.compat = compat
         self.pki = Pki(workdir / "pki")
+        if credentials_from is not None:
+            self.pki.share_credentials(credentials_from)
         self.central = Central(
             procs,
             workdir,
@@ -670,9 +710,17 @@ class Centre:
             extra_args=prometheus_args,
             binary=COMPAT_PROMETHEUS if compat else "PROMETHEUS_BIN",
             pki=self.pki,
+            host=host,
         )
-        self.ingest = Ingest(procs, workdir, pki=self.pki, prometheus_url=self.central.url, enforce_node=enforce_node)
-        self.pki.make(nodes=list(nodes), backend=self.ingest.backend, backend_auth=not enforce_node)
+        self.ingest = Ingest(
+            procs, workdir, pki=self.pki, prometheus_url=self.central.url, enforce_node=enforce_node, host=host
+        )
+        self.pki.make(
+            nodes=list(nodes),
+            backend=self.ingest.backend,
+            backend_auth=not enforce_node,
+            sans=[host] if host != "127.0.0.1" else [],
+        )
         self.central.scrape_target("vmauth", f"127.0.0.1:{self.ingest.internal_port}")
         self.central.scrape_target(
             "central-vmagent", f"127.0.0.1:{self.ingest.vmagent_port}" if self.ingest.vmagent_port else None

@@ -122,7 +122,10 @@ class TestAlertmanager:
 
 class TestVmagent:
     def flags(self) -> list[str]:
-        return read_flags(VMAGENT_FLAGS, {"NODE_NAME": "bupt-a", "REMOTE_WRITE_URL": "http://centre:9090/api/v1/write"})
+        return read_flags(
+            VMAGENT_FLAGS,
+            {"NODE_NAME": "bupt-a", "REMOTE_WRITE_URL": "http://centre:9090/api/v1/write", "CLUSTER": "north"},
+        )
 
     def test_flags_and_scrape_config_are_accepted(self, bins: dict[str, str], tmp_path: Path) -> None:
         """The real vmagent parses every flag of vmagent.flags and the scrape config (dry run)."""
@@ -139,7 +142,8 @@ class TestVmagent:
         assert flags["-remoteWrite.queues"] == "1"
         assert flags["-remoteWrite.tmpDataPath"].startswith("/")
         assert flags["-remoteWrite.maxDiskUsagePerURL"] == "1GiB"
-        assert flags["-remoteWrite.label"] == "node=bupt-a"
+        assert "-remoteWrite.label=node=bupt-a" in self.flags()
+        assert "-remoteWrite.label=cluster=north" in self.flags()  # the fleet's cluster label (docs/scale.md)
         assert flags["-remoteWrite.url"] == "http://centre:9090/api/v1/write"
 
     def test_unknown_placeholder_is_an_error(self) -> None:

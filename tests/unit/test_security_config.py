@@ -38,7 +38,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 def flag_values(path: Path) -> dict[str, str]:
     """name -> value of a deploy/*.flags file (placeholders filled with dummies)."""
-    flags = read_flags(path, {"NODE_NAME": "n", "REMOTE_WRITE_URL": "u"})
+    flags = read_flags(path, {"NODE_NAME": "n", "REMOTE_WRITE_URL": "u", "CLUSTER": "c"})
     return {name: value for name, _, value in (flag.partition("=") for flag in flags)}
 
 
