@@ -2,11 +2,12 @@
 
     .venv/bin/python -m tests.grafana.pictures [--out docs/img] [--minutes 9]
 
-Two nodes write to one central Prometheus 3.5: `bupt-a` runs space_server against simulated I2C
-sensors; `edge-node-01` runs jetson_nano on a fake sysfs tree where one thermal zone cannot be read
-(its script exits 1 every run: a failing script). Midway the centre is stopped for about two minutes,
-so the pictures show vmagent's backlog growing and draining and the replayed samples arriving out of
-order. Everything is real (components from .cache/components); it takes about `--minutes`.
+Two nodes write to one central Prometheus 3.5, in push mode as the DaemonSet runs: `bupt-a` runs
+space_server against simulated I2C sensors; `edge-node-01` runs jetson_nano on a fake sysfs tree
+where one thermal zone cannot be read (its script exits 1 every run: a failing script). Midway the
+centre is stopped for about two minutes, so the pictures show vmagent's backlog growing and draining
+and the replayed samples arriving out of order. Everything is real (components from
+.cache/components); it takes about `--minutes`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.e2e.stack import EDGE_METRICS, Pipeline
+from tests.e2e.stack import EDGE_METRICS, Pipeline, push_url
 from tests.helpers import REPO, processes
 
 MODEL = REPO / "scripts" / "models" / "space_server.yaml"
@@ -55,13 +56,18 @@ def main() -> int:
         second.start_vmagent()
         config = workdir / "nodes.conf"
         config.write_text("bupt-a=space_server:5s\nedge-node-01=jetson_nano:10s\n")
-        common = ["--scripts-dir", str(REPO / "scripts")]
+        # Push mode, as the DaemonSet runs it; this machine's clock may be unsynchronised (docs/time.md).
+        common = ["--scripts-dir", str(REPO / "scripts"), "--clock-check", "none"]
         pipeline.node.start_collector(
-            config=config, extra_args=common, wrapper=[str(EDGE_METRICS), "simulate", "--model", str(MODEL), "--"]
+            config=config,
+            extra_args=[*common, "--push-url", push_url(pipeline.node)],
+            wrapper=[str(EDGE_METRICS), "simulate", "--model", str(MODEL), "--"],
         )
         sysfs = str(fake_sysfs(workdir / "sysfs"))
         second.start_collector(
-            config=config, extra_args=common, env={"EDGE_SYSFS_ROOT": sysfs, "EDGE_SCRIPT_ENV": "EDGE_SYSFS_ROOT"}
+            config=config,
+            extra_args=[*common, "--push-url", push_url(second)],
+            env={"EDGE_SYSFS_ROOT": sysfs, "EDGE_SCRIPT_ENV": "EDGE_SYSFS_ROOT"},
         )
         total = args.minutes * 60
         time.sleep(total * 0.35)
