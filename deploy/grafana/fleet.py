@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder
 from grafana_foundation_sdk.models import dashboard
-from mixin_config import MixinConfig, Selectors
+from mixin_config import DASHBOARD_UIDS, NODE_VARIABLE, MixinConfig, Selectors, dashboard_uid
 from panels import (
     Column,
     Ids,
@@ -50,7 +50,7 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
 
     built = new_dashboard(
         config,
-        uid="fleet",
+        uid=DASHBOARD_UIDS.fleet,
         title="Edge fleet overview",
         description="Every edge node: age of its last reading, failing scripts, clock, vmagent backlog.",
     )
@@ -106,7 +106,10 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
     node_link = (
         dashboard_builder.DashboardLink("Node detail")
         .type(dashboard.DashboardLinkType.LINK)
-        .url(f"/d/{config.dashboard_uid_prefix}node?var-node=${{__value.raw}}&${{__url_time_range}}")
+        .url(
+            f"/d/{dashboard_uid(config, DASHBOARD_UIDS.node)}"
+            f"?var-{NODE_VARIABLE}=${{__value.raw}}&${{__url_time_range}}"
+        )
     )
     built = built.with_panel(
         table_panel(

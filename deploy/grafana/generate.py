@@ -18,6 +18,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the sibling modules, whatever the working directory
+sys.path.insert(0, str(HERE.parent / "mixin"))  # mixin_config: the one reader of deploy/mixin/config.yaml
 
 import fleet  # noqa: E402
 import mixin_config  # noqa: E402

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder
-from mixin_config import MixinConfig, Selectors
+from mixin_config import DASHBOARD_UIDS, NODE_VARIABLE, MixinConfig, Selectors
 from panels import Ids, Query, Step, add_panels, label_variable, new_dashboard, sum_rate, timeseries_panel
 
 QUEUE_STEPS = (Step(None, "green"), Step(512 * 1024 * 1024, "orange"), Step(1024 * 1024 * 1024, "red"))
@@ -25,10 +25,12 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
 
     built = new_dashboard(
         config,
-        uid="pipeline",
+        uid=DASHBOARD_UIDS.pipeline,
         title="Edge pipeline",
         description="vmagent on each node (queue, sends, drops, retries) and the central store's ingestion.",
-    ).with_variable(label_variable("node", f"vmagent_remotewrite_pending_data_bytes{{{s.vmagent}}}", n, multi=True))
+    ).with_variable(
+        label_variable(NODE_VARIABLE, f"vmagent_remotewrite_pending_data_bytes{{{s.vmagent}}}", n, multi=True)
+    )
 
     built = built.with_row(dashboard_builder.Row("vmagent on the nodes").id(ids()))
     built = add_panels(

@@ -1,4 +1,8 @@
-"""deploy/mixin/config.yaml as a typed value, and the label selectors built from it."""
+"""deploy/mixin/config.yaml as a typed value, and what the dashboards and rules build from it.
+
+The one reader of config.yaml: deploy/grafana (the dashboards), deploy/mixin/generate.py (the rules) and
+deploy/operators/generate.py (the node label of the scrape objects) all take their settings from here.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import NamedTuple
 
 import yaml
 
-CONFIG = Path(__file__).resolve().parents[1] / "mixin" / "config.yaml"
+CONFIG = Path(__file__).resolve().parent / "config.yaml"
 
 
 class MixinConfig(NamedTuple):
@@ -56,6 +60,32 @@ def load(path: Path = CONFIG) -> MixinConfig:
     if unknown or missing:
         raise SystemExit(f"{path}: unknown keys {unknown}, missing keys {missing}")
     return MixinConfig(**{_KEYS[key]: value for key, value in raw.items()})
+
+
+def template_values(config: MixinConfig) -> dict[str, object]:
+    """The settings under their config.yaml names, for the rules' %(edgeSelector)s-style templates
+    (node-mixin's convention), so a template names the key a user edits."""
+    return {key: getattr(config, field) for key, field in _KEYS.items()}
+
+
+class DashboardUIDs(NamedTuple):
+    """Each dashboard's uid without the configured prefix: the dashboard generator gives it to the
+    dashboard, the alerts link to it."""
+
+    fleet: str = "fleet"
+    node: str = "node"
+    pipeline: str = "pipeline"
+
+
+DASHBOARD_UIDS = DashboardUIDs()
+# The name of the dashboards' node variable (`var-node=` in a link), whatever nodeLabel is.
+NODE_VARIABLE = "node"
+# The name of the dashboards' cluster variable, present when showMultiCluster is true.
+CLUSTER_VARIABLE = "cluster"
+
+
+def dashboard_uid(config: MixinConfig, name: str) -> str:
+    return config.dashboard_uid_prefix + name
 
 
 class Selectors(NamedTuple):
