@@ -95,6 +95,10 @@ class Selectors(NamedTuple):
     vmagent: str
     central: str
     node: str  # the label name
+    # The labels that tell nodes apart in aggregations and joins: the node label, and the cluster label
+    # beside it when several clusters share the dashboards (one node name may recur in two clusters).
+    per_node: str
+    legend: str  # a series' name for one node, in Grafana's legend syntax
     # One node's readings: pushed with their own time they carry no job label, scraped from the textfile
     # they carry the edge job's, so only the node (and cluster) select them on either path.
     readings: str
@@ -107,5 +111,11 @@ class Selectors(NamedTuple):
             vmagent=config.vmagent_selector + cluster,
             central=config.central_selector + cluster,
             node=config.node_label,
+            per_node=f"{config.cluster_label}, {config.node_label}" if config.show_multi_cluster else config.node_label,
+            legend=(
+                f"{{{{{config.cluster_label}}}}}/{{{{{config.node_label}}}}}"
+                if config.show_multi_cluster
+                else f"{{{{{config.node_label}}}}}"
+            ),
             readings=f'{config.node_label}="$node"' + cluster,
         )
