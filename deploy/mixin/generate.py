@@ -25,6 +25,7 @@ import alerts  # noqa: E402
 import mixin_config  # noqa: E402
 import rules  # noqa: E402
 from annotate import relink_test  # noqa: E402
+from output import write_or_check  # noqa: E402
 from render import render  # noqa: E402
 from rule import RulesFile  # noqa: E402
 
@@ -61,16 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         "--config", type=Path, default=mixin_config.CONFIG, help="selectors, labels, links (default: %(default)s)"
     )
     args = parser.parse_args(argv)
-    files = rendered(args.config, args.out)
-    if args.check:
-        stale = sorted(path for path, text in files.items() if not path.exists() or path.read_text() != text)
-        for path in stale:
-            print(f"{path}: differs from a fresh generation; run `make dashboards`", file=sys.stderr)
-        return 1 if stale else 0
-    args.out.mkdir(parents=True, exist_ok=True)
-    for path, text in files.items():
-        path.write_text(text)
-    return 0
+    return write_or_check(rendered(args.config, args.out), check=args.check, generator=Path(__file__).name)
 
 
 if __name__ == "__main__":
