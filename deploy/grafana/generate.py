@@ -10,7 +10,6 @@ from deploy/mixin/config.yaml. Never edit the JSON by hand: a test regenerates i
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Callable
@@ -25,7 +24,7 @@ import mixin_config  # noqa: E402
 import node_detail  # noqa: E402
 import pipeline  # noqa: E402
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder  # noqa: E402
-from output import write_or_check  # noqa: E402
+from output import arguments, write_or_check  # noqa: E402
 from panels import to_json  # noqa: E402
 
 OUT = HERE / "dashboards"
@@ -46,13 +45,7 @@ def render(config: mixin_config.MixinConfig) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="compare with the files instead of writing them")
-    parser.add_argument("--out", type=Path, default=OUT, help="output directory (default: %(default)s)")
-    parser.add_argument(
-        "--config", type=Path, default=mixin_config.CONFIG, help="selectors and labels (default: %(default)s)"
-    )
-    args = parser.parse_args(argv)
+    args = arguments(__doc__, OUT, argv)
     files = {args.out / name: text for name, text in render(mixin_config.load(args.config)).items()}
     stray = [path for path in args.out.glob("*.json") if path not in files]
     return write_or_check(files, check=args.check, generator=Path(__file__).name, stray=stray)

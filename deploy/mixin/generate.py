@@ -14,7 +14,6 @@ carry the default labels, so they pass with the default selectors and labels onl
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import alerts  # noqa: E402
 import mixin_config  # noqa: E402
 import rules  # noqa: E402
 from annotate import relink_test  # noqa: E402
-from output import write_or_check  # noqa: E402
+from output import arguments, write_or_check  # noqa: E402
 from render import render  # noqa: E402
 from rule import RulesFile  # noqa: E402
 
@@ -55,13 +54,7 @@ def rendered(config_path: Path, out: Path) -> dict[Path, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="compare with the files instead of writing them")
-    parser.add_argument("--out", type=Path, default=OUT, help="rules directory (default: %(default)s)")
-    parser.add_argument(
-        "--config", type=Path, default=mixin_config.CONFIG, help="selectors, labels, links (default: %(default)s)"
-    )
-    args = parser.parse_args(argv)
+    args = arguments(__doc__, OUT, argv)
     return write_or_check(rendered(args.config, args.out), check=args.check, generator=Path(__file__).name)
 
 

@@ -3,9 +3,29 @@ dashboards), so both report a hand edit or a stray file the same way."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import NamedTuple
+
+from mixin_config import CONFIG
+
+
+class Arguments(NamedTuple):
+    check: bool
+    out: Path
+    config: Path
+
+
+def arguments(doc: str | None, out: Path, argv: list[str] | None) -> Arguments:
+    """The generators' command line: --check, --out (default `out`), --config (default config.yaml)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="compare with the files instead of writing them")
+    parser.add_argument("--out", type=Path, default=out, help="output directory (default: %(default)s)")
+    parser.add_argument("--config", type=Path, default=CONFIG, help="selectors, labels, links (default: %(default)s)")
+    args = parser.parse_args(argv)
+    return Arguments(args.check, args.out, args.config)
 
 
 def write_or_check(files: Mapping[Path, str], *, check: bool, generator: str, stray: Iterable[Path] = ()) -> int:
