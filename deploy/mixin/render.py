@@ -44,7 +44,10 @@ def key_value(key: str, value: str, indent: str) -> Iterator[str]:
 
 
 def quoted(key: str, value: str, indent: str) -> str:
-    """Annotation texts always quoted, as written: they hold templates and punctuation."""
+    """Annotation texts always quoted, as written: they hold templates and punctuation. Single quotes
+    where that needs no escape (a template with "..." in it reads as written)."""
+    if '"' in value and "'" not in value and "\\" not in value and "\n" not in value:
+        return f"{indent}{key}: '{value}'"
     return f"{indent}{key}: {json.dumps(value, ensure_ascii=False)}"
 
 
