@@ -6,12 +6,14 @@ deploy/operators/generate.py (the node label of the scrape objects) all take the
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import NamedTuple
 
 import yaml
 
 CONFIG = Path(__file__).resolve().parent / "config.yaml"
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 class MixinConfig(NamedTuple):
@@ -59,6 +61,11 @@ def load(path: Path = CONFIG) -> MixinConfig:
     missing = sorted(set(_KEYS) - set(raw))
     if unknown or missing:
         raise SystemExit(f"{path}: unknown keys {unknown}, missing keys {missing}")
+    # The label names go into every rule and query as they are: a name Prometheus does not accept
+    # would otherwise surface as a PromQL parse error far from its cause.
+    for key in ("nodeLabel", "clusterLabel"):
+        if not isinstance(raw[key], str) or not LABEL_NAME.fullmatch(raw[key]):
+            raise SystemExit(f"{path}: {key} {raw[key]!r} is not a Prometheus label name ({LABEL_NAME.pattern})")
     return MixinConfig(**{_KEYS[key]: value for key, value in raw.items()})
 
 

@@ -193,3 +193,11 @@ class TestAnotherConfig:
             assert path in uids, f"{name}: {rule['alert']} links to {path!r}, not one of {sorted(uids)}"
             if "$labels" in annotations["summary"] and query:
                 assert query == "var-node={{ $labels.instance_node }}&var-cluster={{ $labels.site }}", name
+
+
+def test_a_label_name_prometheus_refuses_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config.yaml", nodeLabel="edge-node")
+    result = run([sys.executable, str(GENERATOR), "--config", str(config), "--out", str(tmp_path / "rules")])
+    assert result.returncode != 0
+    assert f"{config}: nodeLabel 'edge-node' is not a Prometheus label name" in result.stderr
+    assert not (tmp_path / "rules").exists()
