@@ -9,7 +9,7 @@ COMPONENTS := .cache/components/.complete
 SIM_LIB := build/libi2csim.so
 CHROMIUM ?= chromium
 
-.PHONY: all venv runtime components sim i2c-tools browser run demo check test lint bench fleet clean dashboards
+.PHONY: all venv runtime components sim i2c-tools browser run demo check test lint bench fleet clean dashboards mixin
 
 all: venv components sim
 
@@ -64,9 +64,10 @@ demo: venv components sim
 lint: venv
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/ruff check deploy/grafana deploy/operators
-	cd deploy/grafana && ../../$(BIN)/mypy --strict generate.py
-	$(BIN)/mypy --strict deploy/operators/generate.py
+	$(BIN)/ruff check deploy/grafana deploy/operators deploy/mixin
+	cd deploy/grafana && MYPYPATH=../mixin ../../$(BIN)/mypy --strict generate.py
+	cd deploy/mixin && ../../$(BIN)/mypy --strict generate.py
+	MYPYPATH=deploy/mixin $(BIN)/mypy --strict deploy/operators/generate.py
 
 # The inner loop: lint, types and the unit tests.
 check: lint components
@@ -75,13 +76,17 @@ check: lint components
 test: venv components sim browser lint
 	$(BIN)/pytest
 
-# Regenerate the Grafana dashboards (deploy/grafana/dashboards/*.json, from deploy/grafana/*.py and
-# deploy/mixin/config.yaml) and the operator objects (deploy/kubernetes/components/{prometheus,vm}-operator,
-# from deploy/prometheus and the edge DaemonSet); the tests fail while the committed files differ.
+# Regenerate the mixin: the Grafana dashboards (deploy/grafana/dashboards/*.json, from deploy/grafana/*.py),
+# the alert and recording rules (deploy/prometheus/rules/*.yml, from deploy/mixin/rules.py and alerts/), both
+# with the selectors and labels of deploy/mixin/config.yaml, then the operator objects made from the rules
+# (deploy/kubernetes/components/{prometheus,vm}-operator); the tests fail while the committed files differ.
 dashboards: venv
 	$(BIN)/python deploy/grafana/generate.py
-	$(BIN)/python deploy/mixin/links.py
+	$(BIN)/python deploy/mixin/generate.py
 	$(BIN)/python deploy/operators/generate.py
+
+# The same, under the name node-mixin users look for.
+mixin: dashboards
 
 bench: venv components
 	$(BIN)/python bench/collector_bench.py

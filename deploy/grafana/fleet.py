@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder
 from grafana_foundation_sdk.models import dashboard
-from mixin_config import MixinConfig, Selectors
+from mixin_config import CLUSTER_VARIABLE, DASHBOARD_UIDS, NODE_VARIABLE, MixinConfig, Selectors, dashboard_uid
 from panels import (
     Column,
     Ids,
@@ -28,6 +28,7 @@ SYNCED = value_text(**{"1": ("synchronized", "green"), "0": ("NOT synchronized",
 def build(config: MixinConfig) -> dashboard_builder.Dashboard:
     s = Selectors.of(config)
     n = s.node
+    by = s.per_node
     ids = Ids()
     age_steps = (
         Step(None, "green"),
@@ -37,38 +38,38 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
     # Centre time minus the collector's last write, over the dashboard's range so a node that fell
     # silent stays in the table with a growing age instead of vanishing after the 5 min lookback.
     reading_age = (
-        f"time() - max by ({n}) (max_over_time(edge_collector_last_write_timestamp_seconds{{{s.edge}}}[$__range]))"
+        f"time() - max by ({by}) (max_over_time(edge_collector_last_write_timestamp_seconds{{{s.edge}}}[$__range]))"
     )
-    failing_scripts = f"sum by ({n}) (1 - edge_collector_script_success{{{s.edge}}})"
-    backlog = f"sum by ({n}) (vmagent_remotewrite_pending_data_bytes{{{s.vmagent}}})"
+    failing_scripts = f"sum by ({by}) (1 - edge_collector_script_success{{{s.edge}}})"
+    backlog = f"sum by ({by}) (vmagent_remotewrite_pending_data_bytes{{{s.vmagent}}})"
     # Backlog over the send rate of the last 5 minutes; at least 1 byte/s so a stuck queue shows a huge
     # time instead of no value (and an empty queue shows 0): recording rule of
     # deploy/prometheus/rules/edge-recording.yml.
-    drain = f"max by ({n}) (edge:vmagent_time_to_drain_seconds{{{s.vmagent}}})"
-    dropped_last_hour = sum_rate("vm_persistentqueue_bytes_dropped_total", s.vmagent, n, fn="increase", window="1h")
-    clock = f"min by ({n}) (edge_collector_clock_synchronized{{{s.edge}}})"
+    drain = f"max by ({by}) (edge:vmagent_time_to_drain_seconds{{{s.vmagent}}})"
+    dropped_last_hour = sum_rate("vm_persistentqueue_bytes_dropped_total", s.vmagent, by, fn="increase", window="1h")
+    clock = f"min by ({by}) (edge_collector_clock_synchronized{{{s.edge}}})"
 
     built = new_dashboard(
         config,
-        uid="fleet",
+        uid=DASHBOARD_UIDS.fleet,
         title="Edge fleet overview",
         description="Every edge node: age of its last reading, failing scripts, clock, vmagent backlog.",
     )
-    present = f"group by ({n}) (present_over_time(up{{{s.edge}}}[6h]))"
-    recent = f"group by ({n}) (present_over_time(up{{{s.edge}}}[3m]))"
+    present = f"group by ({by}) (present_over_time(up{{{s.edge}}}[6h]))"
+    recent = f"group by ({by}) (present_over_time(up{{{s.edge}}}[3m]))"
     stats: list[PanelBuilder] = [
         stat_panel(
             ids,
             "Nodes reporting",
             "Nodes whose collector reported in the last 5 minutes.",
-            Query(f"count(group by ({n}) (edge_collector_info{{{s.edge}}}))"),
+            Query(f"count(group by ({by}) (edge_collector_info{{{s.edge}}}))"),
             steps=(Step(None, "blue"),),
         ),
         stat_panel(
             ids,
             "Silent nodes",
             "Nodes that sent samples in the last 6 hours but none in the last 3 minutes (as the EdgeNodeSilent alert).",
-            Query(f"count({present} unless on ({n}) {recent}) or vector(0)"),
+            Query(f"count({present} unless on ({by}) {recent}) or vector(0)"),
         ),
         stat_panel(
             ids,
@@ -82,9 +83,9 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
             f"Nodes whose last reading at the centre is older than {config.reading_age_warning_seconds:g} s, or "
             "whose vmagent queue has not been empty once in 5 minutes.",
             Query(
-                f"count((time() - max by ({n}) (edge_collector_last_write_timestamp_seconds{{{s.edge}}}) > "
-                f"{config.reading_age_warning_seconds:g}) or on ({n}) "
-                f"(max by ({n}) (min_over_time(vmagent_remotewrite_pending_data_bytes{{{s.vmagent}}}[5m])) > 0))"
+                f"count((time() - max by ({by}) (edge_collector_last_write_timestamp_seconds{{{s.edge}}}) > "
+                f"{config.reading_age_warning_seconds:g}) or on ({by}) "
+                f"(max by ({by}) (min_over_time(vmagent_remotewrite_pending_data_bytes{{{s.vmagent}}}[5m])) > 0))"
                 " or vector(0)"
             ),
         ),
@@ -103,10 +104,17 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
     ]
     built = add_panels(built, stats)
 
+    # The row's cluster too, with several clusters: the node's name alone may be another cluster's node.
+    row_cluster = ""
+    if config.show_multi_cluster:
+        row_cluster = f"&var-{CLUSTER_VARIABLE}=${{__data.fields.{config.cluster_label}}}"
     node_link = (
         dashboard_builder.DashboardLink("Node detail")
         .type(dashboard.DashboardLinkType.LINK)
-        .url(f"/d/{config.dashboard_uid_prefix}node?var-node=${{__value.raw}}&${{__url_time_range}}")
+        .url(
+            f"/d/{dashboard_uid(config, DASHBOARD_UIDS.node)}"
+            f"?var-{NODE_VARIABLE}=${{__value.raw}}&${{__url_time_range}}{row_cluster}"
+        )
     )
     built = built.with_panel(
         table_panel(
@@ -124,7 +132,7 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
                 Column("Time to drain", Query(drain, instant=True), unit="s", steps=DRAIN_STEPS),
                 Column(
                     "Collector spool",
-                    Query(f"sum by ({n}) (edge_collector_push_spooled_bytes{{{s.edge}}})", instant=True),
+                    Query(f"sum by ({by}) (edge_collector_push_spooled_bytes{{{s.edge}}})", instant=True),
                     unit="bytes",
                     steps=BACKLOG_STEPS,
                 ),
@@ -139,7 +147,7 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
             ids,
             "Reading age",
             "Centre time minus each node's last collector write.",
-            [Query(f"time() - max by ({n}) (edge_collector_last_write_timestamp_seconds{{{s.edge}}})", f"{{{{{n}}}}}")],
+            [Query(f"time() - max by ({by}) (edge_collector_last_write_timestamp_seconds{{{s.edge}}})", s.legend)],
             unit="s",
             steps=age_steps,
         ),
@@ -147,7 +155,7 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
             ids,
             "Failing scripts",
             "Scripts whose last run failed, per node.",
-            [Query(failing_scripts, f"{{{{{n}}}}}")],
+            [Query(failing_scripts, s.legend)],
             unit="none",
             steps=(Step(None, "green"), Step(1, "red")),
         ),
@@ -155,7 +163,7 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
             ids,
             "vmagent backlog",
             "Bytes each node's vmagent still has to deliver (disk queue and memory).",
-            [Query(backlog, f"{{{{{n}}}}}")],
+            [Query(backlog, s.legend)],
             unit="bytes",
             steps=BACKLOG_STEPS,
         ),
@@ -163,7 +171,7 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
             ids,
             "Time to drain",
             "Backlog over the send rate of the last 5 minutes (edge:vmagent_time_to_drain_seconds).",
-            [Query(drain, f"{{{{{n}}}}}")],
+            [Query(drain, s.legend)],
             unit="s",
             steps=DRAIN_STEPS,
         ),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder
-from mixin_config import MixinConfig, Selectors
+from mixin_config import DASHBOARD_UIDS, NODE_VARIABLE, MixinConfig, Selectors
 from panels import (
     OK_WARN_BAD,
     READING_UNITS,
@@ -49,10 +49,10 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
 
     built = new_dashboard(
         config,
-        uid="node",
+        uid=DASHBOARD_UIDS.node,
         title="Edge node detail",
         description="One edge node: every reading, each script's runs, the collector's health.",
-    ).with_variable(label_variable("node", f"edge_collector_info{{{s.edge}}}", s.node, multi=False))
+    ).with_variable(label_variable(NODE_VARIABLE, f"edge_collector_info{{{s.edge}}}", s.node, multi=False))
 
     built = built.with_row(dashboard_builder.Row("Readings").id(ids())).with_panel(
         timeseries_panel(

@@ -14,7 +14,7 @@ from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import common, dashboard
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
-from mixin_config import MixinConfig
+from mixin_config import CLUSTER_VARIABLE, MixinConfig, dashboard_uid
 
 PanelBuilder = cogbuilder.Builder[dashboard.Panel]
 
@@ -237,7 +237,7 @@ def new_dashboard(config: MixinConfig, *, uid: str, title: str, description: str
     """A dashboard with the datasource (and cluster) variables and the other dashboards as links."""
     built = (
         dashboard_builder.Dashboard(title)
-        .uid(config.dashboard_uid_prefix + uid)
+        .uid(dashboard_uid(config, uid))
         .description(description)
         .tags(config.dashboard_tags)
         .refresh(config.dashboard_refresh)
@@ -267,7 +267,7 @@ def new_dashboard(config: MixinConfig, *, uid: str, title: str, description: str
     )
     if config.show_multi_cluster:
         built = built.with_variable(
-            label_variable("cluster", f"up{{{config.vmagent_selector}}}", config.cluster_label, multi=True)
+            label_variable(CLUSTER_VARIABLE, f"up{{{config.vmagent_selector}}}", config.cluster_label, multi=True)
         )
     return built
 

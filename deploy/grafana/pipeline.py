@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder
-from mixin_config import MixinConfig, Selectors
+from mixin_config import DASHBOARD_UIDS, NODE_VARIABLE, MixinConfig, Selectors
 from panels import Ids, Query, Step, add_panels, label_variable, new_dashboard, sum_rate, timeseries_panel
 
 QUEUE_STEPS = (Step(None, "green"), Step(512 * 1024 * 1024, "orange"), Step(1024 * 1024 * 1024, "red"))
@@ -13,22 +13,25 @@ BAD = (Step(None, "green"), Step(0.001, "red"))
 def build(config: MixinConfig) -> dashboard_builder.Dashboard:
     s = Selectors.of(config)
     n = s.node
+    by = s.per_node
     ids = Ids()
     vm = f'{s.vmagent}, {n}=~"$node"'
     edge = f'{s.edge}, {n}=~"$node"'
 
     def per_node_rate(metric: str, extra: str = "") -> str:
-        return sum_rate(metric, vm, f"{n}{extra}")
+        return sum_rate(metric, vm, f"{by}{extra}")
 
     def central_rate(metric: str, matchers: str = "") -> str:
         return sum_rate(metric, s.central + matchers)
 
     built = new_dashboard(
         config,
-        uid="pipeline",
+        uid=DASHBOARD_UIDS.pipeline,
         title="Edge pipeline",
         description="vmagent on each node (queue, sends, drops, retries) and the central store's ingestion.",
-    ).with_variable(label_variable("node", f"vmagent_remotewrite_pending_data_bytes{{{s.vmagent}}}", n, multi=True))
+    ).with_variable(
+        label_variable(NODE_VARIABLE, f"vmagent_remotewrite_pending_data_bytes{{{s.vmagent}}}", n, multi=True)
+    )
 
     built = built.with_row(dashboard_builder.Row("vmagent on the nodes").id(ids()))
     built = add_panels(
@@ -40,8 +43,8 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
                 "What vmagent still has to deliver (disk queue and in-memory blocks) and the part on disk; the "
                 "disk queue holds at most -remoteWrite.maxDiskUsagePerURL (1 GiB), then the oldest data is dropped.",
                 [
-                    Query(f"sum by ({n}) (vmagent_remotewrite_pending_data_bytes{{{vm}}})", f"{{{{{n}}}}} pending"),
-                    Query(f"sum by ({n}) (vm_persistentqueue_bytes_pending{{{vm}}})", f"{{{{{n}}}}} on disk"),
+                    Query(f"sum by ({by}) (vmagent_remotewrite_pending_data_bytes{{{vm}}})", f"{s.legend} pending"),
+                    Query(f"sum by ({by}) (vm_persistentqueue_bytes_pending{{{vm}}})", f"{s.legend} on disk"),
                 ],
                 unit="bytes",
                 steps=QUEUE_STEPS,
@@ -50,14 +53,14 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
                 ids,
                 "Send rate",
                 "Bytes per second sent to the centre (a replay after an outage is capped by -remoteWrite.rateLimit).",
-                [Query(per_node_rate("vmagent_remotewrite_bytes_sent_total"), f"{{{{{n}}}}}")],
+                [Query(per_node_rate("vmagent_remotewrite_bytes_sent_total"), s.legend)],
                 unit="Bps",
             ),
             timeseries_panel(
                 ids,
                 "Samples sent",
                 "Samples per second in the blocks vmagent sent.",
-                [Query(per_node_rate("vmagent_remotewrite_block_size_rows_sum"), f"{{{{{n}}}}}")],
+                [Query(per_node_rate("vmagent_remotewrite_block_size_rows_sum"), s.legend)],
                 unit="cps",
             ),
             timeseries_panel(
@@ -66,9 +69,9 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
                 "Data thrown away: oldest queue data when the disk queue is full (bytes), blocks the centre "
                 "refused for good (HTTP 400/409, samples) and blocks dropped on overload.",
                 [
-                    Query(per_node_rate("vm_persistentqueue_bytes_dropped_total"), f"{{{{{n}}}}} queue full"),
-                    Query(per_node_rate("vmagent_remotewrite_samples_dropped_total"), f"{{{{{n}}}}} refused samples"),
-                    Query(per_node_rate("vmagent_remotewrite_packets_dropped_total"), f"{{{{{n}}}}} dropped blocks"),
+                    Query(per_node_rate("vm_persistentqueue_bytes_dropped_total"), f"{s.legend} queue full"),
+                    Query(per_node_rate("vmagent_remotewrite_samples_dropped_total"), f"{s.legend} refused samples"),
+                    Query(per_node_rate("vmagent_remotewrite_packets_dropped_total"), f"{s.legend} dropped blocks"),
                 ],
                 unit="cps",
                 steps=BAD,
@@ -81,9 +84,9 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
                 [
                     Query(
                         per_node_rate("vmagent_remotewrite_requests_total", ", status_code"),
-                        f"{{{{{n}}}}} {{{{status_code}}}}",
+                        f"{s.legend} {{{{status_code}}}}",
                     ),
-                    Query(per_node_rate("vmagent_remotewrite_retries_count_total"), f"{{{{{n}}}}} retries"),
+                    Query(per_node_rate("vmagent_remotewrite_retries_count_total"), f"{s.legend} retries"),
                 ],
                 unit="reqps",
             ),
@@ -93,12 +96,12 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
                 "Samples per second the collector pushes to its node-local vmagent, and what waits in its spool.",
                 [
                     Query(
-                        sum_rate("edge_collector_push_samples_total", edge, n),
-                        f"{{{{{n}}}}} pushed/s",
+                        sum_rate("edge_collector_push_samples_total", edge, by),
+                        f"{s.legend} pushed/s",
                     ),
                     Query(
-                        f"sum by ({n}) (edge_collector_push_spooled_samples{{{edge}}})",
-                        f"{{{{{n}}}}} spooled",
+                        f"sum by ({by}) (edge_collector_push_spooled_samples{{{edge}}})",
+                        f"{s.legend} spooled",
                     ),
                 ],
                 unit="short",

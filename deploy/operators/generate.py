@@ -22,6 +22,10 @@ from typing import Any, NamedTuple
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "deploy" / "mixin"))  # mixin_config: the one reader of deploy/mixin/config.yaml
+
+import mixin_config  # noqa: E402
+
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 DAEMONSET = REPO / "deploy" / "kubernetes" / "edge" / "daemonset.yaml"
 COMPONENTS = REPO / "deploy" / "kubernetes" / "components"
@@ -35,9 +39,6 @@ JOB_CONTAINERS = {"vmagent": "vmagent"}
 # vmauth and the central vmagent sit in the central pod in front of Prometheus (docs/security.md): an
 # operator-managed centre has its own ingestion in front of it, so they are left to that installation.
 SELF_JOBS = {"prometheus", "vmauth", "central-vmagent"}
-# The node label the rules and dashboards use: with file_sd it comes from the target file, with an
-# operator from the pod's node.
-MIXIN_CONFIG = REPO / "deploy" / "mixin" / "config.yaml"
 COMMON_LABELS = {"app.kubernetes.io/part-of": "edge-metrics"}
 
 
@@ -97,8 +98,9 @@ def scrape_jobs(config: Obj, daemonset: Obj) -> list[Job]:
 
 
 def node_label() -> str:
-    label: str = yaml.safe_load(MIXIN_CONFIG.read_text())["nodeLabel"]
-    return label
+    """The node label the rules and dashboards use: with file_sd it comes from the target file, with an
+    operator from the pod's node."""
+    return mixin_config.load().node_label
 
 
 def metadata(name: str) -> Obj:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import Alertmanager, Pipeline, metric_sum
+from tests.e2e.stack import CLUSTER, Alertmanager, Pipeline, metric_sum
 from tests.e2e.webhook import WebhookReceiver, webhook_receiver
 from tests.helpers import Processes, wait_until
 
@@ -76,9 +76,9 @@ class TestAlertDelivery:
             lambda: webhook.alerts("resolved", **labels), timeout=90, what="resolved alert at the webhook"
         )
         assert resolved[0]["endsAt"] >= firing[0]["startsAt"]
-        # Grouped by alert name and node, as deploy/alertmanager routes them.
+        # Grouped by alert name and node (its cluster and name), as deploy/alertmanager routes them.
         groups = {tuple(sorted(n["groupLabels"].items())) for n in webhook.notifications}
-        assert (("alertname", "EdgeScriptFailing"), ("node", "bupt-a")) in groups
+        assert (("alertname", "EdgeScriptFailing"), ("cluster", CLUSTER), ("node", "bupt-a")) in groups
         # Nothing the centre meant to send was dropped (it was, with no Alertmanager configured).
         assert metric_sum(stack.central.metrics(), "prometheus_notifications_dropped_total") == 0
 

@@ -31,6 +31,7 @@ from tests.helpers import REPO, components
 
 # A matcher or grouping on a label called `node` (not $node, edge_node, node-exporter).
 BARE_NODE_LABEL = re.compile(r"(?<![\w$])node\s*(?:[=!]~?|[,)])")
+GROUPING = re.compile(r"\b(?:by|on)\s*\(([^)]*)\)")
 MIXIN_CONFIG = REPO / "deploy" / "mixin" / "config.yaml"
 EXPECTED = {"edge-fleet.json": "edge-fleet", "edge-node.json": "edge-node", "edge-pipeline.json": "edge-pipeline"}
 
@@ -182,6 +183,15 @@ class TestMixinConfig:
                 for target in panel["targets"]:
                     assert 'k8s_cluster=~"$cluster"' in target["expr"], (panel["title"], target["expr"])
                     assert not BARE_NODE_LABEL.search(target["expr"]), target["expr"]
+                    # Aggregations and joins by node keep the cluster: one node name may recur in two
+                    # clusters, and they must not be summed together.
+                    for clause in GROUPING.findall(target["expr"]):
+                        if "edge_node" in clause:
+                            assert "k8s_cluster" in clause, (panel["title"], target["expr"])
+                    if "edge_node" in target.get("legendFormat", ""):
+                        assert "{{k8s_cluster}}" in target["legendFormat"], (panel["title"], target["legendFormat"])
+        fleet = json.dumps(load(out / "edge-fleet.json"))
+        assert "var-cluster=${__data.fields.k8s_cluster}" in fleet  # a table row opens its own cluster's node
 
     def test_unknown_key_is_an_error_naming_the_file(self, tmp_path: Path) -> None:
         path = tmp_path / "config.yaml"

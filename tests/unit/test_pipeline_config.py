@@ -113,11 +113,12 @@ class TestAlertmanager:
         assert result.returncode == 0 and result.stdout.split() == [receiver], result.stdout + result.stderr
 
     def test_grouped_by_node_and_silent_nodes_inhibit_their_own_alerts(self) -> None:
-        """Groups by alert name and node; EdgeNodeSilent inhibits alerts of the same node."""
+        """Groups by alert name and node (cluster and name: a node name may recur in another cluster);
+        EdgeNodeSilent inhibits alerts of the same node."""
         config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
-        assert config["route"]["group_by"] == ["alertname", "node"]
+        assert config["route"]["group_by"] == ["alertname", "cluster", "node"]
         inhibit = config["inhibit_rules"][0]
-        assert inhibit["source_matchers"] == ['alertname="EdgeNodeSilent"'] and inhibit["equal"] == ["node"]
+        assert inhibit["source_matchers"] == ['alertname="EdgeNodeSilent"'] and inhibit["equal"] == ["cluster", "node"]
 
 
 class TestVmagent:

@@ -1,0 +1,182 @@
+"""The alerts on the central Prometheus' own ingestion."""
+
+from __future__ import annotations
+
+from mixin_config import DASHBOARD_UIDS
+from rule import Alert, Group, RulesFile, View
+
+FILE = RulesFile(
+    name="centre-alerts",
+    about="""
+Alerts on the central Prometheus's own ingestion, from its self-scrape (job="prometheus").
+They name a receiver that refuses or cannot store what the nodes send, which the per-node alerts
+only see as "silent". Unit tests: centre-alerts.test.yml; reasoning: docs/pipeline.md ("Alerts").
+
+Counters of the TSDB that carry a `type` label (out of bound, too old, out of order) may be created
+at their first increment (they are in older versions), so their first sample can already be
+non-zero: the alerts compare with the value some minutes ago, counting an absent value as 0,
+instead of increase(), which needs two samples and would miss it.
+""",
+    groups=[
+        Group(
+            "edge-centre",
+            [
+                Alert(
+                    "EdgeCentreHeadInFuture",
+                    why="""
+The newest sample the centre holds is more than 5 minutes ahead of its own clock: a sender's
+clock is ahead and the centre accepted its samples. Prometheus >= 2.54 refuses remote-written
+samples more than 10 minutes ahead, so this stays a small offset there; on older versions a
+board with its RTC in local time (+8 h) moves the head hours ahead, and then every other
+node's current samples fall behind it (500 "too old" before 2.50, dropped until 2.54).
+""",
+                    expr="prometheus_tsdb_head_max_time{%(centralSelector)s} / 1000 - time() > 300",
+                    severity="critical",
+                    summary="The central Prometheus holds samples {{ $value | humanizeDuration }} in the future",
+                    description=(
+                        "A sender's clock is ahead: find it with `max by (%(nodeLabel)s) "
+                        '(timestamp({__name__=~"up|edge_.*"}))` over a range ending in the future, or in the '
+                        "centre's log. Fix the node's clock (EdgeClockNotSynchronised). On Prometheus < 2.54 "
+                        'upgrade: docs/pipeline.md ("A clock in the future").'
+                    ),
+                    view=View(DASHBOARD_UIDS.pipeline, per_node=False),
+                    for_="1m",
+                ),
+                Alert(
+                    "EdgeCentreRejectsRemoteWrite",
+                    why="""
+The receiver refuses requests for good (HTTP 4xx): Prometheus >= 2.54 answers 400 "out of
+bounds: timestamp is too far in the future" to a sender whose clock is more than 10 minutes
+ahead, before the samples reach the TSDB, so no TSDB counter sees them: only the HTTP count
+does. vmagent drops such a block (EdgeVmagentRemoteWriteRejected names the node). Each
+vmagent >= 1.100 also gets one 400 when it starts (it tries VictoriaMetrics' own protocol
+first), so only a refusal lasting 15 minutes fires: a rolling restart of the fleet does not.
+""",
+                    expr="""
+sum by (job, instance) (
+  rate(prometheus_http_requests_total{handler="/api/v1/write", code=~"4.."}[5m])
+) > 0
+""",
+                    severity="critical",
+                    summary=(
+                        "The central Prometheus refuses remote-write requests (HTTP 4xx, {{ $value | printf "
+                        '"%%.2f" }} per second)'
+                    ),
+                    description=(
+                        "A sender's samples are refused and lost: usually a node's clock ahead (\"too far in the "
+                        "future\" in the centre's log, which names each series) or behind "
+                        "(EdgeCentreRejectsLateSamples). EdgeVmagentRemoteWriteRejected names the node; fix its "
+                        "clock. Other nodes are not affected."
+                    ),
+                    view=View(DASHBOARD_UIDS.pipeline, per_node=False),
+                    for_="15m",
+                ),
+                Alert(
+                    "EdgeCentreRejectsLateSamples",
+                    why="""
+Samples older than the out-of-order window (too old), or out of order / out of bounds while
+the window is off: a node that replays a backlog older than the window, or whose clock is behind (a 1970
+boot, fake-hwclock after a power cut, a backward step). Prometheus >= 2.50 answers 400 and
+vmagent drops the block; before 2.50 it answers 500 and vmagent retries for ever.
+""",
+                    expr="""
+sum by (job, instance) (
+  (
+    prometheus_tsdb_too_old_samples_total
+      - (prometheus_tsdb_too_old_samples_total offset 10m or prometheus_tsdb_too_old_samples_total * 0)
+  )
+    or
+  (
+    prometheus_tsdb_out_of_order_samples_total
+      - (prometheus_tsdb_out_of_order_samples_total offset 10m or prometheus_tsdb_out_of_order_samples_total * 0)
+  )
+    or
+  (
+    prometheus_tsdb_out_of_bound_samples_total
+      - (prometheus_tsdb_out_of_bound_samples_total offset 10m or prometheus_tsdb_out_of_bound_samples_total * 0)
+  )
+) > 0
+""",
+                    severity="critical",
+                    summary=(
+                        "The central Prometheus rejected {{ $value }} samples as too old, out of order or out of "
+                        "bounds in 10 minutes"
+                    ),
+                    description=(
+                        "Readings arrive later than the out-of-order window (1d) allows, or a node's clock is "
+                        "behind. Check EdgeClockNotSynchronised and the centre's log (it names the series); after "
+                        "an outage longer than the window the oldest samples are lost by design "
+                        "(docs/pipeline.md)."
+                    ),
+                    view=View(DASHBOARD_UIDS.pipeline, per_node=False),
+                ),
+                Alert(
+                    "EdgeCentreRemoteWriteErrors",
+                    why="""
+The remote-write receiver answers 5xx: the sender retries the block for ever and the node's
+queue stalls behind it. Prometheus < 2.50 does this for samples older than the out-of-order
+window, which after a future-dated sample is every node's current data (the 500 wedge).
+""",
+                    expr="""
+sum by (job, instance) (
+  prometheus_http_requests_total{handler="/api/v1/write", code=~"5.."}
+    - (
+      prometheus_http_requests_total{handler="/api/v1/write", code=~"5.."} offset 5m
+        or
+      prometheus_http_requests_total{handler="/api/v1/write", code=~"5.."} * 0
+    )
+) > 0
+""",
+                    severity="critical",
+                    summary=(
+                        "The central Prometheus answers {{ $value }} remote-write requests with HTTP 5xx in 5 minutes"
+                    ),
+                    description=(
+                        "Senders retry these blocks for ever and their queues stall. The centre's log has the "
+                        'cause; "too old sample" on Prometheus < 2.54 after a future-dated sample is the wedge in '
+                        "docs/pipeline.md (upgrade to >= 2.54, or VictoriaMetrics)."
+                    ),
+                    view=View(DASHBOARD_UIDS.pipeline, per_node=False),
+                    for_="2m",
+                ),
+                Alert(
+                    "EdgeCentreNotStoringOwnSamples",
+                    why="""
+The centre's scrape of itself is missing: it cannot append even its own samples. This is
+what a wedged head looks like (a sample far in the future on Prometheus < 2.54 makes every
+current sample "too old"), when none of the alerts above can fire because their inputs are
+not stored either. Rule evaluation and notification still work, so this one reaches you.
+""",
+                    expr="absent(up{%(centralSelector)s})",
+                    severity="critical",
+                    summary="The central Prometheus stores none of its own samples",
+                    description=(
+                        'Its head is wedged or its storage is failing: check its log ("too old sample", "out of '
+                        'bounds", disk errors) and `prometheus_tsdb_head_max_time` on its /metrics page against '
+                        'the current time. A head far in the future needs the remedy in docs/pipeline.md ("A '
+                        'clock in the future").'
+                    ),
+                    view=View(DASHBOARD_UIDS.pipeline, per_node=False),
+                    for_="2m",
+                ),
+                Alert(
+                    "EdgeAlertingWatchdog",
+                    why="""
+Always firing, on purpose: the proof that the centre evaluates rules and Alertmanager delivers.
+Route it (alertmanager.yml, receiver `deadmansswitch`) to a dead man's switch outside this
+cluster that pages when the heartbeat stops: a dead centre or Alertmanager cannot alert about
+itself.
+""",
+                    expr="vector(1)",
+                    severity="none",
+                    summary="Alerting pipeline heartbeat (always firing)",
+                    description=(
+                        "Nothing is wrong while this fires. If your dead man's switch stops receiving it, the "
+                        "central Prometheus or its Alertmanager is down or cannot notify."
+                    ),
+                    view=View(DASHBOARD_UIDS.fleet, per_node=False),
+                ),
+            ],
+        ),
+    ],
+)
