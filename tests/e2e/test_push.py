@@ -15,6 +15,7 @@ import pytest
 
 from edge_metrics.httppost import parse_url, post
 from tests.e2e.stack import (
+    CLUSTER,
     Node,
     Pipeline,
     collector_self_metrics,
@@ -111,7 +112,8 @@ class TestOnePathOnly:
                    timeout=30, what="the push self-metrics scraped at the centre")
 
         series = stack.central.query('{__name__=~"edge_e2e_.*"}')
-        assert [s["metric"] for s in series] == [{"__name__": "edge_e2e_counter", "node": "push-only"}]
+        only = {"__name__": "edge_e2e_counter", "node": "push-only", "cluster": CLUSTER}
+        assert [s["metric"] for s in series] == [only]
         assert "edge_e2e_counter" not in stack.node.node_exporter_metrics()
         assert stack.central.query('edge_collector_script_success{node="push-only",job="node-exporter"} == 1')
         assert_nothing_skipped_by_vmagent(stack.node)
