@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.stack import EDGE_METRICS, Pipeline, push_url
+from tests.e2e.stack import CLUSTER, EDGE_METRICS, Pipeline, push_url
 from tests.grafana.dashboards import (
     DASHBOARD_FILES,
     GRAFANA_DIR,
@@ -30,6 +30,7 @@ from tests.grafana.dashboards import (
     substitute,
 )
 from tests.helpers import REPO, SIM_LIB, processes, wait_until
+from tests.vmagent_keep import USED
 
 pytestmark = pytest.mark.e2e
 
@@ -156,3 +157,18 @@ def test_pictures_render_every_panel_with_data(stack: Pipeline, tmp_path: Path) 
         assert (tmp_path / f"{path.stem}.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     empty = [line for line in result.stdout.splitlines() if "without data: " in line]
     assert empty == [], empty
+
+
+def test_vmagent_self_scrape_sends_only_what_is_read(stack: Pipeline) -> None:
+    """The node's vmagent pushes its own health through the keep rule of scrape.yml: every family the rules,
+    dashboards and runbooks read arrives, with its `up`, and a small fraction of what its /metrics serves.
+    The pushed series carry the cluster label (-remoteWrite.label); the centre's own pull of the same
+    vmagent (targets/vmagent-*.json) has none, and recording rules' outputs (edge:...) are left out."""
+    pushed = f'job="vmagent", node="{NODE}", cluster="{CLUSTER}"'
+    central = stack.central
+    for family in [*sorted(USED), "up"]:
+        assert central.query(f"{family}{{{pushed}}}"), f"{family} of the self-scrape is not at the centre"
+    (count,) = central.query(f'count({{{pushed}, __name__!~".*:.*"}})')
+    sent = int(count["value"][1])
+    served = len(stack.node.vmagent_metrics())  # what the self-scrape would send without the rule
+    assert sent < 60 and sent * 10 < served, (sent, served)
