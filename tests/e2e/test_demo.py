@@ -40,6 +40,18 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
+def process_state(pid: int) -> str:
+    """A process's state and its children's command lines: what a demo that ignores Ctrl-C is doing."""
+    proc = Path(f"/proc/{pid}")
+    try:
+        state = next(line for line in (proc / "status").read_text().splitlines() if line.startswith("State:"))
+        children = (proc / "task" / str(pid) / "children").read_text().split()
+    except OSError as error:
+        return f"pid {pid}: {error}"
+    commands = [Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode() for child in children]
+    return f"pid {pid} {state}, wchan {(proc / 'wchan').read_text()}, children {commands}"
+
+
 # `  Label:   http://...` lines of the banner: every link the demo prints.
 BANNER_LINK = re.compile(r"^\s+([A-Za-z][A-Za-z ()]*):\s+(https?://127\.0\.0\.1:\d+\S*)\s*$", re.M)
 CHROMIUM = os.environ.get("CHROMIUM", "chromium")
@@ -218,7 +230,7 @@ class TestDemo:
         try:
             code = demo.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"demo still running 30 s after Ctrl-C:\n{log.read_text()[-2000:]}")
+            pytest.fail(f"demo still running 30 s after Ctrl-C ({process_state(demo.pid)}):\n{log.read_text()[-2000:]}")
         assert code == 0, log.read_text()[-2000:]
         assert processes_mentioning(str(run_dir)) == []
         assert "nothing left running" in log.read_text()
