@@ -1,10 +1,18 @@
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import pytest
 
 from tests.helpers import Processes, processes
+
+# A suite started in the background of a non-interactive shell (`nohup make test &`) inherits SIGINT
+# ignored, and so would every program it starts: bash cannot even trap a signal ignored on entry, so the
+# demo's Ctrl-C test would see Ctrl-C do nothing. With a handler here, children start with the default,
+# as from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
