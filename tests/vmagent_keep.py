@@ -13,9 +13,8 @@ import yaml
 
 from tests.e2e.stack import VMAGENT_SCRAPE
 from tests.grafana.dashboards import all_targets
-from tests.helpers import REPO
+from tests.helpers import REPO, RULE_FILES, RULES, rules_in
 
-RULES = REPO / "deploy" / "prometheus" / "rules"
 RUNBOOKS = REPO / "docs" / "runbooks.md"
 # The selector the rules and dashboards put on series of the node's vmagent (deploy/mixin/config.yaml).
 VMAGENT_SELECTOR = yaml.safe_load((REPO / "deploy" / "mixin" / "config.yaml").read_text())["vmagentSelector"]
@@ -60,12 +59,9 @@ def keep_regex() -> re.Pattern[str]:
 
 def queries() -> Iterator[tuple[str, str]]:
     """(where, PromQL) of every rule, every dashboard target and every code span of the runbooks."""
-    for path in sorted(RULES.glob("*.yml")):
-        if path.name.endswith(".test.yml"):
-            continue
-        for group in yaml.safe_load(path.read_text())["groups"]:
-            for rule in group["rules"]:
-                yield f"{path.name}:{rule.get('alert') or rule['record']}", rule["expr"]
+    for name in RULE_FILES:
+        for rule in rules_in(RULES / name):
+            yield f"{name}:{rule.get('alert') or rule['record']}", rule["expr"]
     for target in all_targets():
         yield f"{target.dashboard}:{target.panel}", target.expr
     for number, line in enumerate(RUNBOOKS.read_text().splitlines(), start=1):

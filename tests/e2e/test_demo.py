@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-import yaml
 
 from tests.e2e.stack import Pki, PrometheusAPI
-from tests.helpers import REPO, SIM_LIB, Processes, run_in_own_group, wait_until
+from tests.helpers import REPO, RULE_FILES, RULES, SIM_LIB, Processes, rules_in, run_in_own_group, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -144,13 +143,7 @@ class _Text(html.parser.HTMLParser):
 
 
 def alert_rule_names() -> list[str]:
-    names = []
-    for path in sorted((REPO / "deploy" / "prometheus" / "rules").glob("*.yml")):
-        if path.name.endswith(".test.yml"):
-            continue
-        for group in yaml.safe_load(path.read_text())["groups"]:
-            names += [rule["alert"] for rule in group["rules"] if "alert" in rule]
-    return names
+    return [rule["alert"] for name in RULE_FILES for rule in rules_in(RULES / name) if "alert" in rule]
 
 
 def what_a_person_sees(label: str, url: str, profile: Path, login: Login) -> str | None:

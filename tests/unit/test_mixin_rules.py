@@ -18,14 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import COMPONENTS_ENV, REPO, components
+from tests.helpers import COMPONENTS_ENV, REPO, RULE_FILES, RULES, components, rules_in
 
-RULES = REPO / "deploy" / "prometheus" / "rules"
 GENERATOR = REPO / "deploy" / "mixin" / "generate.py"
 DASHBOARD_GENERATOR = REPO / "deploy" / "grafana" / "generate.py"
 CONFIG_FILE = REPO / "deploy" / "mixin" / "config.yaml"
 CONFIG = yaml.safe_load(CONFIG_FILE.read_text())
-RULE_FILES = sorted(path.name for path in RULES.glob("*.yml") if not path.name.endswith(".test.yml"))
 
 GROUPING = re.compile(r"\b(?:by|on|without|ignoring)\s*\(([^)]*)\)")
 JOB_MATCHER = re.compile(r'\bjob\s*=~?\s*"[^"]*"')
@@ -54,12 +52,7 @@ def write_config(path: Path, **changes: object) -> Path:
 
 
 def rules_of(directory: Path) -> list[tuple[str, dict[str, Any]]]:
-    return [
-        (name, rule)
-        for name in RULE_FILES
-        for group in yaml.safe_load((directory / name).read_text())["groups"]
-        for rule in group["rules"]
-    ]
+    return [(name, rule) for name in RULE_FILES for rule in rules_in(directory / name)]
 
 
 def grouping_labels(expr: str) -> list[set[str]]:

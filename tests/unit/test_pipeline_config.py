@@ -16,11 +16,7 @@ from tests.e2e.stack import (
     override_flags,
     read_flags,
 )
-from tests.helpers import COMPONENTS_ENV, components, untested_alerts
-
-RULES = PROMETHEUS_DIR / "rules"
-# Alert and recording rules files alike; each beside its promtool test (*.test.yml).
-RULE_FILES = sorted(path.name for path in RULES.glob("*.yml") if not path.name.endswith(".test.yml"))
+from tests.helpers import COMPONENTS_ENV, RULE_FILES, RULES, components, untested_alerts
 
 
 @pytest.fixture(scope="module")

@@ -18,23 +18,15 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import REPO
+from tests.helpers import REPO, RULE_FILES, RULES, rules_in
 
-RULES = REPO / "deploy" / "prometheus" / "rules"
 RUNBOOKS = REPO / "docs" / "runbooks.md"
 DASHBOARDS = REPO / "deploy" / "grafana" / "dashboards"
 GENERATOR = REPO / "deploy" / "mixin" / "generate.py"
 CONFIG = yaml.safe_load((REPO / "deploy" / "mixin" / "config.yaml").read_text())
 
 # Every rules file, including those added later (edge-security.yml, edge-fleet.yml...); not their tests.
-RULE_FILES = sorted(path for path in RULES.glob("*.yml") if not path.name.endswith(".test.yml"))
-ALERTS = [
-    (path.name, rule)
-    for path in RULE_FILES
-    for group in yaml.safe_load(path.read_text())["groups"]
-    for rule in group["rules"]
-    if "alert" in rule
-]
+ALERTS = [(name, rule) for name in RULE_FILES for rule in rules_in(RULES / name) if "alert" in rule]
 IDS = [f"{name}:{rule['alert']}" for name, rule in ALERTS]
 
 
