@@ -21,10 +21,10 @@ from tests.e2e.stack import (
     override_flags,
     read_flags,
 )
-from tests.helpers import untested_alerts
+from tests.helpers import RULES, untested_alerts
 
 # The same real binaries and runner as the pipeline's configuration tests.
-from tests.unit.test_pipeline_config import RULES, bins, run
+from tests.unit.test_pipeline_config import bins, run
 
 __all__ = ["bins"]  # a fixture, used by name
 
