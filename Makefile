@@ -9,7 +9,7 @@ COMPONENTS := .cache/components/.complete
 SIM_LIB := build/libi2csim.so
 CHROMIUM ?= chromium
 
-.PHONY: all venv runtime components sim i2c-tools browser run demo check test lint bench fleet clean dashboards mixin
+.PHONY: all venv runtime components sim i2c-tools browser run demo check check-rules test lint bench fleet clean dashboards mixin
 
 all: venv components sim
 
@@ -69,12 +69,19 @@ lint: venv
 	cd deploy/mixin && ../../$(BIN)/mypy --strict generate.py
 	MYPYPATH=deploy/mixin $(BIN)/mypy --strict deploy/operators/generate.py
 
-# The inner loop: lint, types and the unit tests.
-check: lint components
+# The inner loop: lint, types and the unit tests; nothing downloaded, nothing started.
+check: lint
 	$(BIN)/pytest -q tests/unit
 
+# The next ring out: the rules and configs checked by the real promtool, and the benchmarks' smoke runs.
+check-rules: venv components
+	$(BIN)/pytest -q tests/rules tests/bench
+
+# Workers overlap the suite's waits (outages, restarts, retries); tests that must not share the machine's cores with
+# one another share an xdist group (the fleets). The slowest tests are listed at the end (docs/testing.md).
+TEST_WORKERS ?= 4
 test: venv components sim browser lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=30
 
 # Regenerate the mixin: the Grafana dashboards (deploy/grafana/dashboards/*.json, from deploy/grafana/*.py),
 # the alert and recording rules (deploy/prometheus/rules/*.yml, from deploy/mixin/rules.py and alerts/), both

@@ -19,7 +19,8 @@ from bench.fleet.net import NETNS_PREFIX, ip, remove_leftovers
 from tests.fleet.support import small_fleet
 from tests.helpers import COMPONENTS_ENV, REPO, Processes, wait_until
 
-pytestmark = [pytest.mark.fleet, pytest.mark.timeout(900)]
+# One fleet at a time: each takes the machine's cores for its simulated nodes.
+pytestmark = [pytest.mark.fleet, pytest.mark.timeout(900), pytest.mark.xdist_group("fleet")]
 
 
 def fleet_names(pid: int) -> list[str]:

@@ -15,7 +15,8 @@ from tests.e2e.stack import DEPLOY
 from tests.fleet.support import small_fleet
 from tests.helpers import Processes, components
 
-pytestmark = pytest.mark.fleet
+# One fleet at a time: each takes the machine's cores for its simulated nodes.
+pytestmark = [pytest.mark.fleet, pytest.mark.xdist_group("fleet")]
 
 
 @pytest.mark.timeout(600)

@@ -24,7 +24,7 @@ from tests.e2e.stack import (
 from tests.helpers import RULES, untested_alerts
 
 # The same real binaries and runner as the pipeline's configuration tests.
-from tests.unit.test_pipeline_config import bins, run
+from tests.rules.test_pipeline_config import bins, run
 
 __all__ = ["bins"]  # a fixture, used by name
 
