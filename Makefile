@@ -77,11 +77,12 @@ check: lint
 check-rules: venv components
 	$(BIN)/pytest -q tests/rules tests/bench
 
-# Workers overlap the suite's waits (outages, restarts, retries); tests that must not share the machine's cores with
-# one another share an xdist group (the fleets). The slowest tests are listed at the end (docs/testing.md).
+# Workers overlap the suite's waits (outages, restarts, retries). A file's tests stay in one worker, in order, so
+# module-scoped fixtures start once; the fleets take a lock so that only one runs at a time (tests/fleet/conftest.py).
+# The slowest tests are listed at the end (docs/testing.md).
 TEST_WORKERS ?= 4
 test: venv components sim browser lint
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=30
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=30
 
 # Regenerate the mixin: the Grafana dashboards (deploy/grafana/dashboards/*.json, from deploy/grafana/*.py),
 # the alert and recording rules (deploy/prometheus/rules/*.yml, from deploy/mixin/rules.py and alerts/), both

@@ -19,8 +19,7 @@ from bench.fleet.net import NETNS_PREFIX, ip, remove_leftovers
 from tests.fleet.support import small_fleet
 from tests.helpers import COMPONENTS_ENV, REPO, Processes, wait_until
 
-# One fleet at a time: each takes the machine's cores for its simulated nodes.
-pytestmark = [pytest.mark.fleet, pytest.mark.timeout(900), pytest.mark.xdist_group("fleet")]
+pytestmark = [pytest.mark.fleet, pytest.mark.timeout(900)]
 
 
 def fleet_names(pid: int) -> list[str]:

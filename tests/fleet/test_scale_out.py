@@ -15,8 +15,7 @@ from tests.e2e.stack import DEPLOY
 from tests.fleet.support import small_fleet
 from tests.helpers import Processes, components
 
-# One fleet at a time: each takes the machine's cores for its simulated nodes.
-pytestmark = [pytest.mark.fleet, pytest.mark.xdist_group("fleet")]
+pytestmark = pytest.mark.fleet
 
 
 @pytest.mark.timeout(600)
