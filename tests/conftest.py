@@ -20,4 +20,3 @@ def procs() -> Iterator[Processes]:
     """Real processes, each in its own process group, all killed at teardown even when the test fails."""
     with processes() as group:
         yield group
-

@@ -185,16 +185,19 @@ OPTIONS = (
 _PATH_CHECKS = (_file, _directory, _output_path)
 
 RUN_DESCRIPTION = """\
-Run this node's scripts on their schedule and write their readings, with the collector's own health
-metrics, to one file that node_exporter's textfile collector serves. SIGTERM/SIGINT stop it; SIGHUP
-reloads nodes.conf (changes are also picked up on their own within a second).
+Run this node's scripts on their schedule. With --push-url (as the DaemonSet runs it), each run's
+readings go to the node's vmagent stamped with the time they were read, and the file that
+node_exporter's textfile collector serves carries the collector's own health metrics; without it, the
+file carries the readings too. SIGTERM/SIGINT stop it; SIGHUP reloads nodes.conf (changes are also
+picked up on their own within a second).
 
 Each option can also come from the environment variable named in its help; the command line wins.
 
 examples:
   edge-metrics run --once --output - --node-name bupt-a       try the node's scripts, print the file
   edge-metrics run --node-name bupt-a --output /var/lib/prometheus/node-exporter/custom_metrics.prom
-  NODE_NAME=bupt-a EDGE_LOG_LEVEL=debug edge-metrics run     as the DaemonSet runs it
+  NODE_NAME=bupt-a EDGE_PUSH_URL=http://127.0.0.1:8429/api/v1/import/prometheus edge-metrics run
+                                                              as the DaemonSet runs it (push mode)
 
 exit status: 0 ok, 1 a script failed (--once) or the config is invalid, 2 bad usage."""
 
@@ -240,13 +243,14 @@ def main(argv: Sequence[str]) -> int:
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="edge-metrics",
-        description="Hardware readings from bash scripts -> Prometheus gauges in node_exporter's textfile directory.",
+        description="Hardware readings from bash scripts -> Prometheus gauges, pushed to the node's vmagent with their "
+                    "read time, or written to node_exporter's textfile directory.",
         epilog="See `edge-metrics COMMAND --help`; the README describes nodes.conf and the script contract.",
     )
     version = f"edge-metrics {__version__}"
     parser.add_argument("--version", action="version", version=version)
     commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="{run,check,simulate}")
-    run = commands.add_parser("run", help="run the node's scripts on schedule and write the metrics file",
+    run = commands.add_parser("run", help="run the node's scripts on schedule; push the readings or write the file",
                               description=RUN_DESCRIPTION)
     # Listed for --help only: main() hands `simulate` to the simulator before this parser runs.
     commands.add_parser("simulate", add_help=False,
