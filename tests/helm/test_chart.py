@@ -23,11 +23,22 @@ from tests.helm.chart import (
     without_chart_labels,
     without_hashes,
 )
-from tests.k8s.manifests import SCHEMA_VERSIONS, container, find, rendered, schema_errors
+from tests.helpers import REPO
+from tests.k8s.manifests import (
+    KUSTOMIZE_DIR,
+    SCHEMA_VERSIONS,
+    container,
+    find,
+    kustomize,
+    load_all,
+    rendered,
+    schema_errors,
+)
 
 pytestmark = pytest.mark.k8s
 
 VALUES_FILES = sorted(VALUES.glob("*.yaml"))
+OVERLAYS = REPO / "deploy" / "overlays"
 CASES = [pytest.param((), id="defaults")] + [pytest.param((path,), id=path.stem) for path in VALUES_FILES]
 
 
@@ -72,10 +83,18 @@ class TestLintAndRender:
 class TestOneSourceWithKustomize:
     """Set up as the manifests are (tests/helm/values/kustomize.yaml), the chart renders kustomize's objects."""
 
-    def test_chart_renders_the_kustomize_objects_one_by_one(self) -> None:
-        chart = {key(o): without_chart_labels(o) for o in template(VALUES / "kustomize.yaml")}
+    @pytest.mark.parametrize(("sets", "kustomization"), [
+        pytest.param(("nodeExporter.bundled=true",), KUSTOMIZE_DIR, id="deploy/kubernetes"),
+        pytest.param(("nodeExporter.bundled=false",), OVERLAYS / "no-node-exporter", id="defaults: no-node-exporter"),
+    ])
+    def test_chart_renders_the_kustomize_objects_one_by_one(self, sets: tuple[str, ...], kustomization: Path
+                                                            ) -> None:
+        """With the seed's zone (the one setting of kustomize.yaml besides node_exporter), the chart's objects
+        are kustomize's: the full pod, or the default one without node_exporter."""
+        chart = {key(o): without_chart_labels(o) for o in template(VALUES / "kustomize.yaml", sets=sets)}
         # The chart does not own its namespace (helm install --namespace; docs/kubernetes.md labels it).
-        kustomized = {key(o): o for o in without_hashes(rendered()) if o["kind"] != "Namespace"}
+        kustomized = {key(o): o for o in without_hashes(load_all(kustomize(kustomization)))
+                      if o["kind"] != "Namespace"}
         assert sorted(chart) == sorted(kustomized)
         for name, obj in kustomized.items():
             assert chart[name] == obj, name
@@ -116,7 +135,7 @@ class TestDefaultsBesideAnExistingNodeExporter:
         objects = template()
         listen = env_of(container(pod_spec(objects), "metric-sidecar"))["EDGE_METRICS_LISTEN"]
         scrape = yaml.safe_load(find(objects, "ConfigMap", "vmagent-config")["data"]["scrape.yml"])
-        mixin = yaml.safe_load((CHART.parents[2] / "deploy" / "mixin" / "config.yaml").read_text())
+        mixin = yaml.safe_load((REPO / "deploy" / "mixin" / "config.yaml").read_text())
         job = mixin["edgeSelector"].removeprefix('job="').removesuffix('"')
         jobs = {j["job_name"]: j for j in scrape["scrape_configs"]}
         assert jobs[job]["static_configs"] == [{"targets": [listen]}]
