@@ -5,6 +5,8 @@ manifests are it renders exactly their objects."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from tests.helm.chart import (
     key,
     refusal,
     template,
+    template_text,
     without_chart_labels,
     without_hashes,
 )
@@ -39,6 +42,8 @@ pytestmark = pytest.mark.k8s
 
 VALUES_FILES = sorted(VALUES.glob("*.yaml"))
 OVERLAYS = REPO / "deploy" / "overlays"
+DOCS = REPO / "docs" / "kubernetes.md"
+EDGE_METRICS = REPO / ".venv" / "bin" / "edge-metrics"
 CASES = [pytest.param((), id="defaults")] + [pytest.param((path,), id=path.stem) for path in VALUES_FILES]
 
 
@@ -207,3 +212,47 @@ class TestSchemaRefusesBadValues:
     def test_bad_value_is_named(self, setting: str, named: str) -> None:
         message = refusal(sets=(setting,))
         assert "schema" in message and named in message, message
+
+
+class TestOwnScripts:
+    """Your scripts without a fork: the worked example of docs/kubernetes.md, rendered and checked as CI would."""
+
+    @staticmethod
+    def docs_example(tmp_path: Path) -> Path:
+        blocks = re.findall(r"```yaml\n(# my-values\.yaml\n.*?)```", DOCS.read_text(), re.S)
+        assert len(blocks) == 1, "docs/kubernetes.md has one ```yaml block starting `# my-values.yaml`"
+        path = tmp_path / "my-values.yaml"
+        path.write_text(blocks[0])
+        return path
+
+    def test_worked_example_passes_check_configmap(self, tmp_path: Path) -> None:
+        values = self.docs_example(tmp_path)
+        rendered_file = tmp_path / "rendered.yaml"
+        rendered_file.write_text(template_text(values))
+        result = subprocess.run([str(EDGE_METRICS), "check", "--configmap", str(rendered_file)], capture_output=True,
+                                text=True, timeout=60, check=False)
+        assert result.returncode == 0, result.stderr
+        assert "lab-*: power_rail every 1m" in result.stdout
+        objects = load_all(rendered_file.read_text())
+        data = find(objects, "ConfigMap", "edge-metrics-config")["data"]
+        assert set(data) == {"nodes.conf", "power_rail.sh"}, "the chart's own scripts are not installed with yours"
+        spec = pod_spec(objects)
+        assert spec["nodeSelector"]["edge-metrics/sensors"] == "true"
+
+    def test_a_broken_script_fails_the_check(self, tmp_path: Path) -> None:
+        """The check CI runs catches a script nodes.conf names but the values lack."""
+        values = yaml.safe_load(self.docs_example(tmp_path).read_text())
+        del values["config"]["files"]["power_rail.sh"]
+        broken = tmp_path / "broken.yaml"
+        broken.write_text(yaml.safe_dump(values))
+        rendered_file = tmp_path / "rendered.yaml"
+        rendered_file.write_text(template_text(broken))
+        result = subprocess.run([str(EDGE_METRICS), "check", "--configmap", str(rendered_file)], capture_output=True,
+                                text=True, timeout=60, check=False)
+        assert result.returncode == 1 and "power_rail" in result.stderr, result.stderr
+
+    def test_existing_configmap_is_mounted_and_none_rendered(self) -> None:
+        objects = template(sets=("config.existingConfigMap=my-scripts",))
+        assert not [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "edge-metrics-config"]
+        volume = next(v for v in pod_spec(objects)["volumes"] if v["name"] == "config")
+        assert volume == {"name": "config", "configMap": {"name": "my-scripts"}}
