@@ -8,9 +8,10 @@ RUNTIME := $(VENV)/.runtime-installed
 COMPONENTS := .cache/components/.complete
 SIM_LIB := build/libi2csim.so
 HELM := .cache/tools/helm
+SYSTEMD_TOOLS := .cache/tools/systemd
 CHROMIUM ?= chromium
 
-.PHONY: all venv runtime components sim i2c-tools browser run demo check test lint bench fleet clean dashboards mixin helm helm-lint
+.PHONY: all venv runtime components sim i2c-tools browser run demo check test lint bench fleet clean dashboards mixin helm helm-lint systemd-analyze
 
 all: venv components sim
 
@@ -40,6 +41,14 @@ $(HELM): tools/fetch-helm.sh
 	bash tools/fetch-helm.sh
 
 helm: $(HELM)
+
+# systemd-analyze for `verify` of deploy/systemd (tests/systemd): the system's, or Debian's systemd and
+# libsystemd-shared packages unpacked into the cache (apt-get download + dpkg -x: nothing installed or started).
+systemd-analyze:
+	@command -v systemd-analyze >/dev/null 2>&1 || [ -x $(SYSTEMD_TOOLS)/usr/bin/systemd-analyze ] || \
+	  { echo "make: unpacking Debian's systemd-analyze into $(SYSTEMD_TOOLS) (apt-get download, dpkg -x)"; \
+	    mkdir -p $(SYSTEMD_TOOLS)/debs && cd $(SYSTEMD_TOOLS)/debs && apt-get download systemd libsystemd-shared && \
+	    for deb in *.deb; do dpkg -x $$deb ..; done; }
 
 # The chart as `helm lint --strict` sees it, with its defaults and every values file of tests/helm/values
 # (tests/helm renders them all and compares the default set-up with the kustomize output).
@@ -87,7 +96,7 @@ lint: venv
 check: lint components
 	$(BIN)/pytest -q tests/unit
 
-test: venv components sim browser helm lint
+test: venv components sim browser helm systemd-analyze lint
 	$(BIN)/pytest
 
 # Regenerate the mixin: the Grafana dashboards (deploy/grafana/dashboards/*.json, from deploy/grafana/*.py),
