@@ -63,6 +63,15 @@ class TestLintAndRender:
         result = helm("lint", CHART, "--strict", "--namespace", NAMESPACE, *args)
         assert result.returncode == 0, result.stdout + helm_error(result.stderr)
 
+    def test_packaged_chart_renders_the_same(self, tmp_path: Path) -> None:
+        """`helm package` stores the contents of files/'s links: the archive a registry serves is self-contained."""
+        packaged = helm("package", CHART, "--destination", tmp_path)
+        assert packaged.returncode == 0, helm_error(packaged.stderr)
+        (archive,) = tmp_path.glob("edge-metrics-collector-*.tgz")
+        result = helm("template", "edge", archive, "--namespace", NAMESPACE)
+        assert result.returncode == 0, helm_error(result.stderr)
+        assert load_all(result.stdout) == template()
+
     @pytest.mark.parametrize("version", SCHEMA_VERSIONS)
     @pytest.mark.parametrize("values", CASES)
     def test_every_rendered_object_validates_strictly(self, values: tuple[Path, ...], version: str) -> None:
@@ -208,6 +217,7 @@ class TestSchemaRefusesBadValues:
         ("central.storageSize=lots", "/central/storageSize"),
         ("config.files.nodes\\.conf=x,config.files.bad/name=y", "bad/name"),
         ("collector.pushUrl=", "/collector/pushUrl"),
+        ("collector.resources.limits.memory=lots", "/collector/resources/limits/memory"),
     ])
     def test_bad_value_is_named(self, setting: str, named: str) -> None:
         message = refusal(sets=(setting,))
