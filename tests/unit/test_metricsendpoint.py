@@ -86,3 +86,15 @@ class TestServing:
         """Two listeners on one port: the second says so at start (not a silent gap at the centre)."""
         with pytest.raises(ListenError, match="cannot listen"):
             start(f"127.0.0.1:{served[0].port}", (tmp_path / "x").read_bytes, Logger(stream=io.StringIO()))
+
+
+class TestCommandLine:
+    def test_a_routable_address_is_a_usage_error_naming_the_variable(self, capsys: pytest.CaptureFixture[str],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+        """EDGE_METRICS_LISTEN=0.0.0.0:9101 (the node's network): exit 2, one line naming the variable."""
+        from edge_metrics.cli import main
+
+        monkeypatch.setenv("EDGE_METRICS_LISTEN", "0.0.0.0:9101")
+        assert main(["run", "--once", "--output", "-"]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "EDGE_METRICS_LISTEN (--metrics-listen)" in error and "loopback" in error
