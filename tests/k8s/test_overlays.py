@@ -66,6 +66,11 @@ class TestSiteDefaults:
         assert env_of(container(spec, "metric-sidecar"))["TZ"] == "Europe/Berlin"
         assert env_of(container(spec, "vmagent"))["CLUSTER"] == "site-7"
 
+    def test_centre_runs_on_a_server_node(self) -> None:
+        objects = load_all(kustomize(OVERLAYS / "site"))
+        spec = find(objects, "Deployment", "central-prometheus")["spec"]["template"]["spec"]
+        assert spec["nodeSelector"] == {"node-role.kubernetes.io/control-plane": "true"}
+
 
 class TestNoNodeExporter:
     def test_scrape_config_is_the_shipped_one_but_for_the_target(self) -> None:
