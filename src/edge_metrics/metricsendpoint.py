@@ -11,10 +11,9 @@ long-lived process more resident memory than the rest of the collector (see http
 
 from __future__ import annotations
 
+import _thread
 import contextlib
-import ipaddress
 import socket
-import threading
 
 TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
 if TYPE_CHECKING:
@@ -38,13 +37,20 @@ def parse_listen(text: str) -> tuple[str, int]:
     host = host.removeprefix("[").removesuffix("]")
     if not sep or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
         raise ListenError(f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:9101")
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        raise ListenError(f"{text!r}: HOST must be an IP address (127.0.0.1 or ::1)") from None
-    if not loopback:
+    if not _is_address(host):
+        raise ListenError(f"{text!r}: HOST must be an IP address (127.0.0.1 or ::1)")
+    if not (host == "::1" or (":" not in host and host.split(".")[0] == "127")):
         raise ListenError(f"{text!r}: only a loopback address is allowed; the node's own vmagent scrapes it")
     return host, int(port_text)
+
+
+def _is_address(host: str) -> bool:
+    # socket rather than ipaddress: that module costs the long-lived process resident memory for one check.
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+    except OSError:
+        return False
+    return True
 
 
 def start(listen: str, read: Callable[[], bytes], log: Logger) -> MetricsEndpoint:
@@ -60,7 +66,8 @@ def start(listen: str, read: Callable[[], bytes], log: Logger) -> MetricsEndpoin
         sock.close()
         raise ListenError(f"{listen!r}: cannot listen: {error.strerror}") from None
     endpoint = MetricsEndpoint(sock, read, log)
-    threading.Thread(target=endpoint.serve_forever, name="metrics-endpoint", daemon=True).start()
+    # _thread rather than threading: the one thread needs no join, no name and none of that module's imports.
+    _thread.start_new_thread(endpoint.serve_forever, ())
     log.info("serving the metrics file for the node's vmagent", url=f"http://{listen}/metrics")
     return endpoint
 
