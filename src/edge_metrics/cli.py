@@ -118,6 +118,13 @@ def _push_url(text: str) -> str:
     return text
 
 
+def _listen(text: str) -> str:
+    from edge_metrics.metricsendpoint import parse_listen
+
+    parse_listen(text)
+    return text
+
+
 def _size(text: str) -> int:
     from edge_metrics.spool import parse_size
 
@@ -134,6 +141,7 @@ TYPE_CHECKING = False  # `typing` for the type checker only: the collector proce
 if TYPE_CHECKING:
     from typing import NamedTuple
 
+    from edge_metrics.log import Logger
     from edge_metrics.push import PushSettings
 
     class Option(NamedTuple):
@@ -180,6 +188,9 @@ OPTIONS = (
            "push mode: spool bound; the oldest readings go first"),
     Option("--clock-check", "EDGE_CLOCK_CHECK", "adjtimex", _choice("adjtimex", "none"), "adjtimex|none",
            "push mode holds readings while adjtimex says the clock is unsynchronised; none trusts the clock"),
+    Option("--metrics-listen", "EDGE_METRICS_LISTEN", None, _listen, "HOST:PORT",
+           "also serve the metrics file at http://HOST:PORT/metrics (loopback only) for the node's vmagent, "
+           "where no node_exporter reads the textfile (default: off)"),
 )
 
 _PATH_CHECKS = (_file, _directory, _output_path)
@@ -359,7 +370,21 @@ def _run(args: argparse.Namespace, values: dict[str, object]) -> int:
     loaded = collector.load()
     if args.once:
         return collector.run_once() if loaded else 1
+    if values["--metrics-listen"]:
+        _serve_metrics(str(values["--metrics-listen"]), output, log)
     return collector.serve()
+
+
+def _serve_metrics(listen: str, output: Path | None, log: Logger) -> None:
+    """--metrics-listen: the file the collector writes, served by a thread of its own (metricsendpoint.py)."""
+    from edge_metrics.metricsendpoint import ListenError, start
+
+    if output is None:
+        raise UsageError("--metrics-listen serves the --output file: it needs a file, not -")
+    try:
+        start(listen, output.read_bytes, log)
+    except ListenError as error:
+        raise UsageError(f"--metrics-listen: {error}") from None
 
 
 def _push_settings(values: dict[str, object]) -> PushSettings | None:

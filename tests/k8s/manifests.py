@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import yaml
 
 from tests.helpers import REPO
@@ -19,6 +20,8 @@ RENDER_SCRIPT = REPO / "tools" / "render-manifests.sh"
 DOCKERFILE = REPO / "Dockerfile"
 
 Obj = dict[str, Any]
+# kubectl on these machines is 1.32; the newest schema kubernetes-validate bundles is "current".
+SCHEMA_VERSIONS = ("1.32", kubernetes_validate.utils.latest_version())
 
 
 def kustomize(directory: Path = KUSTOMIZE_DIR) -> str:
@@ -100,3 +103,18 @@ def dockerfile_entrypoint() -> list[str]:
     entrypoints = [json.loads(args) for keyword, args in dockerfile_instructions() if keyword == "ENTRYPOINT"]
     assert entrypoints, "the Dockerfile has no ENTRYPOINT"
     return list(entrypoints[-1])
+
+
+def schema_errors(objects: list[Obj], version: str) -> list[str]:
+    """Every object against the Kubernetes OpenAPI schema of `version`, strictly (an unknown field is an error):
+    one line per problem, naming the object and the field."""
+    errors = []
+    for obj in objects:
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            path = ".".join(str(p) for p in error.path)
+            errors.append(f"{obj['kind']}/{obj['metadata']['name']}: {path}: {error.message}")
+        except kubernetes_validate.SchemaNotFoundError as error:
+            errors.append(error.message)
+    return errors

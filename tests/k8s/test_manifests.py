@@ -20,6 +20,7 @@ from tests.k8s.manifests import (
     ALL_IN_ONE,
     KUSTOMIZE_DIR,
     RENDER_SCRIPT,
+    SCHEMA_VERSIONS,
     Obj,
     container,
     find,
@@ -27,6 +28,7 @@ from tests.k8s.manifests import (
     kustomize,
     load_all,
     rendered,
+    schema_errors,
 )
 
 pytestmark = pytest.mark.k8s
@@ -37,8 +39,6 @@ RUNBOOK = (
     "kubectl rollout restart daemonset node-exporter-arm64 -n monitoring",
     "kubectl logs -l app=node-exporter -n monitoring -c metric-sidecar --tail=10",
 )
-# kubectl on these machines is 1.32; the newest schema kubernetes-validate bundles is "current".
-SCHEMA_VERSIONS = ("1.32", kubernetes_validate.utils.latest_version())
 
 
 def daemonset() -> Obj:
@@ -130,16 +130,7 @@ class TestSchema:
     @pytest.mark.parametrize("variant", ["", "least-privilege"])
     def test_every_object_validates_strictly(self, version: str, variant: str) -> None:
         objects = load_all(kustomize(KUSTOMIZE_DIR / variant)) if variant else rendered()
-        errors = []
-        for obj in objects:
-            try:
-                kubernetes_validate.validate(obj, version, strict=True)
-            except kubernetes_validate.ValidationError as error:
-                path = ".".join(str(p) for p in error.path)
-                errors.append(f"{obj['kind']}/{obj['metadata']['name']}: {path}: {error.message}")
-            except kubernetes_validate.SchemaNotFoundError as error:
-                errors.append(error.message)
-        assert errors == []
+        assert schema_errors(objects, version) == []
 
     def test_strict_mode_rejects_an_unknown_field(self) -> None:
         """The control for the test above: a misspelt field must not pass."""

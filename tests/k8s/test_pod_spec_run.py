@@ -18,6 +18,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,10 +103,16 @@ def _get(url: str) -> str:
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    with run_pods(rendered(), tmp_path_factory.mktemp("node")) as started:
+        yield started
+
+
+@contextmanager
+def run_pods(objects: list[Any], root: Path) -> Iterator[Deployment]:
+    """The edge DaemonSet and the central Deployment of `objects` (a render of the manifests or of the chart),
+    started as local processes: the centre first, until it is ready."""
     for required in (EDGE_METRICS, MODEL, SIM_LIB):
         assert required.exists(), f"{required} missing: run `make test` (it builds the venv and the simulator)"
-    objects = rendered()
-    root = tmp_path_factory.mktemp("node")
     logs = root / "logs"
     logs.mkdir()
     # The first install of docs/security.md: tools/make-certs.sh, the centre's files as the Secret
