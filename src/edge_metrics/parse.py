@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from edge_metrics.samples import Labels, ParseResult, RejectedLine, Sample
+from edge_metrics.samples import Labels, Metadata, ParseResult, RejectedLine, Sample
 
 SELF_METRIC_PREFIX = "edge_collector_"
 
@@ -30,6 +30,9 @@ _SPECIAL_VALUES = {"nan": math.nan, "inf": math.inf, "+inf": math.inf, "-inf": -
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
 _isinf = math.isinf
 OUT_OF_RANGE = "value out of range (beyond ±1.8e308)"
+# `# HELP key text` and `# TYPE key type`, as in Prometheus' text format; any other `#` line is a comment.
+_METADATA = re.compile(r"#[ \t]+(HELP|TYPE)(?:[ \t]+(\S*))?(?:[ \t](.*))?", re.ASCII | re.DOTALL)
+TYPES = ("gauge", "counter")
 
 
 class LineError(ValueError):
@@ -51,12 +54,18 @@ def parse_output(data: bytes, *, prefix: str, max_series: int | None = None) -> 
     label_names: dict[str, tuple[frozenset[str], int]] = {}  # family -> label names of its first line
     rejected: list[RejectedLine] = []
     overridden: list[RejectedLine] = []
+    declared = _Declarations(prefix)
     for number, text in enumerate(_lines(data), start=1):
         if isinstance(text, bytes):
             rejected.append(RejectedLine(number, text[:200].decode("utf-8", "replace"), "not valid UTF-8"))
             continue
         stripped = text.strip()
-        if not stripped or stripped.startswith("#"):
+        if not stripped:
+            continue
+        if stripped[0] == "#":
+            reason = declared.line(stripped, number, label_names)
+            if reason is not None:
+                rejected.append(RejectedLine(number, stripped[:200], reason))
             continue
         plain = _PLAIN.fullmatch(stripped)
         if plain is not None and not (name := prefix + plain[1]).startswith(SELF_METRIC_PREFIX):
@@ -83,6 +92,9 @@ def parse_output(data: bytes, *, prefix: str, max_series: int | None = None) -> 
         if previous is None and len(by_series) == bound:
             dropped += 1  # before anything is remembered about it: dropped lines cost no memory
             continue
+        if declared.counters and sample.value < 0 and name in declared.counters:
+            rejected.append(RejectedLine(number, stripped[:200], f"{name} is a counter: it cannot be negative"))
+            continue
         first = label_names.get(name)
         if first is None:
             label_names[name] = (names, number)
@@ -94,7 +106,70 @@ def parse_output(data: bytes, *, prefix: str, max_series: int | None = None) -> 
             overridden.append(RejectedLine(previous[0], previous[2][:200], f"overridden by line {number}"))
         by_series[key] = (number, sample, stripped)
     samples = tuple(sample for _, sample, _ in by_series.values())
-    return ParseResult(samples=samples, rejected=tuple(rejected), overridden=tuple(overridden), dropped=dropped)
+    return ParseResult(samples=samples, rejected=tuple(rejected), overridden=tuple(overridden), dropped=dropped,
+                       metadata=declared.of(label_names))
+
+
+class _Declarations:
+    """The HELP and TYPE lines of one output: each key declared once, before its first reading."""
+
+    __slots__ = ("counters", "helps", "prefix", "types")
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.helps: dict[str, tuple[str, int]] = {}  # name -> (text, line)
+        self.types: dict[str, tuple[str, int]] = {}
+        self.counters: set[str] = set()
+
+    def line(self, line: str, number: int, seen: dict[str, tuple[frozenset[str], int]]) -> str | None:
+        """Take a `#` line; the reason it is rejected, or None (declared, or an ordinary comment)."""
+        match = _METADATA.fullmatch(line)
+        if match is None:
+            return None
+        kind, key, text = match[1], match[2] or "", match[3] or ""
+        if not key:
+            return f"{kind} without a key (expected '# {kind} key {'text' if kind == 'HELP' else 'gauge|counter'}')"
+        if not _KEY.fullmatch(key):
+            return f"invalid key {key!r} in {kind} (must match [a-zA-Z_][a-zA-Z0-9_]*, no labels)"
+        name = self.prefix + key
+        if name.startswith(SELF_METRIC_PREFIX):
+            return f"metric name {name!r} is reserved for the collector's own metrics"
+        first = seen.get(name)
+        if first is not None:
+            return f"{kind} for {key!r} after its first reading on line {first[1]}: declare it before"
+        if kind == "HELP":
+            value = _unescape_help(text)
+            table = self.helps
+        else:
+            value = text.strip()
+            if value not in TYPES:
+                return f"TYPE {value!r} for {key!r} is not supported (gauge or counter)"
+            table = self.types
+        earlier = table.get(name)
+        if earlier is not None:
+            if earlier[0] != value:
+                return f"{kind} for {key!r} conflicts with line {earlier[1]} ({earlier[0]!r})"
+            return None
+        table[name] = (value, number)
+        if value == "counter" and kind == "TYPE":
+            self.counters.add(name)
+        return None
+
+    def of(self, exported: dict[str, tuple[frozenset[str], int]]) -> tuple[Metadata, ...]:
+        """One Metadata per declared name that has readings (a declaration alone exports nothing)."""
+        names = [name for name in {**self.helps, **self.types} if name in exported]
+        return tuple(Metadata(name, _text(self.helps.get(name)), _text(self.types.get(name))) for name in names)
+
+
+def _text(entry: tuple[str, int] | None) -> str | None:
+    return None if entry is None else entry[0]
+
+
+def _unescape_help(text: str) -> str:
+    """HELP text as Prometheus' text format reads it: `\\` is a backslash and `\n` a newline."""
+    if "\\" not in text:
+        return text
+    return re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1] if m[1] == "\\" else m[0], text)
 
 
 def _lines(data: bytes) -> list[str] | list[str | bytes]:
