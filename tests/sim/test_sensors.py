@@ -1,0 +1,257 @@
+"""The catalogue's scripts (scripts/sensors/) under the real i2c-tools against the simulator's chip models: each
+reading equals what the datasheet's formulas give for the model's raw inputs (computed here, independently of
+the scripts), and each fault gives a failed run with one clear line on stderr and only the readings it got."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.helpers import REPO, Processes
+from tests.sim.sensors import (
+    DATASHEET_EXAMPLE,
+    SENSORS,
+    Bme280Calibration,
+    bme280_float,
+    bme280_inputs,
+    bme280_integer,
+    ina219_expected,
+    one_chip,
+    run_script,
+    sht3x_celsius,
+    sht3x_crc,
+    sht3x_ratio,
+)
+from tests.sim.support import EDGE_METRICS, simulator, write_model
+
+pytestmark = pytest.mark.sim
+
+# Help texts are shared by every script that exports the family (the collector refuses a second text).
+HELP = {
+    "temperature_celsius": "Temperature in degrees Celsius (°C).",
+    "humidity_ratio": "Relative humidity as a ratio from 0 to 1 (%RH / 100).",
+    "pressure_pascals": "Air pressure in pascals (Pa; 100 Pa = 1 hPa).",
+}
+
+
+class TestBme280:
+    def test_the_datasheets_worked_example(self, procs: Processes, tmp_path: Path) -> None:
+        """adc_T 519888 and adc_P 415148 with the example's calibration: 25.08 degC (t_fine 128422) and the
+        example's 100653.27 Pa within the integer code's resolution (1/256 Pa), exactly what the integer code
+        gives; humidity as the integer code gives it and within 0.1 %RH of the floating-point formula."""
+        inputs = bme280_inputs(519888, 415148, 27100, DATASHEET_EXAMPLE)
+        with one_chip(procs, tmp_path, "bme280", 0x76, inputs=inputs) as sim:
+            out = run_script(sim, "bme280")
+        assert out.code == 0, out.err
+        t_fine, centi, q24_8, q22_10 = bme280_integer(519888, 415148, 27100, DATASHEET_EXAMPLE)
+        assert (t_fine, centi) == (128422, 2508)
+        assert out.readings["temperature_celsius"] == 25.08
+        assert out.readings["pressure_pascals"] == pytest.approx(100653.27, abs=1 / 256 * 5)
+        assert out.readings["pressure_pascals"] == pytest.approx(q24_8 / 256, abs=0.00005)
+        assert out.readings["humidity_ratio"] == pytest.approx(q22_10 / 1024 / 100, abs=0.0000005)
+        assert out.readings["humidity_ratio"] * 100 == pytest.approx(bme280_float(519888, 415148, 27100,
+                                                                                  DATASHEET_EXAMPLE)[2], abs=0.1)
+        assert out.devices == {"1-0076"}
+        assert {key: out.helps[key] for key in HELP} == HELP and set(out.types.values()) == {"gauge"}
+
+    @pytest.mark.parametrize(("adc_t", "adc_p", "adc_h"), [
+        (400000, 300000, 20000),   # cold, high pressure, dry
+        (600000, 500000, 40000),   # hot, low pressure, humid (clamped at 100 %RH)
+        (519888, 415148, 0),       # humidity at its floor: 0
+    ])
+    def test_other_readings_and_another_chips_calibration(self, procs: Processes, tmp_path: Path,
+                                                          adc_t: int, adc_p: int, adc_h: int) -> None:
+        """Other raw values and calibration words with negative and 12-bit-signed humidity words (dig_H4, H5
+        split across 0xE4..0xE6, dig_H6 signed): the integer code's results, within its resolution of the
+        floating-point formulas."""
+        cal = Bme280Calibration(T=(28485, 26735, 50), P=(37346, -10616, 3024, 7543, -127, -7, 9900, -10230, 4285),
+                                H=(75, 371, 0, 290, -42, -5))
+        with one_chip(procs, tmp_path, "bme280", 0x77, inputs=bme280_inputs(adc_t, adc_p, adc_h, cal)) as sim:
+            out = run_script(sim, "bme280", BME280_I2C_ADDRESS="0x77")
+        assert out.code == 0, out.err
+        _, centi, q24_8, q22_10 = bme280_integer(adc_t, adc_p, adc_h, cal)
+        celsius, pascals, percent = bme280_float(adc_t, adc_p, adc_h, cal)
+        assert out.readings["temperature_celsius"] == centi / 100
+        assert out.readings["temperature_celsius"] == pytest.approx(celsius, abs=0.01)
+        assert out.readings["pressure_pascals"] == pytest.approx(q24_8 / 256, abs=0.00005)
+        assert out.readings["pressure_pascals"] == pytest.approx(pascals, abs=1.0)
+        assert out.readings["humidity_ratio"] == pytest.approx(q22_10 / 102400, abs=0.0000005)
+        assert out.readings["humidity_ratio"] * 100 == pytest.approx(percent, abs=0.1)
+        assert out.devices == {"1-0077"}
+
+    @pytest.mark.parametrize(("options", "message"), [
+        ({"fault": "wrong_id"}, "bme280: chip id at register 0xD0 of 1-0076 is 0x58, not 0x60: not a BME280 "
+                                "(0x58 is a BMP280, 0x61 a BME680)"),
+        ({"fault": "stuck_busy"}, "bme280: measurement on 1-0076 did not finish within 100 ms (status 0xF3 still "
+                                  "measuring)"),
+        ({"absent": True}, "bme280: no answer from 1-0076 reading 1 bytes at register 0xd0"),
+        ({"nack": 1.0}, "bme280: no answer from 1-0076 reading 1 bytes at register 0xd0"),
+    ])
+    def test_faults_fail_the_run_with_a_clear_line(self, procs: Processes, tmp_path: Path,
+                                                   options: dict[str, object], message: str) -> None:
+        """A wrong chip id (a BMP280 where a BME280 should be), a measurement that never ends, a chip that does
+        not answer: exit 1, no reading, and the line saying what happened."""
+        with one_chip(procs, tmp_path, "bme280", 0x76, **options) as sim:
+            out = run_script(sim, "bme280")
+        assert out.code == 1
+        assert out.readings == {}
+        assert message in out.err.splitlines()
+
+    def test_a_bad_environment_is_exit_2(self, procs: Processes, tmp_path: Path) -> None:
+        with one_chip(procs, tmp_path, "bme280", 0x76) as sim:
+            out = run_script(sim, "bme280", BME280_I2C_ADDRESS="0x99")
+        assert out.code == 2 and "BME280_I2C_ADDRESS=0x99 is not a 7-bit address (0x03..0x77)" in out.err
+
+
+class TestSht3x:
+    def test_the_model_sends_the_datasheets_crc(self, procs: Processes, tmp_path: Path) -> None:
+        """The datasheet's CRC example (0xBEEF -> 0x92) holds for the test's CRC, and the model's words carry
+        that CRC: read with i2ctransfer, command then read, as a script must."""
+        assert sht3x_crc(b"\xbe\xef") == 0x92
+        with one_chip(procs, tmp_path, "sht3x", 0x44, inputs={"temperature": 0xBEEF, "humidity": 0x1234}) as sim:
+            out = sim.sh("i2ctransfer -y 1 w2@0x44 0x24 0x00 && sleep 0.02 && i2ctransfer -y 1 r6@0x44")
+        assert out.code == 0, out.err
+        assert out.out.split() == ["0xbe", "0xef", "0x92", "0x12", "0x34", hex(sht3x_crc(b"\x12\x34"))]
+
+    @pytest.mark.parametrize(("raw_t", "raw_rh"), [(26214, 32768), (0, 0), (0xFFFF, 0xFFFF), (0x6666, 0x8000)])
+    def test_readings_follow_the_datasheet(self, procs: Processes, tmp_path: Path, raw_t: int, raw_rh: int) -> None:
+        """T = -45 + 175 * S_T / (2^16 - 1), RH = S_RH / (2^16 - 1) as a ratio, at the ends of the range too."""
+        with one_chip(procs, tmp_path, "sht3x", 0x45, inputs={"temperature": raw_t, "humidity": raw_rh}) as sim:
+            out = run_script(sim, "sht3x", SHT3X_I2C_ADDRESS="0x45")
+        assert out.code == 0, out.err
+        assert out.readings["temperature_celsius"] == pytest.approx(sht3x_celsius(raw_t), abs=0.0005)
+        assert out.readings["humidity_ratio"] == pytest.approx(sht3x_ratio(raw_rh), abs=0.000005)
+        assert out.devices == {"1-0045"}
+        assert {key: out.helps[key] for key in ("temperature_celsius", "humidity_ratio")} == \
+            {key: HELP[key] for key in ("temperature_celsius", "humidity_ratio")}
+
+    def test_a_bad_crc_is_a_failed_read_never_a_value(self, procs: Processes, tmp_path: Path) -> None:
+        """One bit flipped in the temperature's CRC: no temperature, the humidity (its CRC good) still printed,
+        exit 1, and the line naming both CRCs."""
+        inputs = {"temperature": 26214, "humidity": 32768}
+        with one_chip(procs, tmp_path, "sht3x", 0x44, fault="bad_crc", inputs=inputs) as sim:
+            out = run_script(sim, "sht3x")
+        good = sht3x_crc(bytes([0x66, 0x66]))
+        assert out.code == 1
+        assert out.readings == {"humidity_ratio": pytest.approx(0.50001, abs=0.000005)}
+        assert (f"sht3x: CRC mismatch in the temperature from 1-0044: received {good ^ 1:#04x}, computed "
+                f"{good:#04x} from 0x66 0x66") in out.err.splitlines()
+
+    @pytest.mark.parametrize(("options", "message"), [
+        ({"fault": "stuck_busy"}, "sht3x: no result from 1-0044 within 65 ms of the measure command (read not "
+                                  "acknowledged)"),
+        ({"absent": True}, "sht3x: no answer from 1-0044 to the measure command 0x2400"),
+    ])
+    def test_faults_fail_the_run_with_a_clear_line(self, procs: Processes, tmp_path: Path,
+                                                   options: dict[str, object], message: str) -> None:
+        with one_chip(procs, tmp_path, "sht3x", 0x44, **options) as sim:
+            out = run_script(sim, "sht3x")
+        assert out.code == 1 and out.readings == {}
+        assert message in out.err.splitlines()
+
+
+class TestIna219:
+    @pytest.mark.parametrize(("shunt_uv", "bus_mv", "env"), [
+        (25_000, 12_000, {}),                                           # 0.25 A at 12 V on the default 0.1 ohm
+        (-12_345, 5_000, {}),                                           # current flowing back
+        (0, 0, {}),
+        (38_000, 3_300, {"INA219_SHUNT_OHMS": "0.01", "INA219_MAX_CURRENT_AMPERES": "4",
+                         "INA219_SHUNT_RANGE_MILLIVOLTS": "40", "INA219_BUS_RANGE_VOLTS": "16"}),
+        (400_000, 31_000, {}),                                          # beyond the PGA: the ADC saturates
+    ])
+    def test_readings_follow_the_datasheet(self, procs: Processes, tmp_path: Path, shunt_uv: int, bus_mv: int,
+                                           env: dict[str, str]) -> None:
+        """Calibration from the shunt and the largest current (equation 1), current and power as the chip
+        computes them (equations 4 and 5, truncated), scaled back by the LSB the calibration gives."""
+        with one_chip(procs, tmp_path, "ina219", 0x40,
+                      inputs={"shunt_microvolts": shunt_uv, "bus_millivolts": bus_mv}) as sim:
+            out = run_script(sim, "ina219", **env)
+        options = {"ohms": float(env.get("INA219_SHUNT_OHMS", 0.1)),
+                   "max_amperes": float(env.get("INA219_MAX_CURRENT_AMPERES", 3.2)),
+                   "pga_mv": int(env.get("INA219_SHUNT_RANGE_MILLIVOLTS", 320)),
+                   "bus_range": int(env.get("INA219_BUS_RANGE_VOLTS", 32))}
+        expected = ina219_expected(shunt_uv, bus_mv, **options)  # type: ignore[arg-type]
+        assert out.code == 0, out.err
+        assert out.readings.keys() == expected.keys()
+        for key, value in expected.items():
+            assert value is not None
+            assert out.readings[key] == pytest.approx(value, rel=1e-8, abs=1e-12), key
+        assert out.readings["bus_voltage_volts"] == min(bus_mv, options["bus_range"] * 1000) / 1000
+
+    def test_overflow_leaves_current_and_power_out(self, procs: Processes, tmp_path: Path) -> None:
+        """A largest current set far below what flows: the chip flags OVF; the voltages print, current and power
+        do not, exit 1 and the line saying what to change."""
+        with one_chip(procs, tmp_path, "ina219", 0x40,
+                      inputs={"shunt_microvolts": 300_000, "bus_millivolts": 12_000}) as sim:
+            out = run_script(sim, "ina219", INA219_MAX_CURRENT_AMPERES="0.5")
+        assert ina219_expected(300_000, 12_000, max_amperes=0.5)["current_amperes"] is None
+        assert out.code == 1
+        assert out.readings == {"bus_voltage_volts": 12.0, "shunt_voltage_volts": 0.3}
+        assert ("ina219: math overflow (OVF) on 1-0040: current and power left out; raise "
+                "INA219_MAX_CURRENT_AMPERES") in out.err.splitlines()
+
+    @pytest.mark.parametrize(("options", "message"), [
+        ({"fault": "stuck_busy"}, "ina219: no conversion from 1-0040 within 100 ms (CNVR of register 0x02 never set)"),
+        ({"absent": True}, "ina219: no answer from 1-0040 writing 0x399f to register 0x00"),
+    ])
+    def test_faults_fail_the_run_with_a_clear_line(self, procs: Processes, tmp_path: Path,
+                                                   options: dict[str, object], message: str) -> None:
+        with one_chip(procs, tmp_path, "ina219", 0x40, **options) as sim:
+            out = run_script(sim, "ina219")
+        assert out.code == 1 and out.readings == {}
+        assert message in out.err.splitlines()
+
+    @pytest.mark.parametrize(("env", "message"), [
+        ({"INA219_SHUNT_OHMS": "0"}, "gives calibration 0, outside 2..65534"),
+        ({"INA219_SHUNT_OHMS": "abc"}, "INA219_SHUNT_OHMS=abc is not a resistance in ohms"),
+        ({"INA219_BUS_RANGE_VOLTS": "24"}, "INA219_BUS_RANGE_VOLTS=24 is not 16 or 32"),
+        ({"INA219_MAX_CURRENT_AMPERES": "0.001"}, "gives calibration 13421772, outside 2..65534"),
+    ])
+    def test_a_bad_environment_is_exit_2(self, procs: Processes, tmp_path: Path, env: dict[str, str],
+                                         message: str) -> None:
+        with one_chip(procs, tmp_path, "ina219", 0x40) as sim:
+            out = run_script(sim, "ina219", **env)
+        assert out.code == 2 and message in out.err
+
+
+class TestUnderTheCollector:
+    def test_one_node_with_the_catalogue(self, procs: Processes, tmp_path: Path) -> None:
+        """Three chips on one bus, the three scripts on one node: `edge-metrics check` passes, and the exposition
+        has one family per reading with the scripts' shared HELP, the two temperatures in one family."""
+        model = write_model(tmp_path / "board.yaml", """
+            buses:
+              1:
+                devices:
+                  0x76: {chip: bme280}
+                  0x44: {chip: sht3x}
+                  0x40: {chip: ina219}
+            """)
+        conf = tmp_path / "nodes.conf"
+        conf.write_text("board=bme280:10s,sht3x:10s,ina219:10s\n")
+        check = subprocess.run([EDGE_METRICS, "check", "--config", conf, "--scripts-dir", SENSORS],
+                               capture_output=True, text=True, timeout=60, check=False)
+        assert check.returncode == 0, check.stderr
+        with simulator(procs, model) as sim:
+            out = sim.run(EDGE_METRICS, "run", "--once", "--output", "-", "--config", str(conf), "--scripts-dir",
+                          str(SENSORS), "--node-name", "board")
+        assert out.code == 0, out.err
+        families = {f.name: f for f in text_string_to_metric_families(out.out)}
+        temperature = families["edge_temperature_celsius"]
+        assert temperature.documentation == HELP["temperature_celsius"] and temperature.type == "gauge"
+        assert {s.labels["sensor"]: s.value for s in temperature.samples} == {"bme280": 25.08, "sht3x": 25.0}
+        assert families["edge_current_amperes"].documentation == "Current through the shunt resistor in amperes (A)."
+        assert not math.isnan(families["edge_pressure_pascals"].samples[0].value)
+        assert "invalid line" not in out.err
+
+
+def test_every_catalogue_script_is_in_the_configmap() -> None:
+    """scripts/kustomization.yaml lists each scripts/sensors/*.sh, so the DaemonSet mounts the catalogue beside
+    nodes.conf (flat: a ConfigMap key has no directory) and a nodes.conf line can name it."""
+    listed = (REPO / "scripts" / "kustomization.yaml").read_text()
+    for script in sorted(SENSORS.glob("*.sh")):
+        assert f"- sensors/{script.name}\n" in listed, script.name
+        assert not (REPO / "scripts" / script.name).exists(), f"{script.name} twice: one ConfigMap key"
