@@ -16,7 +16,7 @@ from tests.helpers import REPO, Processes
 from tests.sim.support import Result, Simulator, simulator
 
 SENSORS = REPO / "scripts" / "sensors"
-SERIES = re.compile(r'([a-z_]+)\{sensor="([a-z0-9]+)",device="([^"]+)"(?:,channel="([^"]+)")?\}=(\S+)')
+SERIES = re.compile(r'([a-z_]+)\{sensor="([^"]+)",device="([^"]+)"(?:,channel="([^"]+)")?\}=(\S+)')
 
 
 @dataclass(frozen=True)

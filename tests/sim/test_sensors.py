@@ -16,17 +16,19 @@ from tests.sim.sensors import (
     DATASHEET_EXAMPLE,
     SENSORS,
     Bme280Calibration,
+    Output,
     bme280_float,
     bme280_inputs,
     bme280_integer,
     ina219_expected,
     one_chip,
+    read_output,
     run_script,
     sht3x_celsius,
     sht3x_crc,
     sht3x_ratio,
 )
-from tests.sim.support import EDGE_METRICS, simulator, write_model
+from tests.sim.support import EDGE_METRICS, run, simulator, write_model
 
 pytestmark = pytest.mark.sim
 
@@ -255,3 +257,160 @@ def test_every_catalogue_script_is_in_the_configmap() -> None:
     for script in sorted(SENSORS.glob("*.sh")):
         assert f"- sensors/{script.name}\n" in listed, script.name
         assert not (REPO / "scripts" / script.name).exists(), f"{script.name} twice: one ConfigMap key"
+
+
+def ads1115_code(microvolts: int, full_scale_volts: float) -> int:
+    """SBAS444 9.3.3: the output code is the input over the full scale times 2^15, clamped to 16 bits signed."""
+    return max(-32768, min(32767, int(microvolts * 32768 / round(full_scale_volts * 1_000_000))))
+
+
+class TestAds1115:
+    @pytest.mark.parametrize(("full_scale", "volts"), [
+        ("4.096", (1_650_000, 3_300_000, 0, 500_000)),
+        ("6.144", (6_144_000, 5_000_000, 1, 187)),        # full scale, and one LSB (187.5 uV)
+        ("0.256", (300_000, -300_000, 255_992, -7_812)),  # saturated both ways, one LSB below full scale
+        ("2.048", (-1_000_000, 2_047_937, 62, 63)),       # a negative input (single-ended: below GND)
+    ])
+    def test_each_input_with_its_gain(self, procs: Processes, tmp_path: Path, full_scale: str,
+                                      volts: tuple[int, int, int, int]) -> None:
+        """AIN0..AIN3 against GND, single shot each: the code the datasheet gives times full scale / 2^15; the
+        channel label of ADS1115_CHANNELS, an input left out by `-`."""
+        inputs = {f"ain{n}_microvolts": v for n, v in enumerate(volts)}
+        with one_chip(procs, tmp_path, "ads1115", 0x49, inputs=inputs) as sim:
+            out = run_script(sim, "ads1115", ADS1115_I2C_ADDRESS="0x49", ADS1115_FULL_SCALE_VOLTS=full_scale,
+                             ADS1115_CHANNELS="battery,solar,-,probe", ADS1115_SAMPLES_PER_SECOND="860")
+        assert out.code == 0, out.err
+        fsr = float(full_scale)
+        expected = {f"adc_input_volts[{name}]": ads1115_code(volts[n], fsr) * fsr / 32768
+                    for n, name in ((0, "battery"), (1, "solar"), (3, "probe"))}
+        assert out.readings == pytest.approx(expected, rel=1e-9, abs=1e-12)
+        assert out.devices == {"1-0049"}
+
+    def test_a_stuck_ready_bit_fails_each_input(self, procs: Processes, tmp_path: Path) -> None:
+        """OS never reads 1 again: no reading, one line per input, exit 1."""
+        with one_chip(procs, tmp_path, "ads1115", 0x48, fault="stuck_busy") as sim:
+            out = run_script(sim, "ads1115", ADS1115_CHANNELS="a,-,-,-", ADS1115_SAMPLES_PER_SECOND="860")
+        assert out.code == 1 and out.readings == {}
+        assert ("ads1115: conversion of AIN0 on 1-0048 not ready after 0.0013 s and 10 polls (OS bit of register "
+                "0x01 stays 0)") in out.err.splitlines()
+
+    def test_a_missing_chip_and_a_bad_gain(self, procs: Processes, tmp_path: Path) -> None:
+        with one_chip(procs, tmp_path, "ads1115", 0x48, absent=True) as sim:
+            out = run_script(sim, "ads1115")
+            assert out.code == 1 and "ads1115: no answer from 1-0048 writing 0xc383 to register 0x01" in out.err
+            out = run_script(sim, "ads1115", ADS1115_FULL_SCALE_VOLTS="5")
+            assert out.code == 2 and "ADS1115_FULL_SCALE_VOLTS=5 is not 6.144" in out.err
+
+
+# SBOS397 tables 8 and 9: temperature -> the register's 12-bit and 13-bit (EM) codes.
+TMP102_TABLE = [(128.0, None, 0x0800), (127.9375, 0x7FF, 0x07FF), (100.0, 0x640, 0x0640), (80.0, 0x500, 0x0500),
+                (75.0, 0x4B0, 0x04B0), (50.0, 0x320, 0x0320), (25.0, 0x190, 0x0190), (0.25, 0x004, 0x0004),
+                (0.0, 0x000, 0x0000), (-0.25, 0xFFC, 0x1FFC), (-25.0, 0xE70, 0x1E70), (-55.0, 0xC90, 0x1C90),
+                (150.0, None, 0x0960)]
+
+
+class TestTmp102:
+    @pytest.mark.parametrize(("celsius", "code12", "code13"), TMP102_TABLE)
+    def test_the_datasheets_table_in_both_formats(self, procs: Processes, tmp_path: Path, celsius: float,
+                                                  code12: int | None, code13: int) -> None:
+        """The model holds the table's codes (12-bit in bits 15..4; 13-bit in bits 15..3 with bit 0 set), and
+        the script reads each back as the table's temperature; 128 and 150 degC only in extended mode."""
+        inputs = {"temperature_millicelsius": round(celsius * 1000)}
+        with one_chip(procs, tmp_path, "tmp102", 0x48, inputs=inputs) as sim:
+            if code12 is not None:
+                register = sim.sh("i2ctransfer -y 1 w1@0x48 0x00 r2")
+                assert register.out.split() == [f"{code12 >> 4:#04x}", f"{code12 << 4 & 0xFF:#04x}"]
+                out = run_script(sim, "tmp102")
+                assert out.code == 0, out.err
+                assert out.readings == {"temperature_celsius": celsius}
+            out = run_script(sim, "tmp102", TMP102_EXTENDED="1")
+            assert out.code == 0, out.err
+            assert out.readings == {"temperature_celsius": celsius}
+            register = sim.sh("i2ctransfer -y 1 w1@0x48 0x00 r2")
+        word = code13 << 3 | 1
+        assert register.out.split() == [f"{word >> 8:#04x}", f"{word & 0xFF:#04x}"]
+
+    def test_a_format_that_never_switches(self, procs: Processes, tmp_path: Path) -> None:
+        with one_chip(procs, tmp_path, "tmp102", 0x48, fault="stuck_busy") as sim:
+            out = run_script(sim, "tmp102", TMP102_EXTENDED="1")
+        assert out.code == 1 and out.readings == {}
+        assert ("tmp102: the temperature register of 1-0048 is not in the 13-bit format 600 ms after EM was "
+                "written") in out.err.splitlines()
+
+
+def sysfs_tree(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+BOARD = {
+    # A BME280 bound to the kernel's bme280 IIO driver: processed values in the ABI's units.
+    "bus/iio/devices/iio:device0/name": "bme280\n",
+    "bus/iio/devices/iio:device0/in_temp_input": "25080\n",
+    "bus/iio/devices/iio:device0/in_pressure_input": "100.653270\n",
+    "bus/iio/devices/iio:device0/in_humidityrelative_input": "38831\n",
+    # An ADC with raw codes: a shared scale, and a channel with its own scale and offset.
+    "bus/iio/devices/iio:device1/name": "ads1015\n",
+    "bus/iio/devices/iio:device1/in_voltage0_raw": "1234\n",
+    "bus/iio/devices/iio:device1/in_voltage1_raw": "-20\n",
+    "bus/iio/devices/iio:device1/in_voltage_scale": "0.125\n",
+    "bus/iio/devices/iio:device1/in_voltage1_scale": "2\n",
+    "bus/iio/devices/iio:device1/in_voltage1_offset": "100\n",
+    "bus/iio/devices/iio:device1/in_accel_x_raw": "5\n",  # a type the script does not convert: left out
+    "bus/iio/devices/iio:device2/name": "tmp117\n",
+    "bus/iio/devices/iio:device2/in_temp_raw": "400\n",
+    "bus/iio/devices/iio:device2/in_temp_offset": "-50\n",
+    "bus/iio/devices/iio:device2/in_temp_scale": "100\n",
+    "class/hwmon/hwmon0/name": "cpu_thermal\n",
+    "class/hwmon/hwmon0/temp1_input": "-5500\n",
+    "class/hwmon/hwmon1/name": "ina3221\n",
+    "class/hwmon/hwmon1/in1_input": "5012\n",
+    "class/hwmon/hwmon1/curr1_input": "250\n",
+    "class/hwmon/hwmon1/power1_input": "1250000\n",
+}
+
+
+class TestIioHwmon:
+    def run(self, procs: Processes, root: Path) -> Output:
+        return read_output(run(procs, ["bash", str(SENSORS / "iio_hwmon.sh")], env={"EDGE_SYSFS_ROOT": str(root),
+                                                                                    "PATH": "/usr/bin:/bin"}))
+
+    def test_every_channel_in_base_units(self, procs: Processes, tmp_path: Path) -> None:
+        """(raw + offset) x scale, or the driver's processed value, converted from the ABI's units: millidegrees,
+        millivolts, kilopascals, milli percent, milliamperes, microwatts (hwmon)."""
+        out = self.run(procs, sysfs_tree(tmp_path, BOARD))
+        assert out.code == 0, out.err
+        assert out.readings == pytest.approx({
+            "temperature_celsius": -5.5,  # the last of the family in output order (hwmon0): all in `series` below
+            "pressure_pascals": 100653.27, "humidity_ratio": 0.38831, "voltage_volts": 5.012,
+            "current_amperes": 0.25, "power_watts": 1.25,
+        })
+        series = set(out.result.lines())
+        assert {'temperature_celsius{sensor="bme280",device="iio:device0/temp"}=25.08',
+                'voltage_volts{sensor="ads1015",device="iio:device1/voltage0"}=0.15425',
+                'voltage_volts{sensor="ads1015",device="iio:device1/voltage1"}=0.16',
+                'temperature_celsius{sensor="tmp117",device="iio:device2/temp"}=35',
+                'temperature_celsius{sensor="cpu_thermal",device="hwmon0/temp1"}=-5.5'} <= series
+        assert not any("accel" in line for line in series)
+
+    def test_a_channel_that_cannot_be_read(self, procs: Processes, tmp_path: Path) -> None:
+        """A channel whose file the driver cannot read (a vanished device) or holding no number: the others are
+        printed, one line for each bad one, exit 1."""
+        root = sysfs_tree(tmp_path, {**BOARD, "class/hwmon/hwmon1/curr1_input": "n/a\n"})
+        (root / "bus/iio/devices/iio:device1/in_voltage2_raw").symlink_to(root / "gone")
+        out = self.run(procs, root)
+        assert out.code == 1
+        assert "pressure_pascals" in out.readings and "power_watts" in out.readings
+        assert "current_amperes" not in out.readings
+        lines = out.err.splitlines()
+        assert f"iio_hwmon: cannot read {root}/bus/iio/devices/iio:device1/in_voltage2_raw: No such file or " \
+               "directory" in lines
+        assert f"iio_hwmon: {root}/class/hwmon/hwmon1/curr1_input holds 'n/a', not a number" in lines
+
+    def test_no_sensor_at_all(self, procs: Processes, tmp_path: Path) -> None:
+        out = self.run(procs, tmp_path)
+        assert out.code == 1 and out.readings == {}
+        assert f"iio_hwmon: no IIO or hwmon sensor under {tmp_path} (bus/iio/devices, class/hwmon)" in out.err
