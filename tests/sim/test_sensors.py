@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import REPO, Processes
@@ -414,3 +415,27 @@ class TestIioHwmon:
         out = self.run(procs, tmp_path)
         assert out.code == 1 and out.readings == {}
         assert f"iio_hwmon: no IIO or hwmon sensor under {tmp_path} (bus/iio/devices, class/hwmon)" in out.err
+
+
+def test_every_catalogue_script_passes_check(tmp_path: Path) -> None:
+    """`edge-metrics check` on a nodes.conf naming all six (bash -n, first line, names), beside the scripts as in
+    a checkout and in the ConfigMap of the rendered manifest, where they sit flat beside nodes.conf."""
+    names = sorted(path.stem for path in SENSORS.glob("*.sh"))
+    assert names == ["ads1115", "bme280", "iio_hwmon", "ina219", "sht3x", "tmp102"]
+    line = "sensor-board=" + ",".join(f"{name}:30s" for name in names) + "\n"
+    conf = tmp_path / "nodes.conf"
+    conf.write_text(line)
+    check = subprocess.run([EDGE_METRICS, "check", "--config", conf, "--scripts-dir", SENSORS, "--node-name",
+                            "sensor-board"], capture_output=True, text=True, timeout=60, check=False)
+    assert check.returncode == 0, check.stderr
+    manifest = (REPO / "deploy" / "kubernetes" / "all-in-one.yaml").read_text()
+    documents = list(yaml.safe_load_all(manifest))
+    for document in documents:
+        if isinstance(document, dict) and document.get("kind") == "ConfigMap" and "nodes.conf" in document["data"]:
+            document["data"]["nodes.conf"] += line
+    rendered = tmp_path / "all-in-one.yaml"
+    rendered.write_text(yaml.safe_dump_all(documents))
+    check = subprocess.run([EDGE_METRICS, "check", "--configmap", rendered, "--node-name", "sensor-board"],
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert check.returncode == 0, check.stderr
+    assert "sensor-board: ads1115 every 30s, bme280 every 30s" in check.stdout
