@@ -490,20 +490,21 @@ static void settle_chip(const struct sim_io *io, struct chip_state *st)
     }
 }
 
-int sim_chip_write(const struct sim_io *io, const uint8_t *buf, int len)
+/* One message to the chip: a write (len 0 only probes the address) or a read, on its state as saved. */
+static int transfer(const struct sim_io *io, int reading, uint8_t *buf, int len)
 {
     struct chip_state st;
     load(io, &st);
     power_on(io, &st);
     settle_chip(io, &st);
     int status = 0;
-    if (len > 0) {
+    if (reading || len > 0) {
         switch (io->dev->chip) {
-        case CHIP_BME280: status = bme280_write(io, &st, buf, len); break;
-        case CHIP_SHT3X: status = sht3x_write(io, &st, buf, len); break;
-        case CHIP_INA219: status = ina219_write(io, &st, buf, len); break;
-        case CHIP_ADS1115: status = ads1115_write(io, &st, buf, len); break;
-        case CHIP_TMP102: status = tmp102_write(io, &st, buf, len); break;
+        case CHIP_BME280: status = reading ? bme280_read(io, &st, buf, len) : bme280_write(io, &st, buf, len); break;
+        case CHIP_SHT3X: status = reading ? sht3x_read(io, &st, buf, len) : sht3x_write(io, &st, buf, len); break;
+        case CHIP_INA219: status = reading ? ina219_read(io, &st, buf, len) : ina219_write(io, &st, buf, len); break;
+        case CHIP_ADS1115: status = reading ? ads1115_read(io, &st, buf, len) : ads1115_write(io, &st, buf, len); break;
+        case CHIP_TMP102: status = reading ? tmp102_read(io, &st, buf, len) : tmp102_write(io, &st, buf, len); break;
         default: break;
         }
     }
@@ -511,21 +512,12 @@ int sim_chip_write(const struct sim_io *io, const uint8_t *buf, int len)
     return status;
 }
 
+int sim_chip_write(const struct sim_io *io, const uint8_t *buf, int len)
+{
+    return transfer(io, 0, (uint8_t *)buf, len); /* the write handlers take it as const */
+}
+
 int sim_chip_read(const struct sim_io *io, uint8_t *buf, int len)
 {
-    struct chip_state st;
-    load(io, &st);
-    power_on(io, &st);
-    settle_chip(io, &st);
-    int status = 0;
-    switch (io->dev->chip) {
-    case CHIP_BME280: status = bme280_read(io, &st, buf, len); break;
-    case CHIP_SHT3X: status = sht3x_read(io, &st, buf, len); break;
-    case CHIP_INA219: status = ina219_read(io, &st, buf, len); break;
-    case CHIP_ADS1115: status = ads1115_read(io, &st, buf, len); break;
-    case CHIP_TMP102: status = tmp102_read(io, &st, buf, len); break;
-    default: break;
-    }
-    save(io, &st);
-    return status;
+    return transfer(io, 1, buf, len);
 }

@@ -60,23 +60,24 @@ done
 read -ra bytes <<<"$out"
 ((${#bytes[@]} == 6)) || { warn "$device answered '$out' reading 6 bytes"; exit 1; }
 
+# Each word is followed by its CRC: T (bytes 0, 1, CRC 2), then RH (3, 4, CRC 5).
 failed=0
-expected=$(crc8 "${bytes[0]}" "${bytes[1]}")
-if ((expected != bytes[2])); then
-  printf -v expected '0x%02x' "$expected"
-  warn "CRC mismatch in the temperature from $device: received ${bytes[2]}, computed $expected from ${bytes[0]} ${bytes[1]}"
-  failed=1
-else
-  # T = -45 + 175 * S_T / (2^16 - 1) (datasheet 4.13)
-  awk -v s=$((bytes[0] << 8 | bytes[1])) -v l="$labels" 'BEGIN { printf "temperature_celsius{%s}=%.3f\n", l, -45 + 175 * s / 65535 }'
-fi
-expected=$(crc8 "${bytes[3]}" "${bytes[4]}")
-if ((expected != bytes[5])); then
-  printf -v expected '0x%02x' "$expected"
-  warn "CRC mismatch in the humidity from $device: received ${bytes[5]}, computed $expected from ${bytes[3]} ${bytes[4]}"
-  failed=1
-else
-  # RH = 100 * S_RH / (2^16 - 1) %RH, as a ratio
-  awk -v s=$((bytes[3] << 8 | bytes[4])) -v l="$labels" 'BEGIN { printf "humidity_ratio{%s}=%.5f\n", l, s / 65535 }'
-fi
+for word in temperature humidity; do
+  at=0
+  [[ $word == humidity ]] && at=3
+  expected=$(crc8 "${bytes[at]}" "${bytes[at + 1]}")
+  if ((expected != bytes[at + 2])); then
+    printf -v expected '0x%02x' "$expected"
+    warn "CRC mismatch in the $word from $device: received ${bytes[at + 2]}, computed $expected from ${bytes[at]} ${bytes[at + 1]}"
+    failed=1
+    continue
+  fi
+  raw=$((bytes[at] << 8 | bytes[at + 1]))
+  # T = -45 + 175 * S_T / (2^16 - 1) degC; RH = 100 * S_RH / (2^16 - 1) %RH, here as a ratio (datasheet 4.13)
+  if [[ $word == temperature ]]; then
+    awk -v s="$raw" -v l="$labels" 'BEGIN { printf "temperature_celsius{%s}=%.3f\n", l, -45 + 175 * s / 65535 }'
+  else
+    awk -v s="$raw" -v l="$labels" 'BEGIN { printf "humidity_ratio{%s}=%.5f\n", l, s / 65535 }'
+  fi
+done
 exit "$failed"
