@@ -439,3 +439,17 @@ def test_every_catalogue_script_passes_check(tmp_path: Path) -> None:
                            capture_output=True, text=True, timeout=60, check=False)
     assert check.returncode == 0, check.stderr
     assert "sensor-board: ads1115 every 30s, bme280 every 30s" in check.stdout
+
+
+@pytest.mark.parametrize("chip", ["bme280", "sht3x", "ina219", "ads1115", "tmp102"])
+def test_a_hung_bus_ends_in_a_failure_within_the_budget(procs: Processes, tmp_path: Path, chip: str) -> None:
+    """SDA held low: no i2c-tools command returns, the script's budget (80 % of EDGE_SCRIPT_TIMEOUT) ends it with
+    exit 1 and a line naming the device, before the collector would have to kill it."""
+    address = {"bme280": 0x76, "sht3x": 0x44, "ina219": 0x40, "ads1115": 0x48, "tmp102": 0x48}[chip]
+    with one_chip(procs, tmp_path, chip, address) as sim:
+        model = yaml.safe_load(sim.model.read_text())
+        model["buses"][1]["hung"] = True
+        sim.rewrite(yaml.safe_dump(model))
+        out = run_script(sim, chip, EDGE_SCRIPT_TIMEOUT="1")
+    assert out.code == 1 and out.readings == {}
+    assert any(line.startswith(f"{chip}: no answer from 1-{address:04x}") for line in out.err.splitlines()), out.err
