@@ -32,6 +32,8 @@ _isinf = math.isinf
 OUT_OF_RANGE = "value out of range (beyond ±1.8e308)"
 # `# HELP key text` and `# TYPE key type`, as in Prometheus' text format; any other `#` line is a comment.
 _METADATA = re.compile(r"#[ \t]+(HELP|TYPE)(?:[ \t]+(\S*))?(?:[ \t](.*))?", re.ASCII | re.DOTALL)
+# The same with a valid key: the common case in one match; _METADATA then only explains what is wrong.
+_DECLARED = re.compile(r"#[ \t]+(HELP|TYPE)[ \t]+([a-zA-Z_][a-zA-Z0-9_]*)(?:[ \t](.*))?", re.ASCII | re.DOTALL)
 TYPES = ("gauge", "counter")
 
 
@@ -110,59 +112,63 @@ def parse_output(data: bytes, *, prefix: str, max_series: int | None = None) -> 
                        metadata=declared.of(label_names))
 
 
+_UNDECLARED: tuple[str | None, str | None, int, int] = (None, None, 0, 0)
+
+
 class _Declarations:
     """The HELP and TYPE lines of one output: each key declared once, before its first reading."""
 
-    __slots__ = ("counters", "helps", "prefix", "types")
+    __slots__ = ("counters", "entries", "prefix")
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
-        self.helps: dict[str, tuple[str, int]] = {}  # name -> (text, line)
-        self.types: dict[str, tuple[str, int]] = {}
+        # name -> (help, type, line of the help, line of the type): one dict for both, built and read once each
+        self.entries: dict[str, tuple[str | None, str | None, int, int]] = {}
         self.counters: set[str] = set()
 
     def line(self, line: str, number: int, seen: dict[str, tuple[frozenset[str], int]]) -> str | None:
         """Take a `#` line; the reason it is rejected, or None (declared, or an ordinary comment)."""
-        match = _METADATA.fullmatch(line)
+        match = _DECLARED.fullmatch(line)
         if match is None:
-            return None
-        kind, key, text = match[1], match[2] or "", match[3] or ""
-        if not key:
-            return f"{kind} without a key (expected '# {kind} key {'text' if kind == 'HELP' else 'gauge|counter'}')"
-        if not _KEY.fullmatch(key):
-            return f"invalid key {key!r} in {kind} (must match [a-zA-Z_][a-zA-Z0-9_]*, no labels)"
+            return None if _METADATA.fullmatch(line) is None else _declaration_error(line)
+        kind, key, text = match[1], match[2], match[3] or ""
         name = self.prefix + key
         if name.startswith(SELF_METRIC_PREFIX):
             return f"metric name {name!r} is reserved for the collector's own metrics"
         first = seen.get(name)
         if first is not None:
             return f"{kind} for {key!r} after its first reading on line {first[1]}: declare it before"
-        if kind == "HELP":
-            value = _unescape_help(text)
-            table = self.helps
-        else:
+        slot = 0 if kind == "HELP" else 1
+        if slot:
             value = text.strip()
             if value not in TYPES:
                 return f"TYPE {value!r} for {key!r} is not supported (gauge or counter)"
-            table = self.types
-        earlier = table.get(name)
+        else:
+            value = _unescape_help(text) if "\\" in text else text
+        help_text, type_name, help_line, type_line = self.entries.get(name, _UNDECLARED)
+        earlier, earlier_line = (type_name, type_line) if slot else (help_text, help_line)
         if earlier is not None:
-            if earlier[0] != value:
-                return f"{kind} for {key!r} conflicts with line {earlier[1]} ({earlier[0]!r})"
+            if earlier != value:
+                return f"{kind} for {key!r} conflicts with line {earlier_line} ({earlier!r})"
             return None
-        table[name] = (value, number)
-        if value == "counter" and kind == "TYPE":
+        self.entries[name] = (help_text, value, help_line, number) if slot else (value, type_name, number, type_line)
+        if value == "counter" and slot:
             self.counters.add(name)
         return None
 
     def of(self, exported: dict[str, tuple[frozenset[str], int]]) -> tuple[Metadata, ...]:
         """One Metadata per declared name that has readings (a declaration alone exports nothing)."""
-        names = [name for name in {**self.helps, **self.types} if name in exported]
-        return tuple(Metadata(name, _text(self.helps.get(name)), _text(self.types.get(name))) for name in names)
+        return tuple(Metadata(name, entry[0], entry[1]) for name, entry in self.entries.items() if name in exported)
 
 
-def _text(entry: tuple[str, int] | None) -> str | None:
-    return None if entry is None else entry[0]
+def _declaration_error(line: str) -> str:
+    """Why a `# HELP` or `# TYPE` line that names no valid key is rejected."""
+    match = _METADATA.fullmatch(line)
+    assert match is not None
+    kind, key = match[1], match[2] or ""
+    if not key:
+        return f"{kind} without a key (expected '# {kind} key {'text' if kind == 'HELP' else 'gauge|counter'}')"
+    return f"invalid key {key!r} in {kind} (must match [a-zA-Z_][a-zA-Z0-9_]*, no labels)"
 
 
 def _unescape_help(text: str) -> str:
