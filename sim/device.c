@@ -15,13 +15,6 @@
 
 #include "i2csim.h"
 
-struct target {
-    struct sim_bus *bus;
-    int addr;
-    struct sim_device *dev;
-    int64_t now_ms;
-};
-
 static int64_t wall_ms(void)
 {
     struct timespec ts;
@@ -54,7 +47,7 @@ static int64_t round_half_away(double value)
     return (int64_t)(value >= 0 ? value + 0.5 : value - 0.5);
 }
 
-static int64_t eval(const struct sim_spec *spec, int64_t now_ms)
+int64_t sim_eval(const struct sim_spec *spec, int64_t now_ms)
 {
     switch (spec->func) {
     case FUNC_SEQ:
@@ -77,10 +70,10 @@ static int reg_writable(const struct sim_device *dev, int regno)
     return dev->writable || (dev->regs[regno].present && dev->regs[regno].writable);
 }
 
-static int reg_wire(const struct target *t, int regno, uint8_t *out, int depth);
+static int reg_wire(const struct sim_io *t, int regno, uint8_t *out, int depth);
 
 /* The register's current value as a number (what a datasheet would call its content). */
-static int64_t reg_number(const struct target *t, int regno, int depth)
+static int64_t reg_number(const struct sim_io *t, int regno, int depth)
 {
     uint8_t wire[SIM_MAX_WIRE];
     int len = reg_wire(t, regno, wire, depth);
@@ -90,7 +83,7 @@ static int64_t reg_number(const struct target *t, int regno, int depth)
     return len >= 1 ? wire[0] : 0;
 }
 
-static int reg_wire(const struct target *t, int regno, uint8_t *out, int depth)
+static int reg_wire(const struct sim_io *t, int regno, uint8_t *out, int depth)
 {
     const struct sim_reg *reg = &t->dev->regs[regno];
     if (reg_writable(t->dev, regno)) {
@@ -119,7 +112,7 @@ static int reg_wire(const struct target *t, int regno, uint8_t *out, int depth)
             out[1 + i] = (uint8_t)spec->values[i];
         return n + 1;
     }
-    uint64_t value = (uint64_t)eval(spec, t->now_ms); /* negative values: two's complement */
+    uint64_t value = (uint64_t)sim_eval(spec, t->now_ms); /* negative values: two's complement */
     if (reg->kind == KIND_BYTE) {
         out[0] = (uint8_t)value;
         return 1;
@@ -134,7 +127,7 @@ struct pointer {
     int reg, offset;
 };
 
-static struct pointer load_pointer(const struct target *t)
+static struct pointer load_pointer(const struct sim_io *t)
 {
     uint8_t bytes[2];
     struct pointer p = {0, 0};
@@ -143,13 +136,13 @@ static struct pointer load_pointer(const struct target *t)
     return p;
 }
 
-static void store_pointer(const struct target *t, struct pointer p)
+static void store_pointer(const struct sim_io *t, struct pointer p)
 {
     uint8_t bytes[2] = {(uint8_t)p.reg, (uint8_t)p.offset};
     sim_state_put(t->bus->number, t->addr, SIM_POINTER_SLOT, bytes, 2);
 }
 
-static void stream_read(const struct target *t, struct pointer *p, uint8_t *out, int n)
+static void stream_read(const struct sim_io *t, struct pointer *p, uint8_t *out, int n)
 {
     uint8_t wire[SIM_MAX_WIRE];
     while (n > 0) {
@@ -163,7 +156,7 @@ static void stream_read(const struct target *t, struct pointer *p, uint8_t *out,
     }
 }
 
-static void stream_write(const struct target *t, struct pointer *p, const uint8_t *in, int n)
+static void stream_write(const struct sim_io *t, struct pointer *p, const uint8_t *in, int n)
 {
     uint8_t wire[SIM_MAX_WIRE];
     while (n > 0) {
@@ -196,9 +189,9 @@ static void stream_write(const struct target *t, struct pointer *p, const uint8_
 }
 
 /* Faults and timing of one transfer to addr: 0 when the device acknowledges, or -errno. */
-static int begin(struct target *t, struct sim_bus *bus, int addr)
+static int begin(struct sim_io *t, struct sim_bus *bus, int addr)
 {
-    *t = (struct target){bus, addr, bus->devices[addr & 0x7f], wall_ms()};
+    *t = (struct sim_io){bus, addr, bus->devices[addr & 0x7f], wall_ms()};
     if (bus->hung) {
         /* SDA held low: the transfer never completes; only a signal ends the process. */
         for (;;)
@@ -216,6 +209,50 @@ static int begin(struct target *t, struct sim_bus *bus, int addr)
     return 0;
 }
 
+/* An SMBus transfer to a chip model, as the adapter puts it on the wire: a write of the command byte (and
+ * data, least significant byte first for words), then for reads a repeated start and a read. */
+static int chip_smbus(const struct sim_io *t, int reading, int command, int size, union i2c_smbus_data *data)
+{
+    uint8_t bytes[SIM_MAX_BLOCK + 2] = {(uint8_t)command};
+    int status;
+    switch (size) {
+    case I2C_SMBUS_QUICK:
+        return 0;
+    case I2C_SMBUS_BYTE:
+        return reading ? sim_chip_read(t, &data->byte, 1) : sim_chip_write(t, bytes, 1);
+    case I2C_SMBUS_BYTE_DATA:
+        if (!reading) {
+            bytes[1] = data->byte;
+            return sim_chip_write(t, bytes, 2);
+        }
+        status = sim_chip_write(t, bytes, 1);
+        return status < 0 ? status : sim_chip_read(t, &data->byte, 1);
+    case I2C_SMBUS_WORD_DATA:
+        if (!reading) {
+            bytes[1] = (uint8_t)data->word;
+            bytes[2] = (uint8_t)(data->word >> 8);
+            return sim_chip_write(t, bytes, 3);
+        }
+        status = sim_chip_write(t, bytes, 1);
+        if (status < 0 || (status = sim_chip_read(t, bytes, 2)) < 0)
+            return status;
+        data->word = (uint16_t)(bytes[0] | bytes[1] << 8);
+        return 0;
+    case I2C_SMBUS_I2C_BLOCK_BROKEN:
+    case I2C_SMBUS_I2C_BLOCK_DATA:
+        if (data->block[0] == 0 || data->block[0] > SIM_MAX_BLOCK)
+            return -EINVAL;
+        if (!reading) {
+            memcpy(bytes + 1, &data->block[1], data->block[0]);
+            return sim_chip_write(t, bytes, data->block[0] + 1);
+        }
+        status = sim_chip_write(t, bytes, 1);
+        return status < 0 ? status : sim_chip_read(t, &data->block[1], data->block[0]);
+    default:
+        return -EOPNOTSUPP; /* these chips speak no SMBus block or process-call protocol */
+    }
+}
+
 int sim_smbus(struct sim_bus *bus, int addr, int read_write, int command, int size, void *data_ptr)
 {
     union i2c_smbus_data *data = data_ptr;
@@ -223,10 +260,12 @@ int sim_smbus(struct sim_bus *bus, int addr, int read_write, int command, int si
     /* Quick commands and send-byte (a write of size BYTE) carry no data. */
     if (!data && size != I2C_SMBUS_QUICK && !(size == I2C_SMBUS_BYTE && !reading))
         return -EINVAL;
-    struct target t;
+    struct sim_io t;
     int status = begin(&t, bus, addr);
     if (status < 0)
         return status;
+    if (t.dev->chip != CHIP_NONE)
+        return chip_smbus(&t, reading, command, size, data);
     struct pointer p = {command & 0xff, 0};
     uint8_t bytes[SIM_MAX_WIRE];
     switch (size) {
@@ -296,10 +335,17 @@ int sim_rdwr(struct sim_bus *bus, void *msgs_ptr, unsigned nmsgs)
             return -EOPNOTSUPP; /* 10-bit addresses and SMBus-style length reads are not simulated */
         if (msg->addr > 0x7f || (msg->len && !msg->buf))
             return -EINVAL;
-        struct target t;
+        struct sim_io t;
         int status = begin(&t, bus, msg->addr);
         if (status < 0)
             return status;
+        if (t.dev->chip != CHIP_NONE) {
+            status = msg->flags & I2C_M_RD ? sim_chip_read(&t, msg->buf, msg->len)
+                                           : sim_chip_write(&t, msg->buf, msg->len);
+            if (status < 0)
+                return status;
+            continue;
+        }
         struct pointer p;
         if (msg->flags & I2C_M_RD) {
             p = load_pointer(&t);

@@ -16,6 +16,8 @@
 #define SIM_MAX_WIRE 40       /* bytes one register can put on the wire (block: count + 32) */
 #define SIM_REGS 256
 #define SIM_POINTER_SLOT 256  /* state slot holding a device's register pointer */
+#define SIM_CHIP_SLOT 257     /* state slot holding a chip model's state (chips.c) */
+#define SIM_CHIP_INPUTS 24    /* analogue inputs and calibration words of a chip model */
 
 enum sim_kind { KIND_BYTE, KIND_WORD, KIND_BLOCK };
 enum sim_func { FUNC_CONST, FUNC_SEQ, FUNC_RAMP, FUNC_SINE, FUNC_BYTES };
@@ -46,7 +48,14 @@ struct sim_reg {
     struct sim_case *cases;
 };
 
+/* Chip models (chips.c): the datasheet's behaviour, not a register file. Order as in simulate/chips.py. */
+enum sim_chip { CHIP_NONE, CHIP_BME280, CHIP_SHT3X, CHIP_INA219, CHIP_ADS1115, CHIP_TMP102 };
+enum sim_fault { FAULT_NONE, FAULT_WRONG_ID, FAULT_STUCK_BUSY, FAULT_BAD_CRC };
+
 struct sim_device {
+    int chip;                 /* enum sim_chip; CHIP_NONE: the register file below */
+    int fault;                /* enum sim_fault */
+    struct sim_spec inputs[SIM_CHIP_INPUTS];
     int absent;               /* listed but does not acknowledge */
     uint32_t nack_ppm;        /* probability of a NACK per transfer, in millionths */
     int64_t delay_us;         /* per transfer */
@@ -79,7 +88,20 @@ void sim_state_init(const char *path);
 int sim_state_get(int bus, int addr, int slot, uint8_t *out, int cap);
 void sim_state_put(int bus, int addr, int slot, const uint8_t *bytes, int len);
 
+/* One transfer's target, as device.c resolved it. */
+struct sim_io {
+    struct sim_bus *bus;
+    int addr;
+    struct sim_device *dev;
+    int64_t now_ms;
+};
+
+/* chips.c: a write message (first byte: register pointer or command) or a read message; 0 or -errno. */
+int sim_chip_write(const struct sim_io *io, const uint8_t *buf, int len);
+int sim_chip_read(const struct sim_io *io, uint8_t *buf, int len);
+
 /* device.c */
+int64_t sim_eval(const struct sim_spec *spec, int64_t now_ms);
 int sim_smbus(struct sim_bus *bus, int addr, int read_write, int command, int size, void *data);
 int sim_rdwr(struct sim_bus *bus, void *msgs, unsigned nmsgs);
 

@@ -146,6 +146,30 @@ static int parse_line(struct sim_model *model, char *line)
         dev->writable = (int)next_int(&c);
         return c.ok;
     }
+    if (strcmp(kind, "chip") == 0 || strcmp(kind, "input") == 0) {
+        int number = (int)next_int(&c);
+        int64_t addr = next_int(&c);
+        struct sim_device *dev = find_device(model, number, addr);
+        if (!c.ok || !dev)
+            return 0;
+        if (kind[0] == 'i') {
+            int64_t index = next_int(&c);
+            if (!c.ok || index < 0 || index >= SIM_CHIP_INPUTS)
+                return 0;
+            parse_spec(&c, &dev->inputs[index]);
+            return c.ok;
+        }
+        static const char *const chips[] = {"", "bme280", "sht3x", "ina219", "ads1115", "tmp102"};
+        static const char *const faults[] = {"none", "wrong_id", "stuck_busy", "bad_crc"};
+        char *chip = next_token(&c), *fault = next_token(&c);
+        for (int i = 1; chip && i < (int)(sizeof(chips) / sizeof(chips[0])); i++)
+            if (strcmp(chip, chips[i]) == 0)
+                dev->chip = i;
+        for (int i = 1; fault && i < (int)(sizeof(faults) / sizeof(faults[0])); i++)
+            if (strcmp(fault, faults[i]) == 0)
+                dev->fault = i;
+        return c.ok && dev->chip != CHIP_NONE;
+    }
     if (strcmp(kind, "reg") == 0 || strcmp(kind, "case") == 0) {
         int number = (int)next_int(&c);
         int64_t addr = next_int(&c);
@@ -235,6 +259,8 @@ void sim_model_free(struct sim_model *model)
             struct sim_device *dev = model->buses[i].devices[a];
             if (!dev)
                 continue;
+            for (int k = 0; k < SIM_CHIP_INPUTS; k++)
+                free_spec(&dev->inputs[k]);
             for (int r = 0; r < SIM_REGS; r++) {
                 free_spec(&dev->regs[r].spec);
                 for (struct sim_case *entry = dev->regs[r].cases, *next; entry; entry = next) {

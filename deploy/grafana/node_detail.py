@@ -6,6 +6,7 @@ from grafana_foundation_sdk.builders import dashboard as dashboard_builder
 from mixin_config import DASHBOARD_UIDS, NODE_VARIABLE, MixinConfig, Selectors
 from panels import (
     OK_WARN_BAD,
+    READING_GROUPS,
     READING_UNITS,
     Column,
     Ids,
@@ -54,18 +55,37 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
         description="One edge node: every reading, each script's runs, the collector's health.",
     ).with_variable(label_variable(NODE_VARIABLE, f"edge_collector_info{{{s.edge}}}", s.node, multi=False))
 
-    built = built.with_row(dashboard_builder.Row("Readings").id(ids())).with_panel(
-        timeseries_panel(
-            ids,
-            "Readings",
-            "Every edge_* gauge the node's scripts print. A key ending in a unit (_volts, _celsius, ...) is "
-            "drawn in that unit on its own axis.",
-            [Query(f'{{__name__=~"edge_.+", __name__!~"edge_collector_.+", {s.readings}}}')],
-            unit="short",
-            width=24,
-            height=10,
-            overrides=[(rf"edge_\w+_{suffix}(\{{.*\}})?", unit) for suffix, unit in READING_UNITS.items()],
-        )
+    readings = f'__name__!~"edge_collector_.+", {s.readings}'
+    grouped = "|".join(suffix for _, suffix in READING_GROUPS)
+    built = built.with_row(dashboard_builder.Row("Readings").id(ids()))
+    built = add_panels(
+        built,
+        [
+            timeseries_panel(
+                ids,
+                title,
+                f"Every edge_*_{suffix} reading of the node's scripts (the sensor catalogue's labels: sensor, "
+                "device, channel).",
+                [Query(f'{{__name__=~"edge_.+_{suffix}", {readings}}}',
+                       "{{__name__}} {{sensor}} {{device}} {{channel}}")],
+                unit=READING_UNITS[suffix],
+                width=8,
+            )
+            for title, suffix in READING_GROUPS
+        ]
+        + [
+            timeseries_panel(
+                ids,
+                "Other readings",
+                "Every other edge_* reading. A key ending in a unit (_seconds, _bytes, ...) is drawn in that unit "
+                "on its own axis.",
+                [Query(f'{{__name__=~"edge_.+", __name__!~"edge_.+_({grouped})", {readings}}}')],
+                unit="short",
+                width=24,
+                height=10,
+                overrides=[(rf"edge_\w+_{suffix}(\{{.*\}})?", unit) for suffix, unit in READING_UNITS.items()],
+            )
+        ],
     )
 
     # Recording rule of deploy/prometheus/rules/edge-recording.yml, shared with EdgeScriptStale.

@@ -32,7 +32,20 @@ READING_UNITS = {
     "hertz": "hertz",
     "ratio": "percentunit",
     "percent": "percent",
+    "pascals": "pressurepa",
+    "lux": "lux",
 }
+
+# The node dashboard's panels of readings, one per unit (the sensor catalogue's, docs/sensors.md): title, key
+# suffix. Readings with another suffix, or none, share one more panel.
+READING_GROUPS = (
+    ("Temperature", "celsius"),
+    ("Humidity", "ratio"),
+    ("Pressure", "pascals"),
+    ("Voltage", "volts"),
+    ("Current", "amperes"),
+    ("Power", "watts"),
+)
 
 
 class Query(NamedTuple):

@@ -15,7 +15,7 @@ from edge_metrics.config import ConfigError, load_config
 from edge_metrics.durations import format_duration
 from edge_metrics.httppost import ERROR_CAUSES
 from edge_metrics.log import Logger
-from edge_metrics.merge import reject_conflicts, script_families
+from edge_metrics.merge import reject_conflicts, script_families, type_changes
 from edge_metrics.parse import parse_output
 from edge_metrics.push import DROP_REASONS, PushSettings, make_pusher
 from edge_metrics.reaper import become_subreaper, reap_orphans
@@ -200,17 +200,22 @@ class Collector:
     def _record(self, job: Job, stats: ScriptStats, result: RunResult) -> None:
         parsed = parse_output(result.stdout, prefix=self.settings.prefix, max_series=self.settings.limits.max_series)
         others = {script: s.samples for script, s in self.stats.items()}
-        samples, conflicts = reject_conflicts(job.script, parsed.samples, others)
+        declared = {metadata.name: metadata for metadata in parsed.metadata}  # the script's HELP/TYPE lines
+        samples, conflicts = reject_conflicts(job.script, parsed.samples, others, metadata=declared,
+                                              others_metadata={script: s.metadata for script, s in self.stats.items()})
         rejected = [*parsed.rejected, *conflicts]
         stats.runs += 1
         stats.invalid_lines += len(rejected)
         stats.last_duration = round(result.duration, 6)
         stats.last_exit_code = result.exit_code if result.exit_code is not None else _killed_code(result)
         stats.last_success = result.succeeded
+        for name, was, now in type_changes(stats.samples, stats.metadata, samples, declared):
+            self.log.warning("TYPE changed between runs", script=job.script, metric=name, was=was, now=now)
         # A failed run still exports the valid lines it printed; what it no longer prints disappears.
         stats.samples = samples
+        stats.metadata = declared
         if self.pusher is not None and self.run_started is not None:
-            self.pusher.record(job.script, samples, self.run_started)
+            self.pusher.record(job.script, samples, self.run_started, metadata=declared)
         if result.stdout_truncated:
             stats.truncations += 1
             self.log.warning(
@@ -268,7 +273,8 @@ class Collector:
         # Push mode: the readings travel with their own time; the file carries the self-metrics only, so no reading
         # reaches the centre twice (docs/time.md).
         families = [] if self.pusher is not None else script_families(
-            {job.script: self.stats[job.script].samples for job in self.plan.jobs}
+            {job.script: self.stats[job.script].samples for job in self.plan.jobs},
+            {job.script: self.stats[job.script].metadata for job in self.plan.jobs},
         )
         return render(families, self.self_metrics.blocks(self.stats, health) + push_blocks(self.push_health()))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from edge_metrics.samples import Labels, ParseResult, RejectedLine, Sample
+from edge_metrics.samples import Labels, Metadata, ParseResult, RejectedLine, Sample
 
 SELF_METRIC_PREFIX = "edge_collector_"
 
@@ -30,6 +30,11 @@ _SPECIAL_VALUES = {"nan": math.nan, "inf": math.inf, "+inf": math.inf, "-inf": -
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
 _isinf = math.isinf
 OUT_OF_RANGE = "value out of range (beyond ±1.8e308)"
+# `# HELP key text` and `# TYPE key type`, as in Prometheus' text format; any other `#` line is a comment.
+_METADATA = re.compile(r"#[ \t]+(HELP|TYPE)(?:[ \t]+(\S*))?(?:[ \t](.*))?", re.ASCII | re.DOTALL)
+# The same with a valid key: the common case in one match; _METADATA then only explains what is wrong.
+_DECLARED = re.compile(r"#[ \t]+(HELP|TYPE)[ \t]+([a-zA-Z_][a-zA-Z0-9_]*)(?:[ \t](.*))?", re.ASCII | re.DOTALL)
+TYPES = ("gauge", "counter")
 
 
 class LineError(ValueError):
@@ -51,12 +56,18 @@ def parse_output(data: bytes, *, prefix: str, max_series: int | None = None) -> 
     label_names: dict[str, tuple[frozenset[str], int]] = {}  # family -> label names of its first line
     rejected: list[RejectedLine] = []
     overridden: list[RejectedLine] = []
+    declared = _Declarations(prefix)
     for number, text in enumerate(_lines(data), start=1):
         if isinstance(text, bytes):
             rejected.append(RejectedLine(number, text[:200].decode("utf-8", "replace"), "not valid UTF-8"))
             continue
         stripped = text.strip()
-        if not stripped or stripped.startswith("#"):
+        if not stripped:
+            continue
+        if stripped[0] == "#":
+            reason = declared.line(stripped, number, label_names)
+            if reason is not None:
+                rejected.append(RejectedLine(number, stripped[:200], reason))
             continue
         plain = _PLAIN.fullmatch(stripped)
         if plain is not None and not (name := prefix + plain[1]).startswith(SELF_METRIC_PREFIX):
@@ -83,6 +94,9 @@ def parse_output(data: bytes, *, prefix: str, max_series: int | None = None) -> 
         if previous is None and len(by_series) == bound:
             dropped += 1  # before anything is remembered about it: dropped lines cost no memory
             continue
+        if declared.counters and sample.value < 0 and name in declared.counters:
+            rejected.append(RejectedLine(number, stripped[:200], f"{name} is a counter: it cannot be negative"))
+            continue
         first = label_names.get(name)
         if first is None:
             label_names[name] = (names, number)
@@ -94,7 +108,74 @@ def parse_output(data: bytes, *, prefix: str, max_series: int | None = None) -> 
             overridden.append(RejectedLine(previous[0], previous[2][:200], f"overridden by line {number}"))
         by_series[key] = (number, sample, stripped)
     samples = tuple(sample for _, sample, _ in by_series.values())
-    return ParseResult(samples=samples, rejected=tuple(rejected), overridden=tuple(overridden), dropped=dropped)
+    return ParseResult(samples=samples, rejected=tuple(rejected), overridden=tuple(overridden), dropped=dropped,
+                       metadata=declared.of(label_names))
+
+
+_UNDECLARED: tuple[str | None, str | None, int, int] = (None, None, 0, 0)
+
+
+class _Declarations:
+    """The HELP and TYPE lines of one output: each key declared once, before its first reading."""
+
+    __slots__ = ("counters", "entries", "prefix")
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        # name -> (help, type, line of the help, line of the type): one dict for both, built and read once each
+        self.entries: dict[str, tuple[str | None, str | None, int, int]] = {}
+        self.counters: set[str] = set()
+
+    def line(self, line: str, number: int, seen: dict[str, tuple[frozenset[str], int]]) -> str | None:
+        """Take a `#` line; the reason it is rejected, or None (declared, or an ordinary comment)."""
+        match = _DECLARED.fullmatch(line)
+        if match is None:
+            return None if _METADATA.fullmatch(line) is None else _declaration_error(line)
+        kind, key, text = match[1], match[2], match[3] or ""
+        name = self.prefix + key
+        if name.startswith(SELF_METRIC_PREFIX):
+            return f"metric name {name!r} is reserved for the collector's own metrics"
+        first = seen.get(name)
+        if first is not None:
+            return f"{kind} for {key!r} after its first reading on line {first[1]}: declare it before"
+        slot = 0 if kind == "HELP" else 1
+        if slot:
+            value = text.strip()
+            if value not in TYPES:
+                return f"TYPE {value!r} for {key!r} is not supported (gauge or counter)"
+        else:
+            value = _unescape_help(text) if "\\" in text else text
+        help_text, type_name, help_line, type_line = self.entries.get(name, _UNDECLARED)
+        earlier, earlier_line = (type_name, type_line) if slot else (help_text, help_line)
+        if earlier is not None:
+            if earlier != value:
+                return f"{kind} for {key!r} conflicts with line {earlier_line} ({earlier!r})"
+            return None
+        self.entries[name] = (help_text, value, help_line, number) if slot else (value, type_name, number, type_line)
+        if value == "counter" and slot:
+            self.counters.add(name)
+        return None
+
+    def of(self, exported: dict[str, tuple[frozenset[str], int]]) -> tuple[Metadata, ...]:
+        """One Metadata per declared name that has readings (a declaration alone exports nothing)."""
+        return tuple(Metadata(name, entry[0], entry[1]) for name, entry in self.entries.items() if name in exported)
+
+
+def _declaration_error(line: str) -> str:
+    """Why a `# HELP` or `# TYPE` line that names no valid key is rejected."""
+    match = _METADATA.fullmatch(line)
+    assert match is not None
+    kind, key = match[1], match[2] or ""
+    if not key:
+        return f"{kind} without a key (expected '# {kind} key {'text' if kind == 'HELP' else 'gauge|counter'}')"
+    return f"invalid key {key!r} in {kind} (must match [a-zA-Z_][a-zA-Z0-9_]*, no labels)"
+
+
+def _unescape_help(text: str) -> str:
+    """HELP text as Prometheus' text format reads it: `\\` is a backslash and `\n` a newline."""
+    if "\\" not in text:
+        return text
+    return re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1] if m[1] == "\\" else m[0], text)
 
 
 def _lines(data: bytes) -> list[str] | list[str | bytes]:

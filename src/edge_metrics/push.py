@@ -11,15 +11,17 @@ import time
 from collections import deque
 
 from edge_metrics.httppost import ERROR_CAUSES, Endpoint, PushError, parse_url, post
-from edge_metrics.render import format_value, render_labels
+from edge_metrics.render import escape_help, format_value, render_labels
 from edge_metrics.samples import Sample, Value
 
 TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Final
 
     from edge_metrics.clock import ClockReading, Timekeeper
     from edge_metrics.log import Logger
+    from edge_metrics.samples import Metadata
     from edge_metrics.spool import Entry, Spool
 
 BATCH_BYTES = 256 * 1024  # one POST carries up to this much of a backlog
@@ -52,15 +54,34 @@ def make_pusher(settings: PushSettings, timekeeper: Timekeeper, log: Logger) -> 
     return Pusher(parse_url(settings.url), spool, timekeeper, log)
 
 
-def render_lines(samples: tuple[Sample, ...]) -> bytes:
-    """One run's samples in Prometheus text, one `series value` line each, still without a timestamp."""
-    return "".join([f"{s.name}{render_labels(s.labels)} {format_value(s.value)}\n" for s in samples]).encode()
+def render_lines(samples: tuple[Sample, ...], metadata: Mapping[str, Metadata] | None = None) -> bytes:
+    """One run's samples in Prometheus text, one `series value` line each, still without a timestamp; the HELP
+    and TYPE the script declared go before the first line of their family."""
+    if not metadata:
+        return "".join([f"{s.name}{render_labels(s.labels)} {format_value(s.value)}\n" for s in samples]).encode()
+    lines: list[str] = []
+    described: set[str] = set()
+    for s in samples:
+        declared = metadata.get(s.name)
+        if declared is not None and s.name not in described:
+            described.add(s.name)
+            if declared.help is not None:
+                lines.append(f"# HELP {s.name} {escape_help(declared.help)}\n")
+            if declared.type is not None:
+                lines.append(f"# TYPE {s.name} {declared.type}\n")
+        lines.append(f"{s.name}{render_labels(s.labels)} {format_value(s.value)}\n")
+    return "".join(lines).encode()
 
 
 def stamp_lines(lines: bytes, timestamp_ms: int) -> bytes:
-    """Every line with the run's millisecond timestamp: a 13-digit number (CLOCK_FLOOR), never a small integer,
-    which vmagent would take as seconds. A label value cannot hold a raw newline (it is escaped)."""
-    return lines.replace(b"\n", b" %d\n" % timestamp_ms)
+    """Every series line with the run's millisecond timestamp: a 13-digit number (CLOCK_FLOOR), never a small
+    integer, which vmagent would take as seconds. A label value cannot hold a raw newline (it is escaped), so a
+    line that starts with `#` is a HELP or TYPE line, which takes none."""
+    if not lines.startswith(b"#") and b"\n#" not in lines:
+        return lines.replace(b"\n", b" %d\n" % timestamp_ms)
+    stamp = b" %d" % timestamp_ms
+    return b"".join(line + b"\n" if line.startswith(b"#") else line + stamp + b"\n"
+                    for line in lines.split(b"\n")[:-1])
 
 
 class _Held(Value):
@@ -102,11 +123,12 @@ class Pusher:
 
     # -- readings in ---------------------------------------------------------------------------------------
 
-    def record(self, script: str, samples: tuple[Sample, ...], started: ClockReading) -> None:
+    def record(self, script: str, samples: tuple[Sample, ...], started: ClockReading,
+               metadata: Mapping[str, Metadata] | None = None) -> None:
         """A run's readings, with the clock as it was when the run started (the reading's time)."""
         if not samples:
             return
-        lines = render_lines(samples)
+        lines = render_lines(samples, metadata)
         if started.synchronized and not self.held:
             self._stamp(script, len(samples), lines, started.wall, held_for=0.0)
             return

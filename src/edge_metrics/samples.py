@@ -69,13 +69,28 @@ class RejectedLine(Value):
         self.reason = reason
 
 
+class Metadata(Value):
+    """What a script declared about one of its keys: `# HELP key text` and `# TYPE key gauge|counter`."""
+
+    __slots__ = ("help", "name", "type")
+    name: Final[str]  # full metric name, prefix included
+    help: Final[str | None]  # None: not declared (the collector's generic help text is used)
+    type: Final[str | None]  # "gauge", "counter", or None: not declared (a gauge)
+
+    def __init__(self, name: str, help: str | None, type: str | None) -> None:
+        self.name = name
+        self.help = help
+        self.type = type
+
+
 class ParseResult(Value):
-    __slots__ = ("dropped", "overridden", "rejected", "samples")
+    __slots__ = ("dropped", "metadata", "overridden", "rejected", "samples")
     samples: Final[tuple[Sample, ...]]
     rejected: Final[tuple[RejectedLine, ...]]
     # Same name and labels printed again in one run: the later value won; kept to warn about it.
     overridden: Final[tuple[RejectedLine, ...]]
     dropped: Final[int]  # lines of series beyond the bound on series per script
+    metadata: Final[tuple[Metadata, ...]]  # HELP/TYPE declared for keys that have samples, in output order
 
     def __init__(
         self,
@@ -83,11 +98,13 @@ class ParseResult(Value):
         rejected: tuple[RejectedLine, ...],
         overridden: tuple[RejectedLine, ...] = (),
         dropped: int = 0,
+        metadata: tuple[Metadata, ...] = (),
     ) -> None:
         self.samples = samples
         self.rejected = rejected
         self.overridden = overridden
         self.dropped = dropped
+        self.metadata = metadata
 
 
 class Job(Value):
@@ -190,6 +207,7 @@ class ScriptStats:
         "last_exit_code",
         "last_success",
         "last_success_timestamp",
+        "metadata",
         "processes_killed",
         "runs",
         "samples",
@@ -214,6 +232,7 @@ class ScriptStats:
         samples: tuple[Sample, ...] = (),
         series_dropped: int = 0,
         processes_killed: int = 0,
+        metadata: dict[str, Metadata] | None = None,
     ) -> None:
         self.runs = runs
         self.failures = failures
@@ -228,6 +247,7 @@ class ScriptStats:
         self.samples = samples
         self.series_dropped = series_dropped  # output lines beyond the bound on series
         self.processes_killed = processes_killed  # processes the scripts left behind, killed by the collector
+        self.metadata = metadata if metadata is not None else {}  # HELP/TYPE of the last run, by metric name
 
 
 class Family(Value):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.e2e.stack import CLUSTER, EDGE_METRICS, Pipeline, push_url
 from tests.grafana.dashboards import (
@@ -60,14 +61,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     of this module (starting it is the slow part)."""
     assert SIM_LIB.exists(), "run `make sim` first (make test does)"
     workdir = tmp_path_factory.mktemp("dashboards")
-    # The bundled space_server, and a script that always fails (exit 3) so the failure panels have
-    # something to show.
+    # The bundled space_server, two scripts of the sensor catalogue (the panels of temperature, humidity and
+    # pressure show theirs), and a script that always fails (exit 3) so the failure panels have something to show.
     scripts = workdir / "scripts"
     scripts.mkdir()
     shutil.copy(REPO / "scripts" / "space_server.sh", scripts)
+    for sensor in ("bme280", "sht3x"):
+        shutil.copy(REPO / "scripts" / "sensors" / f"{sensor}.sh", scripts)
     (scripts / "broken.sh").write_text("#!/bin/bash\necho door_open=1\nexit 3\n")
     config = scripts / "nodes.conf"
-    config.write_text(f"{NODE}=space_server:2s,broken:2s\n")
+    config.write_text(f"{NODE}=space_server:2s,bme280:2s,sht3x:2s,broken:2s\n")
+    model = yaml.safe_load(MODEL.read_text())
+    model["buses"][1] = {"devices": {0x76: {"chip": "bme280"}, 0x44: {"chip": "sht3x"}}}
+    (workdir / "model.yaml").write_text(yaml.safe_dump(model))
     with processes() as procs:
         pipeline = Pipeline(procs, workdir, node=NODE)
         pipeline.start_infrastructure()
@@ -75,7 +81,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
         # may not report itself synchronised, so the collector is told to trust it.
         pipeline.node.start_collector(
             config=config,
-            wrapper=[str(EDGE_METRICS), "simulate", "--model", str(MODEL), "--"],
+            wrapper=[str(EDGE_METRICS), "simulate", "--model", str(workdir / "model.yaml"), "--"],
             extra_args=["--push-url", push_url(pipeline.node), "--clock-check", "none"],
         )
         central = pipeline.central
@@ -83,6 +89,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
         # vmagent's and the centre's own counters inside the 1 m rate window.
         for query in (
             f'edge_temperature{{node="{NODE}"}}',
+            f'edge_pressure_pascals{{node="{NODE}"}}',
             f'count_over_time(edge_collector_script_runs_total{{node="{NODE}", script="broken"}}[1m]) > 3',
             f'count_over_time(edge_collector_script_runs_total{{node="{NODE}", script="space_server"}}[1m]) > 3',
             f'count_over_time(vmagent_remotewrite_bytes_sent_total{{node="{NODE}"}}[1m]) > 5',
@@ -138,8 +145,9 @@ def test_a_failing_script_shows_where_a_user_looks(stack: Pipeline) -> None:
     table, next to the healthy one."""
     assert value_of(stack, "edge-fleet.json", "Nodes with failing scripts") == {"": 1}
     assert value_of(stack, "edge-fleet.json", "Nodes", "B") == {NODE: 1}  # the table's failing scripts
-    assert value_of(stack, "edge-node.json", "Scripts", "A") == {"broken": 0, "space_server": 1}  # last run
-    assert value_of(stack, "edge-node.json", "Scripts", "B") == {"broken": 3, "space_server": 0}  # exit code
+    healthy = {"space_server": 1, "bme280": 1, "sht3x": 1}
+    assert value_of(stack, "edge-node.json", "Scripts", "A") == {"broken": 0, **healthy}  # last run
+    assert value_of(stack, "edge-node.json", "Scripts", "B") == {"broken": 3, **dict.fromkeys(healthy, 0)}  # exit
     assert value_of(stack, "edge-node.json", "Config") == {"": 1}
 
 

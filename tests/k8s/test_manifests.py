@@ -175,7 +175,8 @@ class TestRunbook:
 
 def configmap_problem(data: dict[str, str], scripts_dir: Path) -> str | None:
     """One line naming what the ConfigMap lacks or holds differently from `scripts_dir`, or None."""
-    expected = {p.name: p.read_text() for p in sorted(scripts_dir.glob("*.sh"))}
+    # The sensor catalogue (scripts/sensors/) is mounted flat beside nodes.conf: a ConfigMap key has no directory.
+    expected = {p.name: p.read_text() for p in sorted([*scripts_dir.glob("*.sh"), *scripts_dir.glob("sensors/*.sh")])}
     expected["nodes.conf"] = (scripts_dir / "nodes.conf").read_text()
     missing = sorted(set(expected) - set(data))
     if missing:

@@ -173,3 +173,43 @@ class TestReload:
         sim_text = SIMPLE % "0x2a"
         model.write_text(sim_text.replace("\n    ", "\n"))
         wait_until(lambda: reading() == "42", timeout=10, what="edited reading")
+
+
+DEVICE = "buses:\n  1:\n    devices:\n      0x76:\n"
+
+
+class TestChipModelErrors:
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            (DEVICE + "        chip: bme680\n",
+             "FILE:5:15: buses.1.devices.0x76.chip: unknown chip 'bme680' (expected one of: bme280, sht3x, ina219, "
+             "ads1115, tmp102)"),
+            (DEVICE + "        chip: sht3x\n        fault: wrong_id\n",
+             "FILE:6:16: buses.1.devices.0x76.fault: sht3x has no fault 'wrong_id' (expected one of: bad_crc, "
+             "stuck_busy)"),
+            (DEVICE + "        chip: bme280\n        inputs: {temperature: 0x100000}\n",
+             "FILE:6:31: buses.1.devices.0x76.inputs.temperature: value 0x100000 out of range 0x0..0xfffff"),
+            (DEVICE + "        chip: bme280\n        inputs: {pressur: 1}\n",
+             "FILE:6:18: buses.1.devices.0x76.inputs: unknown key 'pressur' (expected one of: temperature, "
+             "pressure, humidity, dig_T1, dig_T2, dig_T3, dig_P1, dig_P2, dig_P3, dig_P4, dig_P5, dig_P6, dig_P7, "
+             "dig_P8, dig_P9, dig_H1, dig_H2, dig_H3, dig_H4, dig_H5, dig_H6)"),
+            (DEVICE + "        chip: ina219\n        registers: {0x00: 1}\n",
+             "FILE:6:20: buses.1.devices.0x76.registers: a chip model has its own registers: remove `registers:`"),
+            (DEVICE + "        fault: bad_crc\n",
+             "FILE:5:16: buses.1.devices.0x76.fault: `fault:` needs `chip:` (one of: bme280, sht3x, ina219, "
+             "ads1115, tmp102)"),
+        ],
+    )
+    def test_one_mistake(self, tmp_path: Path, text: str, expected: str) -> None:
+        """A chip model's mistakes name the place and what would be valid, like a register file's."""
+        assert errors_of(tmp_path, text) == [expected]
+
+    def test_every_catalogue_model_is_valid(self) -> None:
+        """The models the docs run (scripts/models/<chip>.yaml) load; each holds the chip of its name."""
+        models = sorted((SPACE_SERVER_MODEL.parent).glob("*.yaml"))
+        chips = {path.stem: load_model(path) for path in models if path.stem != "space_server"}
+        assert sorted(chips) == ["ads1115", "bme280", "ina219", "sht3x", "tmp102"]
+        for name, model in chips.items():
+            (device,) = model.buses[0].devices
+            assert device.chip is not None and device.chip.type == name

@@ -188,3 +188,69 @@ class TestLabels:
         assert [dict(s.labels) for s in samples] == [{"zone": "cpu"}, {"zone": "gpu"}]
         assert [n for n, _ in rejected] == [2, 4]
         assert "label names {} differ from {zone} on line 1" in rejected[0][1]
+
+
+class TestHelpAndType:
+    """`# HELP key text` and `# TYPE key gauge|counter` before a key's lines describe it; other `#` lines stay
+    comments, so scripts written before these lines existed mean what they meant."""
+
+    @staticmethod
+    def declared(text: str) -> tuple[dict[str, tuple[str | None, str | None]], list[tuple[int, str]]]:
+        result = parse_output(text.encode(), prefix="edge_")
+        rejected = [(r.line_number, r.reason) for r in result.rejected]
+        return {m.name: (m.help, m.type) for m in result.metadata}, rejected
+
+    def test_declared_help_and_type_with_prefix(self) -> None:
+        """The key takes the prefix; help text and type are kept as given."""
+        metadata, rejected = self.declared(
+            "# HELP pressure_pascals Air pressure in pascals (Pa).\n# TYPE pressure_pascals gauge\n"
+            "pressure_pascals=100653.27\n# TYPE reads_total counter\nreads_total=3\n"
+        )
+        assert rejected == []
+        assert metadata == {"edge_pressure_pascals": ("Air pressure in pascals (Pa).", "gauge"),
+                            "edge_reads_total": (None, "counter")}
+
+    def test_plain_comments_and_lowercase_stay_comments(self) -> None:
+        """`# comment`, `#HELP` without a space, `# help` and `# HELPER` are ordinary comments, as before."""
+        metadata, rejected = self.declared("# comment\n#HELP x y\n# help x y\n# HELPER x\nx=1\n")
+        assert metadata == {} and rejected == []
+
+    def test_help_escapes_are_read_as_prometheus_does(self) -> None:
+        """`\\\\` is a backslash and `\\n` a newline, so the rendered text is the script's own bytes."""
+        metadata, _ = self.declared("# HELP x a \\\\ b\\nc\nx=1\n")
+        assert metadata["edge_x"] == ("a \\ b\nc", None)
+
+    @pytest.mark.parametrize(
+        ("text", "line", "reason"),
+        [
+            ("# TYPE x histogram\nx=1", 1, "TYPE 'histogram' for 'x' is not supported (gauge or counter)"),
+            ("# TYPE x\nx=1", 1, "TYPE '' for 'x' is not supported (gauge or counter)"),
+            ("# HELP\nx=1", 1, "HELP without a key (expected '# HELP key text')"),
+            ('# HELP x{a="1"} t\nx=1', 1, "invalid key 'x{a=\"1\"}' in HELP (must match [a-zA-Z_][a-zA-Z0-9_]*, "
+                                          "no labels)"),
+            ("# TYPE x gauge\n# TYPE x counter\nx=1", 2, "TYPE for 'x' conflicts with line 1 ('gauge')"),
+            ("# HELP x one\n# HELP x two\nx=1", 2, "HELP for 'x' conflicts with line 1 ('one')"),
+            ("x=1\n# TYPE x counter", 2, "TYPE for 'x' after its first reading on line 1: declare it before"),
+            ("# TYPE x counter\nx=-1", 2, "edge_x is a counter: it cannot be negative"),
+        ],
+    )
+    def test_conflicts_are_rejected_with_line_and_reason(self, text: str, line: int, reason: str) -> None:
+        """A bad or conflicting declaration is one rejected line with its number and reason; the readings stay."""
+        samples, rejected = parse(text)
+        assert rejected == [(line, reason)]
+        assert [s.name for s in samples] == ([] if "-1" in text else ["edge_x"])
+
+    def test_collector_prefix_is_refused_in_declarations(self) -> None:
+        """A HELP for a key that would be a self-metric is rejected like the reading itself."""
+        _, rejected = parse("# HELP x t\n", prefix="edge_collector_")
+        assert rejected == [(1, "metric name 'edge_collector_x' is reserved for the collector's own metrics")]
+
+    def test_the_same_declaration_twice_is_fine(self) -> None:
+        """Repeating an identical HELP or TYPE (two loops printing the header) is no conflict."""
+        metadata, rejected = self.declared("# TYPE x gauge\n# TYPE x gauge\nx=1\n")
+        assert rejected == [] and metadata == {"edge_x": (None, "gauge")}
+
+    def test_declarations_without_readings_export_nothing(self) -> None:
+        """A HELP for a key the run did not print (a failed read) leaves no family behind."""
+        metadata, rejected = self.declared("# HELP x t\n# TYPE x gauge\ny=1\n")
+        assert metadata == {} and rejected == []

@@ -12,7 +12,7 @@ from edge_metrics.clock import CLOCK_FLOOR, ClockReading, Timekeeper, adjtimex, 
 from edge_metrics.httppost import Endpoint, PushError, parse_url, post
 from edge_metrics.log import Logger
 from edge_metrics.push import Pusher, render_lines, stamp_lines
-from edge_metrics.samples import Sample
+from edge_metrics.samples import Metadata, Sample
 from edge_metrics.spool import Spool, parse_size
 from tests.helpers import free_port
 
@@ -62,6 +62,20 @@ class TestRenderLines:
         samples = (Sample("edge_t", (("zone", 'c"pu'),), 45.5), Sample("edge_h", (), 3.0))
         assert stamp_lines(render_lines(samples), 1_800_000_000_123) == (
             b'edge_t{zone="c\\"pu"} 45.5 1800000000123\nedge_h 3 1800000000123\n'
+        )
+
+    def test_declared_help_and_type_go_before_their_family_without_a_timestamp(self) -> None:
+        """HELP and TYPE lines a script declared travel to vmagent once per run before the family's first line;
+        only series lines take the timestamp (a stamped TYPE line would be a malformed one)."""
+        samples = (Sample("edge_t", (("zone", "a"),), 1.5), Sample("edge_n", (), 2.0),
+                   Sample("edge_t", (("zone", "b"),), 2))
+        metadata = {"edge_t": Metadata("edge_t", "Temperature (°C).\nSecond line", "gauge"),
+                    "edge_n": Metadata("edge_n", None, "counter")}
+        assert stamp_lines(render_lines(samples, metadata), 1_800_000_000_123).decode() == (
+            "# HELP edge_t Temperature (°C).\\nSecond line\n# TYPE edge_t gauge\n"
+            'edge_t{zone="a"} 1.5 1800000000123\n'
+            "# TYPE edge_n counter\nedge_n 2 1800000000123\n"
+            'edge_t{zone="b"} 2 1800000000123\n'
         )
 
 

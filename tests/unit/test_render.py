@@ -4,9 +4,9 @@ import math
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from edge_metrics.merge import reject_conflicts, script_families
+from edge_metrics.merge import reject_conflicts, script_families, type_changes
 from edge_metrics.render import format_value, render
-from edge_metrics.samples import Family, Sample
+from edge_metrics.samples import Family, Metadata, Sample
 
 
 class TestRender:
@@ -72,3 +72,44 @@ class TestMerge:
         assert len(families) == 1 and len(families[0].samples) == 2
         parsed = list(text_string_to_metric_families(render(families)))
         assert [(f.name, f.type, len(f.samples)) for f in parsed] == [("edge_t", "gauge", 2)]
+
+
+class TestDeclaredMetadata:
+    def test_declared_help_and_type_are_exported(self) -> None:
+        """A script's HELP and TYPE replace the generic ones; an undeclared key stays a gauge with the generic help;
+        prometheus_client reads the result back with the same types and help."""
+        declared = {"edge_reads_total": Metadata("edge_reads_total", "Reads (count).", "counter"),
+                    "edge_t_celsius": Metadata("edge_t_celsius", "Temperature in degrees Celsius (°C).", None)}
+        families = script_families(
+            {"s": (Sample("edge_reads_total", (), 3), Sample("edge_t_celsius", (), 21.5), Sample("edge_x", (), 1))},
+            {"s": declared},
+        )
+        parsed = {f.name: (f.type, f.documentation) for f in text_string_to_metric_families(render(families))}
+        assert parsed == {"edge_reads": ("counter", "Reads (count)."),
+                          "edge_t_celsius": ("gauge", "Temperature in degrees Celsius (°C)."),
+                          "edge_x": ("gauge", "Reading printed by collector script s.")}
+
+    def test_a_family_keeps_its_owners_type(self) -> None:
+        """Another script exporting the family with another TYPE or HELP is refused, naming the owner."""
+        others = {"a": (Sample("edge_t", (("zone", "cpu"),), 5),)}
+        theirs = {"a": {"edge_t": Metadata("edge_t", "Temperature.", "gauge")}}
+        sample = Sample("edge_t", (("zone", "gpu"),), 1)
+        for mine, reason in [
+            (Metadata("edge_t", None, "counter"), "TYPE counter differs from the gauge script 'a' declares"),
+            (Metadata("edge_t", "Other.", None), "HELP differs from the one script 'a' declares"),
+        ]:
+            kept, rejected = reject_conflicts("b", (sample,), others, metadata={"edge_t": mine},
+                                              others_metadata=theirs)
+            assert kept == () and [r.reason for r in rejected] == [reason]
+        gauge = {"edge_t": Metadata("edge_t", None, "gauge")}
+        kept, rejected = reject_conflicts("b", (sample,), others, metadata=gauge, others_metadata=theirs)
+        assert kept == (sample,) and rejected == []
+
+    def test_type_changes_between_runs(self) -> None:
+        """A family exported by two runs in a row whose TYPE changed is reported; a new or gone family is not."""
+        before = (Sample("edge_a", (), 1), Sample("edge_b", (), 1))
+        now = (Sample("edge_a", (), 2), Sample("edge_c", (), 1))
+        counter = {"edge_a": Metadata("edge_a", None, "counter"), "edge_b": Metadata("edge_b", None, "counter")}
+        assert type_changes(before, {}, now, counter) == [("edge_a", "gauge", "counter")]
+        assert type_changes(before, counter, now, {}) == [("edge_a", "counter", "gauge")]
+        assert type_changes(before, counter, now, counter) == []

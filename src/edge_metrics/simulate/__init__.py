@@ -122,7 +122,9 @@ def _check(path: Path) -> int:
             notes = [note for note, on in (("absent", dev.absent), (f"nack {dev.nack:g}", dev.nack > 0),
                                            (f"delay {dev.delay_us / 1000:g}ms", dev.delay_us > 0)) if on]
             extra = f" [{', '.join(notes)}]" if notes else ""
-            print(f"  {dev.address:#04x} {dev.name or '-'}: {len(dev.registers)} register(s){extra}")
+            what = f"{len(dev.registers)} register(s)" if dev.chip is None else \
+                f"chip model {dev.chip.type}" + (f", fault {dev.chip.fault}" if dev.chip.fault else "")
+            print(f"  {dev.address:#04x} {dev.name or '-'}: {what}{extra}")
     return 0
 
 

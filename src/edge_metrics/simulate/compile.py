@@ -8,6 +8,8 @@ One record per line, space-separated, numbers in decimal, so C parses it with st
     dev BUS ADDR ABSENT NACK_PPM DELAY_US WRITABLE
     reg BUS ADDR REG byte|word|block big|little WRITABLE SPEC
     case BUS ADDR REG SELECT_REG MASK KEY SPEC    (after its reg; the first match wins)
+    chip BUS ADDR NAME FAULT|none                 a chip model (sim/chips.c) in place of registers
+    input BUS ADDR INDEX SPEC                     its inputs, numbered as in simulate/chips.py
 
     SPEC: const V | seq STEP_MS N V... | ramp PERIOD_MS FROM TO | sine PERIOD_MS CENTER AMPLITUDE
           | bytes N B...
@@ -33,6 +35,9 @@ def compile_model(model: Model, stamp: tuple[int, int]) -> str:
             where = f"{bus.number} {dev.address}"
             lines.append(f"dev {where} {int(dev.absent)} {round(dev.nack * 1_000_000)} {dev.delay_us} "
                          f"{int(dev.writable)}")
+            if dev.chip is not None:
+                lines.append(f"chip {where} {dev.chip.type} {dev.chip.fault or 'none'}")
+                lines.extend(f"input {where} {index} {_spec(value)}" for index, value in enumerate(dev.chip.inputs))
             for reg in dev.registers:
                 order = "big" if reg.big_endian else "little"
                 lines.append(f"reg {where} {reg.number} {reg.size} {order} {int(reg.writable)} {_spec(reg.value)}")

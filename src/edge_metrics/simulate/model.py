@@ -89,6 +89,15 @@ class Register:
 
 
 @dataclass(frozen=True, slots=True)
+class Chip:
+    """A chip model (sim/chips.c) in place of a register file: its inputs in the catalogue's order."""
+
+    type: str
+    fault: str | None
+    inputs: tuple[Value, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Device:
     address: int
     name: str
@@ -97,6 +106,7 @@ class Device:
     delay_us: int
     writable: bool
     registers: tuple[Register, ...]
+    chip: Chip | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +291,8 @@ class _Reader:
         )
 
     def device(self, address: int, node: Node, place: str) -> Device | None:
-        entries = self.mapping(node, place, ("name", "absent", "nack", "delay", "writable", "registers"))
+        entries = self.mapping(node, place, ("name", "absent", "nack", "delay", "writable", "registers", "chip",
+                                             "fault", "inputs"))
         name = self.scalar(entries["name"], f"{place}.name") if "name" in entries else ""
         nack = 0.0
         if "nack" in entries:
@@ -312,7 +323,41 @@ class _Reader:
             delay_us=1000 * self.duration_ms(entries.get("delay"), f"{place}.delay", zero_ok=True),
             writable=writable,
             registers=registers,
+            chip=self.chip(entries, place),
         )
+
+    def chip(self, entries: dict[str, Node], place: str) -> Chip | None:
+        """`chip: NAME` with its optional `fault:` and `inputs:`; a chip model has no register file."""
+        from edge_metrics.simulate.chips import CHIPS
+
+        if "chip" not in entries:
+            for key in ("fault", "inputs"):
+                if key in entries:
+                    self.error(entries[key], f"{place}.{key}", f"`{key}:` needs `chip:` (one of: {', '.join(CHIPS)})")
+            return None
+        name = self.scalar(entries["chip"], f"{place}.chip")
+        chip_type = CHIPS.get(name or "")
+        if chip_type is None:
+            self.error(entries["chip"], f"{place}.chip", f"unknown chip {name!r} (expected one of: {', '.join(CHIPS)})")
+            return None
+        for key in ("registers", "writable"):
+            if key in entries:
+                self.error(entries[key], f"{place}.{key}", f"a chip model has its own registers: remove `{key}:`")
+        fault = None
+        if "fault" in entries:
+            fault = self.scalar(entries["fault"], f"{place}.fault")
+            if fault not in chip_type.faults:
+                self.error(entries["fault"], f"{place}.fault",
+                           f"{name} has no fault {fault!r} (expected one of: {', '.join(chip_type.faults)})")
+        names = tuple(item.name for item in chip_type.inputs)
+        given = self.mapping(entries["inputs"], f"{place}.inputs", names) if "inputs" in entries else {}
+        values: list[Value] = []
+        for item in chip_type.inputs:
+            node = given.get(item.name)
+            value = Const(item.default) if node is None else \
+                self.value(node, f"{place}.inputs.{item.name}", "word", (item.low, item.high))
+            values.append(value if value is not None else Const(item.default))
+        return Chip(chip_type.name, fault, tuple(values))
 
     def register(self, number: int, node: Node, place: str) -> Register | None:
         from yaml.nodes import MappingNode
@@ -346,7 +391,8 @@ class _Reader:
         return Register(number, size, big_endian, self.boolean(entries.get("writable"), f"{place}.writable"),
                         value, cases)
 
-    def value(self, node: Node, place: str, size: str) -> Value | None:
+    def value(self, node: Node, place: str, size: str, bounds: tuple[int, int] | None = None) -> Value | None:
+        """A register's value of `size`, or a chip input's within `bounds`."""
         from yaml.nodes import MappingNode, SequenceNode
 
         if size == "block":
@@ -355,7 +401,7 @@ class _Reader:
                 return None
             data = [self.integer(item, place, 0, 0xFF, "byte") for item in node.value]
             return None if None in data else Bytes(tuple(b for b in data if b is not None))
-        low, high = RANGES[size]
+        low, high = bounds or RANGES[size]
         if not isinstance(node, MappingNode):
             number = self.integer(node, place, low, high)
             return None if number is None else Const(number)
@@ -391,7 +437,7 @@ class _Reader:
             if kind == "ramp":
                 return Ramp(first, second, period)
             if not (low <= first - second and first + second <= high):
-                self.error(entries[kind], where, f"center ± amplitude leaves the {size} range")
+                self.error(entries[kind], where, f"center ± amplitude leaves the {'input' if bounds else size} range")
                 return None
             return Sine(first, second, period)
         self.error(node, place, "expected a number, or one of sequence (with step), ramp, sine")
