@@ -20,11 +20,11 @@ from edge_metrics.parse import parse_output
 from edge_metrics.push import DROP_REASONS, PushSettings, make_pusher
 from edge_metrics.reaper import become_subreaper, reap_orphans
 from edge_metrics.render import render
-from edge_metrics.runner import RunLimits, drain_wakeup, script_environment
+from edge_metrics.runner import RunLimits, drain_wakeup, run_script, script_environment
 from edge_metrics.samples import Job, Plan, RejectedLine, RunResult, ScriptStats, Value
 from edge_metrics.schedule import Schedule
 from edge_metrics.selfmetrics import CollectorHealth, PushHealth, SelfMetrics, push_blocks
-from edge_metrics.snapshot import ScriptSnapshots, run_job_script
+from edge_metrics.snapshot import ScriptSnapshots
 from edge_metrics.textfile import WriteError, remove_stale_temp_files, write_atomically
 
 TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
@@ -187,8 +187,9 @@ class Collector:
         if skipped:
             self.log.warning("skipped runs: another script's run was still going", script=job.script, skipped=skipped)
         self.run_started = self.timekeeper.read()
-        result = run_job_script(
-            job,
+        result = run_script(
+            job.run_from or job.path,  # the accepted content (snapshot.py)
+            shown_as=job.path,
             bash=self.settings.bash,
             env=self.script_env,
             limits=self.settings.limits,

@@ -9,7 +9,7 @@ but leaves BASH_SOURCE empty, shows the whole script in every `ps` line of the s
 by the kernel's size of one argument. A copy keeps `bash FILE` exactly: each accepted config gets a generation
 directory holding a copy of each script of the plan and a symlink to every other entry of the scripts directory,
 so `$(dirname "$0")/helper` still reaches the real sibling (live, as nodes.conf names no such file). bash's
-messages on stderr name the copy; they are mapped back to the real path before anything logs them.
+messages on stderr name the copy; the runner maps them back to the real path (`run_script(shown_as=)`).
 
 Where: $TMPDIR when set, else /dev/shm (memory: no writes to a node's flash, and writable in a container whose root
 filesystem is read-only), else /tmp.
@@ -21,12 +21,11 @@ import atexit
 import contextlib
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from edge_metrics.config import ConfigError
-from edge_metrics.runner import RunLimits, run_script
-from edge_metrics.samples import Job, Plan, RunResult
+from edge_metrics.samples import Job, Plan
 
 PREFIX = "edge-metrics-scripts-"
 _OWN_DIR = re.compile(re.escape(PREFIX) + r"(\d+)-")
@@ -157,29 +156,3 @@ def _remove_tree(path: str) -> None:
         os.rmdir(path)
     except OSError:
         return  # gone already, or not removable now: the next generation's clean-up or the next start retries
-
-
-def run_job_script(
-    job: Job,
-    *,
-    bash: str,
-    env: Mapping[str, str],
-    limits: RunLimits,
-    cancel_fd: int | None = None,
-    should_cancel: Callable[[], bool] = lambda: True,
-) -> RunResult:
-    """Run the job's accepted content (its private copy); bash's messages name the script's real path."""
-    if job.run_from is None:
-        return run_script(job.path, bash=bash, env=env, limits=limits, cancel_fd=cancel_fd,
-                          should_cancel=should_cancel)
-    result = run_script(job.run_from, bash=bash, env=env, limits=limits, cancel_fd=cancel_fd,
-                        should_cancel=should_cancel)
-    copy = os.fsencode(job.run_from)
-    if copy not in result.stderr:
-        return result
-    return RunResult(
-        exit_code=result.exit_code, signal=result.signal, timed_out=result.timed_out, cancelled=result.cancelled,
-        duration=result.duration, stdout=result.stdout, stderr=result.stderr.replace(copy, os.fsencode(job.path)),
-        stdout_truncated=result.stdout_truncated, stderr_truncated=result.stderr_truncated,
-        spawn_error=result.spawn_error, killed=result.killed,
-    )

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from edge_metrics.config import ConfigError, load_config
-from edge_metrics.runner import RunLimits
+from edge_metrics.runner import RunLimits, run_script
 from edge_metrics.samples import Plan
-from edge_metrics.snapshot import PREFIX, ScriptSnapshots, SnapshotError, run_job_script
+from edge_metrics.snapshot import PREFIX, ScriptSnapshots, SnapshotError
 
 BASH = shutil.which("bash") or "/bin/bash"
 
@@ -34,8 +34,9 @@ def accepted(scripts: Path, text: str, node: str = "n1") -> Plan:
 
 
 def run(plan: Plan, index: int = 0) -> tuple[str, str, int | None]:
-    result = run_job_script(plan.jobs[index], bash=BASH, env={"PATH": os.environ["PATH"]},
-                            limits=RunLimits(timeout=10))
+    job = plan.jobs[index]
+    result = run_script(job.run_from or job.path, shown_as=job.path, bash=BASH, env={"PATH": os.environ["PATH"]},
+                        limits=RunLimits(timeout=10))
     return result.stdout.decode(), result.stderr.decode(), result.exit_code
 
 
