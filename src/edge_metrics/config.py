@@ -29,7 +29,8 @@ MAX_CONFIG_BYTES = 4 << 20
 MAX_SCRIPT_BYTES = 1 << 20
 # Problems reported one by one; a file with thousands (a generated line gone wrong) ends with a count.
 MAX_PROBLEMS = 100
-# Distinct scripts one nodes.conf may name: far beyond what one ConfigMap holds; past it none is read.
+# Scripts one line may list, and different scripts one nodes.conf may name: far beyond what one ConfigMap holds
+# (and the scripts of a node run one after another); past it the line is not parsed, or no script is read.
 MAX_SCRIPTS = 1000
 
 _SCRIPT_NAME = re.compile(r"[A-Za-z0-9_-]+")
@@ -279,6 +280,10 @@ def _parse(text: str, *, source: str, default_interval: float) -> tuple[list[Ent
 def _parse_spec(spec: str, default_interval: float) -> tuple[tuple[ScriptRef, ...], list[str]]:
     if not spec:
         return (), ["missing script name after '='"]
+    listed = spec.count(",") + 1
+    if listed > MAX_SCRIPTS:
+        return (), [f"lists {listed} scripts, more than the {MAX_SCRIPTS} one config may have (a generated line "
+                    "gone wrong?)"]
     items = [item.strip() for item in spec.split(",")]
     if items == [DEFAULT_SCRIPT]:
         return (), []
