@@ -27,6 +27,9 @@ BOM = "\ufeff"
 # Far beyond any real file (a ConfigMap holds at most 1 MiB in all): a bigger one is refused before parsing.
 MAX_CONFIG_BYTES = 4 << 20
 MAX_SCRIPT_BYTES = 1 << 20
+# All the scripts' content read at one load (held while it is checked, and this node's copied to memory-backed
+# /dev/shm, which the pod's memory limit counts): eight times what a ConfigMap can hold.
+MAX_TOTAL_SCRIPT_BYTES = 8 << 20
 # Problems reported one by one; a file with thousands (a generated line gone wrong) ends with a count.
 MAX_PROBLEMS = 100
 # Scripts one line may list, and different scripts one nodes.conf may name: far beyond what one ConfigMap holds
@@ -332,10 +335,15 @@ def _read_scripts(
     listing = _Listing(read_dir)
     shown_dir, read_from = os.fspath(scripts_dir), os.fspath(read_dir)
     problems: list[Problem] = []
+    total = 0
     for entry in entries:
         for ref in entry.scripts:
             if ref.name not in verdicts:
                 content, verdicts[ref.name] = _read_script(read_from, shown_dir, ref.name, listing)
+                total += len(content or b"")
+                if total > MAX_TOTAL_SCRIPT_BYTES:
+                    content, verdicts[ref.name] = None, (f"{os.path.join(shown_dir, ref.name + '.sh')}: the scripts "
+                                                         f"named total more than {MAX_TOTAL_SCRIPT_BYTES >> 20} MiB")
                 if content is not None:
                     contents[ref.name] = content
             problem = verdicts[ref.name]

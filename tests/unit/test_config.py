@@ -8,6 +8,7 @@ import pytest
 from edge_metrics.config import (
     MAX_CONFIG_BYTES,
     MAX_PROBLEMS,
+    MAX_SCRIPT_BYTES,
     MAX_SCRIPTS,
     ConfigError,
     NodesConfig,
@@ -338,6 +339,16 @@ class TestBounds:
         problems = rejection(tmp_path, f"n1={names}\n", "n1", "s1")
         assert len(problems) == MAX_PROBLEMS + 1
         assert problems[-1] == f"... and {MAX_SCRIPTS - 1 - MAX_PROBLEMS} more problems"
+
+    def test_scripts_too_large_in_all_are_refused(self, tmp_path: Path) -> None:
+        """Scripts each within the bound but together beyond what is read at one load: the first one past it, and
+        every one after, is a problem."""
+        body = b"#!/bin/bash\n" + b"#" * (MAX_SCRIPT_BYTES - 100) + b"\n"
+        for number in range(9):
+            (tmp_path / f"s{number}.sh").write_bytes(body)
+        problems = rejection(tmp_path, "n1=" + ",".join(f"s{number}" for number in range(9)) + "\n", "n1")
+        assert problems == [f"{tmp_path / 'nodes.conf'}:1: script 's8': {tmp_path / 's8.sh'}: the scripts named total "
+                            "more than 8 MiB"]
 
     def test_an_absurdly_large_file_is_refused_unread(self, tmp_path: Path) -> None:
         problems = rejection(tmp_path, "#" * (MAX_CONFIG_BYTES + 1), "n1")
