@@ -7,15 +7,14 @@ mounts, which lacks any script missing from scripts/kustomization.yaml.
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
 import io
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from edge_metrics.config import Entry, NodesConfig, inspect_config, script_path
+from edge_metrics.config import NodesConfig, bounded, inspect_config, script_path, unmatched_problem
 from edge_metrics.durations import format_duration
 from edge_metrics.samples import Plan
 
@@ -23,21 +22,23 @@ from edge_metrics.samples import Plan
 def check_config(
     config_path: Path, *, scripts_dir: Path, default_interval: float, node: str | None, out: TextIO, err: TextIO
 ) -> int:
-    entries, found = inspect_config(config_path, scripts_dir=scripts_dir, default_interval=default_interval)
-    problems = [problem.text for problem in found]
-    if not found and not entries:
-        problems.append(f"{config_path}: no node lines: every node would run no script (default)")
-    problems.extend(_syntax_problems(entries, scripts_dir))
-    for problem in problems:
+    """The loader's rules (load_config's, through inspect_config and unmatched_problem), then `bash -n` of the
+    content the loader read."""
+    found = inspect_config(config_path, scripts_dir=scripts_dir, default_interval=default_interval)
+    entries = found.entries
+    problems = [problem.text for problem in found.problems]
+    unmatched = unmatched_problem(config_path, entries, node) if node and entries else None
+    if unmatched is not None:
+        problems.append(unmatched)
+    problems.extend(_syntax_problems(found.contents, scripts_dir))
+    for problem in bounded(problems):
         print(problem, file=err)
     if problems and not entries:
         return 1
     config = NodesConfig(path=config_path, scripts_dir=scripts_dir, entries=tuple(entries))
     if node:
-        plan = config.plan_for(node)
-        print(_describe(plan, config_path), file=out)
-        if plan.line is None:
-            print(_no_line_note(node, entries), file=err)
+        if unmatched is None:
+            print(_describe(config.plan_for(node), config_path), file=out)
     else:
         for entry in entries:
             print(_describe(config.plan_for(entry.node), config_path), file=out)
@@ -79,41 +80,30 @@ def check_configmap(path: Path, *, default_interval: float, node: str | None, ou
     return status
 
 
-def _syntax_problems(entries: list[Entry], scripts_dir: Path) -> list[str]:
-    """`bash -n` of every named script that exists (a missing one is already a problem of its own)."""
+def _syntax_problems(contents: Mapping[str, bytes], scripts_dir: Path) -> list[str]:
+    """`bash -n` of the content read of every valid script (an invalid one is already a problem of its own)."""
     problems = []
-    names = sorted({ref.name for entry in entries for ref in entry.scripts})
-    for name in names:
+    for name in sorted(contents):
         path = script_path(scripts_dir, name)
-        if not path.is_file():
-            continue
-        result = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, check=False)
+        result = subprocess.run(["bash", "-n", "/dev/stdin"], input=contents[name], capture_output=True, check=False)
         if result.returncode != 0:
-            # bash reports `path: line N: message`; turn it into the file:line: reason form.
-            for line in result.stderr.strip().splitlines():
+            # bash reports `/dev/stdin: line N: message`; turn it into the file:line: reason form.
+            for line in result.stderr.decode("utf-8", "replace").strip().splitlines():
                 problems.append(_bash_error_to_location(line, path))
     return problems
 
 
 def _bash_error_to_location(line: str, path: Path) -> str:
-    prefix = f"{path}: line "
+    prefix = "/dev/stdin: line "
     if line.startswith(prefix):
         number, _, reason = line[len(prefix) :].partition(": ")
         return f"{path}:{number}: {reason}"
     return f"{path}: {line}"
 
 
-def _no_line_note(node: str, entries: list[Entry]) -> str:
-    names = [entry.node for entry in entries]
-    close = difflib.get_close_matches(node, names, n=3, cutoff=0.5)
-    close += [name for name in names if name not in close and fnmatch.fnmatchcase(name, node)]
-    hint = f"; closest: {', '.join(close)}" if close else ""
-    return f"note: {node} matches no line of nodes.conf, so it runs default (no scripts){hint}"
-
-
 def _describe(plan: Plan, config_path: Path) -> str:
     if plan.line is None:
-        source = "no matching line"
+        source = "no matching line"  # not reached from check_config: such a node is a problem
     else:
         source = f"{config_path}:{plan.line}" + (f" ({plan.pattern})" if plan.pattern != plan.node else "")
     if not plan.jobs:

@@ -24,6 +24,7 @@ from edge_metrics.runner import RunLimits, drain_wakeup, run_script, script_envi
 from edge_metrics.samples import Job, Plan, RejectedLine, RunResult, ScriptStats, Value
 from edge_metrics.schedule import Schedule
 from edge_metrics.selfmetrics import CollectorHealth, PushHealth, SelfMetrics, push_blocks
+from edge_metrics.snapshot import ScriptSnapshots
 from edge_metrics.textfile import WriteError, remove_stale_temp_files, write_atomically
 
 TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
@@ -101,6 +102,7 @@ class Collector:
         self.announced = False
         self.last_write = -float("inf")
         self.fingerprint: Fingerprint | None = None
+        self.snapshots = ScriptSnapshots()  # the private copies the plan's scripts run from
         self.cancel_fd: int | None = None
         self.stopping = False
         trust = settings.trust_unsynchronized_clock
@@ -127,6 +129,8 @@ class Collector:
                 default_interval=self.settings.default_interval,
                 node=self.settings.node,
             )
+            # The content read with nodes.conf is what runs: a copy the collector owns (snapshot.py).
+            plan = self.snapshots.install(config.plan_for(self.settings.node), self.settings.scripts_dir)
         except ConfigError as error:
             if quiet_failure:
                 return False
@@ -144,7 +148,6 @@ class Collector:
         for problem in config.other_problems:
             self.log.warning(f"{problem} (another node's line: this node runs regardless)")
         self.other_nodes_problems = len(config.other_problems)
-        plan = config.plan_for(self.settings.node)
         self.schedule = self.schedule.replan(plan.jobs, self.clock())
         self.stats = {job.script: self.stats.get(job.script, ScriptStats()) for job in plan.jobs}
         self.plan = plan
@@ -185,7 +188,8 @@ class Collector:
             self.log.warning("skipped runs: another script's run was still going", script=job.script, skipped=skipped)
         self.run_started = self.timekeeper.read()
         result = run_script(
-            job.path,
+            job.run_from or job.path,  # the accepted content (snapshot.py)
+            shown_as=job.path,
             bash=self.settings.bash,
             env=self.script_env,
             limits=self.settings.limits,

@@ -82,11 +82,14 @@ def run_script(
     limits: RunLimits,
     cancel_fd: int | None = None,
     should_cancel: Callable[[], bool] = lambda: True,
+    shown_as: Path | None = None,
 ) -> RunResult:
     """Run `bash <path>` and return what it printed.
 
     `cancel_fd` is the signal wakeup pipe: when it becomes readable it is drained and `should_cancel()` decides
-    whether the run is aborted (shutdown) or goes on (e.g. SIGHUP, handled after the run).
+    whether the run is aborted (shutdown) or goes on (e.g. SIGHUP, handled after the run). `shown_as`: the path
+    that bash's messages on stderr name instead of `path` (the script's real path when `path` is its private
+    copy, snapshot.py).
     """
     started = time.monotonic()
     # Children the caller already has are not the script's: the sweep after the run spares them.
@@ -117,7 +120,16 @@ def run_script(
         )
     os.close(out_write)
     os.close(err_write)
-    return _supervise(pid, out_read, err_read, started, limits, cancel_fd, should_cancel, spared)
+    result = _supervise(pid, out_read, err_read, started, limits, cancel_fd, should_cancel, spared)
+    if shown_as is None or os.fsencode(path) not in result.stderr:
+        return result
+    return RunResult(
+        exit_code=result.exit_code, signal=result.signal, timed_out=result.timed_out, cancelled=result.cancelled,
+        duration=result.duration, stdout=result.stdout,
+        stderr=result.stderr.replace(os.fsencode(path), os.fsencode(shown_as)),
+        stdout_truncated=result.stdout_truncated, stderr_truncated=result.stderr_truncated,
+        spawn_error=result.spawn_error, killed=result.killed,
+    )
 
 
 class _Capture:

@@ -108,17 +108,28 @@ class ParseResult(Value):
 
 
 class Job(Value):
-    """One script scheduled on this node."""
+    """One script scheduled on this node, with the content accepted with its config (the snapshot)."""
 
-    __slots__ = ("interval", "path", "script")
+    __slots__ = ("content", "interval", "path", "run_from", "script")
     script: Final[str]
-    path: Final[Path]
+    path: Final[Path]  # `<scripts-dir>/<name>.sh`: what logs and messages name
     interval: Final[float]  # seconds
+    content: Final[bytes]  # the script as it was when the config was accepted
+    # The private copy of `content` that runs (snapshot.py); None: not installed yet, `path` itself runs.
+    run_from: Final[Path | None]
 
-    def __init__(self, script: str, path: Path, interval: float) -> None:
+    def __init__(
+        self, script: str, path: Path, interval: float, content: bytes = b"", run_from: Path | None = None
+    ) -> None:
         self.script = script
         self.path = path
         self.interval = interval
+        self.content = content
+        self.run_from = run_from
+
+    def __repr__(self) -> str:  # the content stays out of logs and assertion messages
+        return (f"Job(script={self.script!r}, path={self.path!r}, interval={self.interval!r}, "
+                f"run_from={self.run_from!r})")
 
 
 class Plan(Value):

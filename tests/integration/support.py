@@ -84,6 +84,46 @@ class Setup:
         return [line for line in self.log_text().splitlines() if needle in line]
 
 
+class ConfigMapVolume:
+    """A directory laid out the way the kubelet lays out a ConfigMap volume, updated the way it updates one
+    (pkg/volume/util/atomic_writer.go): a new timestamped directory, the `..data` symlink swapped to it with a
+    rename, then the per-key symlinks of new keys created and those of removed keys deleted, then the old
+    directory removed."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True)
+        self.generation = 0
+
+    def publish(self, nodes_conf: str, scripts: Mapping[str, str], raw: Mapping[str, bytes] | None = None) -> None:
+        """`scripts`: bodies after the `#!/bin/bash` line; `raw`: whole files, byte for byte."""
+        self.generation += 1
+        payload = self.dir / f"..2026_11_25_17_00_{self.generation:02d}.{os.getpid()}{self.generation}"
+        payload.mkdir()
+        (payload / "nodes.conf").write_text(nodes_conf)
+        for name, body in scripts.items():
+            write_script(payload, name, body)
+        for name, content in (raw or {}).items():
+            (payload / f"{name}.sh").write_bytes(content)
+        keys = {"nodes.conf", *(f"{name}.sh" for name in [*scripts, *(raw or {})])}
+        data = self.dir / "..data"
+        old_payload = os.readlink(data) if data.is_symlink() else None
+        temp = self.dir / "..data_tmp"
+        temp.symlink_to(payload.name)
+        os.rename(temp, data)  # the atomic switch
+        for key in keys:
+            link = self.dir / key
+            if not link.is_symlink():
+                link.symlink_to(f"..data/{key}")
+        for link in self.dir.iterdir():
+            if not link.name.startswith("..") and link.name not in keys:
+                link.unlink()
+        if old_payload is not None:
+            for file in (self.dir / old_payload).iterdir():
+                file.unlink()
+            (self.dir / old_payload).rmdir()
+
+
 def make_setup(root: Path, nodes_conf: str, scripts: Mapping[str, str], *, node: str = "node-1") -> Setup:
     setup = Setup(root=root, node=node)
     setup.conf_dir.mkdir(parents=True)

@@ -319,20 +319,58 @@ class TestNothingImplicit:
 
 class TestCheckGaps:
     def test_empty_nodes_conf_is_a_problem(self, tmp_path: Path) -> None:
-        """A nodes.conf with only comments: check says every node would run nothing, exit 1."""
+        """A nodes.conf with only comments: check says every node would run nothing and how to say so on purpose,
+        exit 1 (the collector rejects it the same way)."""
         setup = make_setup(tmp_path, "# nothing yet\n\n", {})
         result = edge_metrics("check", "--config", setup.config)
         assert result.returncode == 1
-        assert result.stderr == f"{setup.config}: no node lines: every node would run no script (default)\n"
+        assert result.stderr == (f"{setup.config}: no node lines (empty, or only comments): every node would run no "
+                                 "script; list the nodes, or write `*=default` if no node is meant to run one\n")
 
     def test_a_node_matching_no_line_is_named_with_the_closest(self, tmp_path: Path) -> None:
-        """`check --node-name bupt-aa`: the plan says default and a note names the closest lines."""
+        """`check --node-name bupt-aa`: a node no line selects is a problem, as for the collector, naming the closest
+        lines and how to give it no script on purpose; exit 1."""
         setup = make_setup(tmp_path, "bupt-a=probe\nedge-*=probe\ngateway-7=default\n", {"probe": "echo v=1\n"})
         result = edge_metrics("check", "--config", setup.config, "--node-name", "bupt-aa")
-        assert result.returncode == 0, result.stderr
-        assert result.stdout == "bupt-aa: default (no scripts)  [no matching line]\n"
+        assert result.returncode == 1, result.stderr
+        assert result.stdout == ""
         assert result.stderr.splitlines() == [
-            "note: bupt-aa matches no line of nodes.conf, so it runs default (no scripts); closest: bupt-a"]
+            f"{setup.config}: node 'bupt-aa' matches no line (closest: bupt-a), so it would run no script and export "
+            "no reading; add a line for it, or `bupt-aa=default` (or `*=default` as the last line) if it is meant to "
+            "run none"]
+
+    def test_a_crlf_script_is_named_with_its_fix_in_check_and_configmap_check(self, tmp_path: Path) -> None:
+        """A script saved with Windows line endings: `check` and `check --configmap` name the file, the line and
+        the command that fixes it (the rules of the collector's loader), not bash's "unexpected end of file"."""
+        import yaml
+
+        setup = make_setup(tmp_path, "node-1=alpha\n", {})
+        script = setup.conf_dir / "alpha.sh"
+        script.write_bytes(b"#!/bin/bash\nif true; then\r\n  echo v=1\r\nfi\r\n")
+        result = edge_metrics("check", "--config", setup.config)
+        assert result.returncode == 1
+        assert result.stderr.splitlines() == [
+            f"{setup.config}:1: script 'alpha': {script}:2: Windows line endings (CRLF, 3 lines), which bash misreads "
+            f"(\"unexpected end of file\", \"$'\\r': command not found\"); convert the file: "
+            f"sed -i 's/\\r$//' {script} (or dos2unix {script})"]
+
+        manifest = tmp_path / "rendered.yaml"
+        manifest.write_text(yaml.safe_dump({"kind": "ConfigMap", "metadata": {"name": "edge-metrics-config"},
+                                            "data": {"nodes.conf": "node-1=alpha\n",
+                                                     "alpha.sh": script.read_bytes().decode()}}))
+        cluster = edge_metrics("check", "--configmap", manifest)
+        assert cluster.returncode == 1
+        where = f"{manifest}:ConfigMap/edge-metrics-config"
+        assert cluster.stderr.startswith(f"{where}/nodes.conf:1: script 'alpha': {where}/alpha.sh:2: Windows line "
+                                         "endings"), cluster.stderr
+
+    def test_a_bom_and_crlf_nodes_conf_passes(self, tmp_path: Path) -> None:
+        """nodes.conf saved by a Windows editor (UTF-8 BOM, CRLF): accepted, the plan as written."""
+        setup = make_setup(tmp_path, "", {"probe": "echo v=1\n"})
+        setup.config.write_bytes("\ufeff# from Windows\r\nnode-1=probe:10s\r\n".encode())
+        result = edge_metrics("check", "--config", setup.config)
+        assert (result.returncode, result.stderr) == (0, "")
+        assert result.stdout == f"node-1: probe every 10s  [{setup.config}:2]\n"
 
     def test_bash_syntax_errors_reported_with_the_other_problems(self, tmp_path: Path) -> None:
         """All problems at once: a missing script (with a did-you-mean) does not hide another script's

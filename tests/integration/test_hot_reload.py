@@ -8,44 +8,7 @@ import time
 from pathlib import Path
 
 from tests.helpers import Processes, wait_until
-from tests.integration.support import Setup, read_metrics, start_collector, value, write_script
-
-
-class ConfigMapVolume:
-    """A directory laid out the way the kubelet lays out a ConfigMap volume, updated the way it updates one
-    (pkg/volume/util/atomic_writer.go): a new timestamped directory, the `..data` symlink swapped to it with a
-    rename, then the per-key symlinks of new keys created and those of removed keys deleted, then the old
-    directory removed."""
-
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory
-        self.dir.mkdir(parents=True)
-        self.generation = 0
-
-    def publish(self, nodes_conf: str, scripts: dict[str, str]) -> None:
-        self.generation += 1
-        payload = self.dir / f"..2026_11_25_17_00_{self.generation:02d}.{os.getpid()}{self.generation}"
-        payload.mkdir()
-        (payload / "nodes.conf").write_text(nodes_conf)
-        for name, body in scripts.items():
-            write_script(payload, name, body)
-        keys = {"nodes.conf", *(f"{name}.sh" for name in scripts)}
-        data = self.dir / "..data"
-        old_payload = os.readlink(data) if data.is_symlink() else None
-        temp = self.dir / "..data_tmp"
-        temp.symlink_to(payload.name)
-        os.rename(temp, data)  # the atomic switch
-        for key in keys:
-            link = self.dir / key
-            if not link.is_symlink():
-                link.symlink_to(f"..data/{key}")
-        for link in self.dir.iterdir():
-            if not link.name.startswith("..") and link.name not in keys:
-                link.unlink()
-        if old_payload is not None:
-            for file in (self.dir / old_payload).iterdir():
-                file.unlink()
-            (self.dir / old_payload).rmdir()
+from tests.integration.support import ConfigMapVolume, Setup, read_metrics, start_collector, value, write_script
 
 
 def current(setup: Setup, name: str, **labels: str) -> float | None:
