@@ -326,8 +326,9 @@ def _output(values: dict[str, object], once: bool) -> Path | None:
 
 
 def _run(args: argparse.Namespace, values: dict[str, object]) -> int:
-    from edge_metrics.daemon import Collector, Settings
+    from edge_metrics.daemon import serve
     from edge_metrics.log import Logger
+    from edge_metrics.node import Collector, Settings
     from edge_metrics.runner import RunLimits
 
     config, scripts = _paths(values)
@@ -355,7 +356,7 @@ def _run(args: argparse.Namespace, values: dict[str, object]) -> int:
     loaded = collector.load()
     if args.once:
         return collector.run_once() if loaded else 1
-    return collector.serve()
+    return serve(collector)
 
 
 def _push_settings(values: dict[str, object]) -> PushSettings | None:

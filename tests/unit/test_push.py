@@ -71,30 +71,38 @@ class TestSpool:
         log, stream = logger()
         spool = Spool(str(tmp_path), 100, log)
         for n in range(5):
-            spool.append(1000 + n, 2, b"x" * 30)
+            spool.append("s", 1000 + n, 2, b"x" * 30)
         assert [e.timestamp_ms for e in spool.entries] == [1002, 1003, 1004]
         assert (spool.bytes, spool.samples, spool.dropped_samples) == (90, 6, 4)
         assert "spool full: the oldest readings were dropped" in stream.getvalue()
 
-    def test_written_to_disk_only_when_persisted_and_recovered_after_a_restart(self, tmp_path: Path) -> None:
-        """A healthy push never touches the disk; what vmagent did not take is persisted and a new collector picks
-        it up, in order, with new entries after it."""
+    def test_on_disk_when_appended_and_recovered_after_a_restart(self, tmp_path: Path) -> None:
+        """Each run is on disk when append() returns (before the run counts as taken); a new collector picks the
+        entries up, in order, with new ones after them, and removes the temp file of a write a crash cut short."""
         log, _ = logger()
         spool = Spool(str(tmp_path), 1 << 20, log)
-        spool.append(1000, 1, b"a 1 1000\n")
-        assert list(tmp_path.iterdir()) == []
-        spool.append(2000, 1, b"a 2 2000\n")
-        spool.persist()
+        assert spool.append("s", 1000, 1, b"a 1 1000\n")
+        assert len(list(tmp_path.glob("*.push"))) == 1
+        spool.append("s", 2000, 1, b"a 2 2000\n")
         assert len(list(tmp_path.glob("*.push"))) == 2
-        (tmp_path / "0000000000000001-2000-1.push.tmp.99").write_text("half")
+        (tmp_path / "0000000000000002.push.tmp.99").write_text("half")
 
         again = Spool(str(tmp_path), 1 << 20, log)
         assert [e.timestamp_ms for e in again.entries] == [1000, 2000]
         assert [again.read(e) for e in again.entries] == [b"a 1 1000\n", b"a 2 2000\n"]
-        again.append(3000, 1, b"a 3 3000\n")
+        again.append("s", 3000, 1, b"a 3 3000\n")
         assert [e.timestamp_ms for e in again.entries] == [1000, 2000, 3000]
         again.remove(again.entries[0])
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["0000000000000001-2000-1.push"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["0000000000000001.push", "0000000000000002.push"]
+
+    def test_files_of_the_earlier_format_are_still_sent(self, tmp_path: Path) -> None:
+        """A spool left by the previous release (unframed `<seq>-<ms>-<samples>.push`) is read after the upgrade."""
+        (tmp_path / "0000000000000007-1000-1.push").write_bytes(b"a 1 1000\n")
+        spool = Spool(str(tmp_path), 1 << 20, logger()[0])
+        assert [(e.timestamp_ms, e.samples) for e in spool.entries] == [(1000, 1)]
+        assert spool.read(spool.entries[0]) == b"a 1 1000\n"
+        spool.append("s", 2000, 1, b"a 2 2000\n")
+        assert spool.entries[-1].name == "0000000000000008.push"
 
 
 def reading(wall: float, boot: float, synchronized: bool = True) -> ClockReading:
@@ -154,17 +162,19 @@ class TestHold:
         sample = (Sample("edge_x", (), 1.0),)
         pusher.record("s", sample, reading(NOW + 8 * 3600 - 50, 100.0, False))
         pusher.record("s", sample, reading(NOW + 8 * 3600 - 40, 110.0, True))  # after held ones: held too
-        pusher.flush()
-        assert pusher.held_samples == 2 and not spool.entries
-        pusher.flush()
+        pusher.tick()
+        assert pusher.drain() is None  # nothing it may send yet
+        assert pusher.held_samples == 2 and all(e.held for e in spool.entries)
+        pusher.tick()
         assert [e.timestamp_ms for e in spool.entries] == [int((NOW - 100) * 1000), int((NOW - 90) * 1000)]
+        assert pusher.drain() == 1.0
         assert pusher.errors["connect"] == 1 and pusher.held_samples == 0
 
     def test_hold_limit_drops_the_oldest_and_counts_them(self) -> None:
         pusher, _, stream = self.make([], hold_limit=3)
         for n in range(5):
             pusher.record("s", (Sample("edge_x", (), float(n)),), reading(0.0, float(n), False))
-        assert [h.lines for h in pusher.held] == [b"edge_x 2\n", b"edge_x 3\n", b"edge_x 4\n"]
+        assert [pusher.spool.read(e) for e in pusher.spool.entries] == [b"edge_x 2\n", b"edge_x 3\n", b"edge_x 4\n"]
         assert pusher.dropped["clock_hold_limit"] == 2
         assert "held readings over the limit dropped" in stream.getvalue()
 
@@ -234,7 +244,8 @@ class TestSelfMetrics:
         names = {f"{f.name}_total" if f.type == "counter" else f.name for f in families.values()}
         assert names >= CONTRACT_FAMILIES
         dropped = families["edge_collector_push_dropped_samples"].samples
-        assert {s.labels["reason"] for s in dropped} == {"spool_full", "clock_hold_limit", "clock_step", "rejected"}
+        assert {s.labels["reason"] for s in dropped} == {
+            "spool_full", "clock_hold_limit", "clock_step", "rejected", "damaged", "held_reboot", "unsaved_at_exit"}
         errors = families["edge_collector_push_errors"].samples
         assert {s.labels["cause"] for s in errors} >= {"connect", "timeout", "http_4xx", "http_5xx"}
         assert families["edge_collector_clock_estimated_error_seconds"].samples[0].value == 0.002
