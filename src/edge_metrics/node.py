@@ -114,6 +114,7 @@ class Collector:
         read_clock_now: Callable[[], ClockReading] | None = None,
         pusher: Pusher | None = None,
         reap: Callable[[], object] = reap_orphans,
+        subreaper: Callable[[], str | None] = become_subreaper,
     ) -> None:
         self.settings = settings
         self.log = log
@@ -122,6 +123,7 @@ class Collector:
         self.run_script = runner
         self.write_file = writer
         self.reap = reap
+        self.become_subreaper = subreaper
         self.plan = Plan(node=settings.node, jobs=())
         self.self_metrics = SelfMetrics(self.plan.jobs, settings.node)
         self.stats: dict[str, ScriptStats] = {}
@@ -356,7 +358,7 @@ class Collector:
         return True
 
     def prepare_output(self) -> None:
-        problem = become_subreaper()
+        problem = self.become_subreaper()
         if problem is not None:
             self.log.warning("cannot become the child subreaper; processes that leave a script's process group "
                              "may survive it", reason=problem)

@@ -266,3 +266,84 @@ class TestLight:
         heavy = {"http", "http.client", "urllib.request", "json", "logging", "socket", "selectors", "typing",
                  "dataclasses", "subprocess"}
         assert loaded & heavy == set()
+
+
+def enospc(path: str, data: bytes) -> None:
+    raise OSError(28, "No space left on device", path)
+
+
+class TestDiskFull:
+    def test_refused_writes_stay_in_memory_within_the_bound_oldest_first(self, tmp_path: Path) -> None:
+        """The disk refuses every write (ENOSPC, injected through the writer): readings wait in memory, never
+        more than the memory bound (the pod's limit), the oldest dropped first and counted as spool_full; the
+        error is logged once, not at every run."""
+        log, stream = logger()
+        spool = Spool(str(tmp_path), 1 << 20, log, write=enospc, memory_max=100)
+        for n in range(5):
+            assert not spool.append("s", 1000 + n, 2, b"x" * 30)
+        assert [e.timestamp_ms for e in spool.entries] == [1002, 1003, 1004]
+        assert spool.memory_bytes == 90 and spool.dropped_samples == 4
+        assert stream.getvalue().count("cannot write to the spool; keeping the readings in memory") == 1
+
+    def test_sigterm_with_a_full_disk_says_and_counts_what_it_could_not_keep(self, tmp_path: Path) -> None:
+        """At the stop, what the disk refused is tried once more; what still cannot be written is logged with its
+        number and counted as unsaved_at_exit, and the runs that did reach the disk are not."""
+        log, stream = logger()
+        full = [False]
+
+        def disk(path: str, data: bytes) -> None:
+            if full[0]:
+                enospc(path, data)
+            from edge_metrics.textfile import write_bytes_atomically
+
+            write_bytes_atomically(path, data)
+
+        spool = Spool(str(tmp_path), 1 << 20, log, write=disk)
+        clock = iter([reading(NOW + 10, 10.0)] * 10)
+        pusher = Pusher(Endpoint("127.0.0.1", free_port(), "/"), spool, Timekeeper(log, lambda: next(clock)), log)
+        sample = (Sample("edge_x", (), 1.0),)
+        assert pusher.record("s", (*sample, Sample("edge_y", (), 2.0)), reading(NOW, 1.0))
+        full[0] = True
+        assert not pusher.record("s", sample, reading(NOW + 1, 2.0))
+        assert not pusher.record("s", sample, reading(NOW + 2, 3.0))
+        pusher.stop(grace=0.2)
+        assert pusher.dropped_by_reason()["unsaved_at_exit"] == 2
+        assert "readings not pushed are lost with this collector samples=2" in stream.getvalue()
+        assert len(list(tmp_path.glob("*.push"))) == 1
+
+
+class TestReboot:
+    def test_held_readings_survive_a_restart_in_the_same_boot_not_a_reboot(self, tmp_path: Path) -> None:
+        """A held entry (timestamp 0) keeps its CLOCK_BOOTTIME and the boot id: a collector of the same boot picks
+        it up still held; after a reboot (another boot id) its time cannot be known: dropped, counted, logged."""
+        log, stream = logger()
+        Spool(str(tmp_path), 1 << 20, log, boot_id="boot-a").append("s", 0, 1, b"edge_x 1\n", boot_ms=5000)
+        same = Spool(str(tmp_path), 1 << 20, log, boot_id="boot-a")
+        assert [(e.held, e.boot_ms, e.script) for e in same.entries] == [(True, 5000, "s")]
+        assert same.held_samples == 1
+        rebooted = Spool(str(tmp_path), 1 << 20, log, boot_id="boot-b")
+        assert not rebooted.entries and rebooted.reboot_samples == 1
+        assert "before a reboot: their time is unknown, dropped samples=1" in stream.getvalue()
+
+
+class TestSplit:
+    def test_a_400_is_split_down_to_the_run_vmagent_refuses(self) -> None:
+        """A batch of 8 runs with one bad run: bisected until the bad run is alone; only it is dropped."""
+        log, _ = logger()
+        spool = Spool(None, 1 << 20, log)
+        posts: list[int] = []
+
+        def send(_endpoint: Endpoint, body: bytes, _timeout: float) -> int:
+            posts.append(body.count(b"\n"))
+            if b"edge_x 5 " in body:
+                raise PushError("http_4xx", "HTTP/1.1 400 Bad Request")
+            return 204
+
+        clock = iter([reading(NOW + 100, 100.0)] * 5)
+        pusher = Pusher(Endpoint("127.0.0.1", 9, "/"), spool, Timekeeper(log, lambda: next(clock)), log, send=send)
+        for n in range(8):
+            pusher.record("s", (Sample("edge_x", (), float(n)),), reading(NOW + n, float(n)))
+        pusher.tick()
+        assert pusher.drain() is None
+        assert pusher.sent_samples == 7 and pusher.dropped["rejected"] == 1
+        assert posts == [8, 4, 4, 2, 1, 1, 2]
