@@ -333,12 +333,14 @@ class Pusher:
         """At shutdown, within `grace`: the sender's last attempt; what is not on disk is said, and counted."""
         until = self.boot_clock() + grace
         self.tick()
-        if self.thread is None:
-            self.drain(until=until)  # --once: one bounded attempt here
         self.stopping = True
         self.wake.set()
         if self.thread is not None:
             self.thread.join(max(0.0, until - self.boot_clock()))
+        if self.thread is None or not self.thread.is_alive():
+            # The last runs, sent here within what is left of the grace; not while the sender is still in a
+            # request (vmagent hung), which would send the same readings twice.
+            self.drain(until=until)
         with self.lock:
             unsaved = self.spool.persist()
             held = self.spool.held_samples if self.spool.directory is None else 0

@@ -14,7 +14,7 @@ OK = b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
 
 class FakeVmagent:
     def __init__(self) -> None:
-        self.mode = "ok"  # ok | late | silent | trickle | unavailable | refuse_marked
+        self.mode = "ok"  # ok | late | silent | trickle | stopped | unavailable | refuse_marked
         self.delay = 0.0  # `late`: seconds before the answer
         self.marker = b""  # `refuse_marked`: a body containing it gets 400
         self.received: list[bytes] = []  # every body read whole (vmagent would have imported it)
@@ -38,6 +38,9 @@ class FakeVmagent:
         return [line for body in self.received for line in body.splitlines() if line]
 
     def answer(self, sock: socket.socket) -> None:
+        if self.mode == "stopped":  # as a SIGSTOPped vmagent: the kernel accepts, nothing reads
+            self.closing.wait()
+            return
         data = b""
         while b"\r\n\r\n" not in data:
             chunk = sock.recv(65536)

@@ -26,10 +26,14 @@ STAMPED = re.compile(r"readings stamped script=counter timestamp_ms=(\d+)")
 STOP_BOUND = 3.0  # seconds: a generous hang bound on SIGTERM (the README promises under one)
 
 
-def counter_setup(tmp_path: Path, interval: str = "500ms") -> Setup:
-    """A script that counts its runs (`edge_v N`) and appends its start time to `starts`."""
+def counter_setup(tmp_path: Path, interval: str = "500ms", *, series: int = 0) -> Setup:
+    """A script that counts its runs (`edge_v N`) and appends its start time to `starts`; with `series`, as many
+    more lines `edge_w{i="..."} N`, so that a run fills a POST."""
     body = (f"date +%s.%N >> {tmp_path / 'starts'}\n"
             f"n=$(( $(cat {tmp_path / 'n'} 2>/dev/null || echo 0) + 1 )); echo $n > {tmp_path / 'n'}\necho v=$n\n")
+    if series:
+        body += f'for i in $(seq {series}); do echo "w{{i=\\"$i\\"}}=$n"; done\n'
+
     setup = make_setup(tmp_path, f"node-1=counter:{interval}\n", {"counter": body})
     (tmp_path / "clock").write_text("synchronized=1\n")
     return setup
@@ -140,24 +144,52 @@ class TestDurable:
     def test_sigkill_while_the_spool_drains_loses_no_reading_taken(
         self, tmp_path: Path, procs: Processes, fake: FakeVmagent
     ) -> None:
-        """vmagent answers each POST after 1.5 s, so a backlog is always draining; the collector is SIGKILLed (a
-        power cut) and started again with vmagent healthy. Every run logged as stamped is stored: none lost."""
+        """Runs of 6,000 series (one POST each); vmagent is down for three runs, then answers each POST after
+        1.5 s, so the backlog drains slowly; in the middle of that drain the collector is SIGKILLed (a power cut)
+        and started again with vmagent healthy. Every run logged as stamped reaches vmagent: none lost."""
+        fake.mode = "unavailable"
+        setup = counter_setup(tmp_path, "1s", series=6000)
+        proc = start(procs, setup, fake, "--max-series", "10000")
+        wait_until(lambda: metric(setup, "edge_collector_push_spooled_samples") >= 3 * 6001, timeout=30,
+                   what="a backlog of three runs")
         fake.mode, fake.delay = "late", 1.5
+        wait_until(lambda: len(fake.received) >= 2, timeout=30, what="the drain under way")
+        procs.stop(proc, signal.SIGKILL)
+        fake.mode = "ok"
+        proc = start(procs, setup, fake, "--max-series", "10000")
+        runs = len(taken(setup))
+        wait_until(lambda: len(taken(setup)) >= runs + 2, timeout=30, what="runs after the restart")
+        wait_until(lambda: metric(setup, "edge_collector_push_spooled_samples") == 0, timeout=30,
+                   what="the spool drained")
+        procs.stop(proc)
+        wanted = set(taken(setup))
+        at_vmagent = {int(row.split()[2]) for row in fake.rows()}
+        lost = wanted - at_vmagent
+        distinct = len(set(fake.rows()))
+        print(f"SIGKILL during a drain: {len(wanted)} runs taken, {len(wanted & at_vmagent)} stored, {len(lost)} "
+              f"lost; {len(fake.rows()) - distinct} of {len(fake.rows())} rows sent twice")
+        assert lost == set(), f"readings logged as taken never reached vmagent: {sorted(lost)}"
+
+    def test_sigkill_while_vmagent_is_stopped_loses_no_reading_taken(
+        self, tmp_path: Path, procs: Processes, fake: FakeVmagent
+    ) -> None:
+        """vmagent is SIGSTOPped (the kernel accepts connections, nothing reads them): the collector is SIGKILLed
+        (a power cut) after some runs and started again with vmagent back. Every run logged as stamped reaches
+        vmagent (before: the run whose POST hung was only in memory, and lost)."""
+        fake.mode = "stopped"
         setup = counter_setup(tmp_path)
         proc = start(procs, setup, fake)
-        wait_until(lambda: len(taken(setup)) >= 8, timeout=20, what="eight runs taken")
+        wait_until(lambda: len(taken(setup)) >= 3, timeout=20, what="three runs taken")
         procs.stop(proc, signal.SIGKILL)
         fake.mode = "ok"
         proc = start(procs, setup, fake)
-        runs = len(taken(setup))
-        wait_until(lambda: len(taken(setup)) >= runs + 3, timeout=20, what="runs after the restart")
+        wait_until(lambda: metric(setup, "edge_collector_push_samples_total") >= 2, timeout=20, what="pushes")
         procs.stop(proc)
         wanted = set(taken(setup))
         at_vmagent = {ms for ms, _ in stored(fake)}
-        lost = wanted - at_vmagent
-        print(f"SIGKILL during a drain: {len(wanted)} taken, {len(wanted & at_vmagent)} stored, {len(lost)} lost, "
-              f"{len(fake.rows()) - len(stored(fake))} rows sent twice")
-        assert lost == set(), f"readings logged as taken never reached vmagent: {sorted(lost)}"
+        print(f"SIGKILL while vmagent is stopped: {len(wanted)} taken, {len(wanted & at_vmagent)} stored, "
+              f"{len(wanted - at_vmagent)} lost, {len(fake.rows()) - len(at_vmagent)} rows sent twice")
+        assert wanted - at_vmagent == set(), "readings logged as taken never reached vmagent"
 
     def test_held_readings_survive_a_restart_and_arrive_at_their_time(
         self, tmp_path: Path, fake: FakeVmagent, procs: Processes

@@ -312,6 +312,18 @@ class TestDiskFull:
         assert len(list(tmp_path.glob("*.push"))) == 1
 
 
+class TestDurable:
+    def test_a_run_is_on_disk_when_record_returns(self, tmp_path: Path) -> None:
+        """Durable before it is called taken: the run's file is in the spool directory as soon as record()
+        returns, before any attempt to send it (a crash from then on cannot lose it)."""
+        log, _ = logger()
+        spool = Spool(str(tmp_path), 1 << 20, log)
+        clock = iter([reading(NOW, 1.0)] * 3)
+        pusher = Pusher(Endpoint("127.0.0.1", free_port(), "/"), spool, Timekeeper(log, lambda: next(clock)), log)
+        pusher.record("s", (Sample("edge_x", (), 1.0),), reading(NOW, 1.0))
+        assert len(list(tmp_path.glob("*.push"))) == 1
+
+
 class TestReboot:
     def test_held_readings_survive_a_restart_in_the_same_boot_not_a_reboot(self, tmp_path: Path) -> None:
         """A held entry (timestamp 0) keeps its CLOCK_BOOTTIME and the boot id: a collector of the same boot picks
