@@ -199,6 +199,7 @@ class Pusher:
 
     def start(self) -> None:
         """Send beside the schedule, in a thread of its own."""
+        self.tick()  # the sender's idea of now comes from the daemon's clock (never ahead of it, never behind)
         self.thread = threading.Thread(target=self._sender, name="push", daemon=True)
         self.thread.start()
 
