@@ -35,8 +35,8 @@ from workload import (
     write_script,
 )
 
-from edge_metrics.daemon import tune_gc
 from edge_metrics.merge import script_families
+from edge_metrics.node import tune_gc
 from edge_metrics.parse import parse_output
 from edge_metrics.render import render
 from edge_metrics.textfile import write_atomically
@@ -300,7 +300,7 @@ def measure_throughput(workdir: Path, lines: int, repeats: int) -> Table:
                            f"<= {THROUGHPUT_TARGET_S:g} s", table.judge(scaled <= THROUGHPUT_TARGET_S)])
     table.notes.append(f"Output file {target.stat().st_size / MIB / MIB:.1f} MiB, written with fsync. Judged on CPU "
                        f"time (process_time), which other load on the machine does not inflate; wall time beside "
-                       f"it. Garbage collector tuned as `edge-metrics run` does (edge_metrics.daemon.tune_gc).")
+                       f"it. Garbage collector tuned as `edge-metrics run` does (edge_metrics.node.tune_gc).")
     return table
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from workload import NODE
 
-from edge_metrics.daemon import Collector, Settings, tune_gc
 from edge_metrics.log import Logger
+from edge_metrics.node import Collector, Settings, tune_gc
 from edge_metrics.reaper import reap_orphans
 from edge_metrics.runner import RunLimits, run_script
 from edge_metrics.textfile import write_atomically

@@ -341,8 +341,9 @@ def _output(values: dict[str, object], once: bool) -> Path | None:
 
 
 def _run(args: argparse.Namespace, values: dict[str, object]) -> int:
-    from edge_metrics.daemon import Collector, Settings
+    from edge_metrics.daemon import serve
     from edge_metrics.log import Logger
+    from edge_metrics.node import Collector, Settings
     from edge_metrics.runner import RunLimits
 
     config, scripts = _paths(values)
@@ -372,7 +373,7 @@ def _run(args: argparse.Namespace, values: dict[str, object]) -> int:
         return collector.run_once() if loaded else 1
     if values["--metrics-listen"]:
         _serve_metrics(str(values["--metrics-listen"]), output, log)
-    return collector.serve()
+    return serve(collector)
 
 
 def _serve_metrics(listen: str, output: Path | None, log: Logger) -> None:

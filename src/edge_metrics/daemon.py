@@ -1,503 +1,80 @@
-"""Wires the pipeline together: config -> schedule -> run -> parse -> render -> write, plus signals and reload."""
+"""The daemon: signals, and the loop of named steps that node.py's Collector provides.
+
+config -> schedule -> run -> parse -> render -> write is the Collector's; here is only when each step runs and how
+a signal ends or redirects the loop.
+"""
 
 from __future__ import annotations
 
-import gc
 import os
 import select
 import signal
-import time
 from collections.abc import Callable
-from pathlib import Path
 
-from edge_metrics.clock import ClockReading, Timekeeper, read_clock
-from edge_metrics.config import ConfigError, load_config
-from edge_metrics.durations import format_duration
-from edge_metrics.httppost import ERROR_CAUSES
-from edge_metrics.log import Logger
-from edge_metrics.merge import reject_conflicts, script_families, type_changes
-from edge_metrics.parse import parse_output
-from edge_metrics.push import DROP_REASONS, PushSettings, make_pusher
-from edge_metrics.reaper import become_subreaper, reap_orphans
-from edge_metrics.render import render
-from edge_metrics.runner import RunLimits, drain_wakeup, run_script, script_environment
-from edge_metrics.samples import Job, Plan, RejectedLine, RunResult, ScriptStats, Value
-from edge_metrics.schedule import Schedule
-from edge_metrics.selfmetrics import CollectorHealth, PushHealth, SelfMetrics, push_blocks
-from edge_metrics.snapshot import ScriptSnapshots
-from edge_metrics.textfile import WriteError, remove_stale_temp_files, write_atomically
+from edge_metrics.node import Collector, Settings, Stop, tune_gc
+from edge_metrics.runner import drain_wakeup
 
-TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
-if TYPE_CHECKING:
-    from typing import Final
-
-RELOAD_POLL_SECONDS = 1.0  # how often nodes.conf and the scripts directory are checked for changes
-LOGGED_LINES_PER_RUN = 5  # invalid lines logged one by one per run; the rest are counted and summarised
-STDERR_LINES_LOGGED = 3
-STDERR_LINE_WIDTH = 200  # characters of each logged stderr line
-LOGGED_COMMANDS = 10  # commands named in the log line about processes a script left running
-SETTLE_SECONDS = 0.3  # a config update that fails to load is retried once after this, before it is reported
-GC_THRESHOLD = 50_000  # tracked allocations between young-generation collections (CPython's default: 700)
+__all__ = ["Collector", "Settings", "Wakeup", "serve", "tune_gc"]
 
 
-class Settings(Value):
-    __slots__ = (
-        "bash", "config_path", "default_interval", "limits", "node", "output", "prefix", "push", "script_env",
-        "scripts_dir", "trust_unsynchronized_clock",
-    )
-    config_path: Final[Path]
-    scripts_dir: Final[Path]
-    node: Final[str]
-    output: Final[Path | None]  # None: print to stdout (only with --once)
-    prefix: Final[str]
-    default_interval: Final[float]
-    limits: Final[RunLimits]
-    bash: Final[str]
-    script_env: Final[tuple[str, ...]]  # names of variables of the collector's environment passed to scripts
-    push: Final[PushSettings | None]  # None: the textfile carries the readings (no --push-url)
-    trust_unsynchronized_clock: Final[bool]  # --clock-check none
-
-    def __init__(
-        self,
-        config_path: Path,
-        scripts_dir: Path,
-        node: str,
-        output: Path | None,
-        prefix: str,
-        default_interval: float,
-        limits: RunLimits,
-        bash: str,
-        script_env: tuple[str, ...] = (),
-        push: PushSettings | None = None,
-        trust_unsynchronized_clock: bool = False,
-    ) -> None:
-        self.config_path = config_path
-        self.scripts_dir = scripts_dir
-        self.node = node
-        self.output = output
-        self.prefix = prefix
-        self.default_interval = default_interval
-        self.limits = limits
-        self.bash = bash
-        self.script_env = script_env
-        self.push = push
-        self.trust_unsynchronized_clock = trust_unsynchronized_clock
-
-
-class Collector:
-    """The collector's state for one node and the steps that change it."""
-
-    def __init__(self, settings: Settings, log: Logger, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.settings = settings
-        self.log = log
-        self.clock = clock
-        self.plan = Plan(node=settings.node, jobs=())
-        self.self_metrics = SelfMetrics(self.plan.jobs, settings.node)
-        self.stats: dict[str, ScriptStats] = {}
-        self.schedule = Schedule()
-        self.write_failures = 0
-        self.reload_successful = False
-        self.reload_success_timestamp: float | None = None
-        self.other_nodes_problems = 0
-        self.announced = False
-        self.last_write = -float("inf")
-        self.fingerprint: Fingerprint | None = None
-        self.snapshots = ScriptSnapshots()  # the private copies the plan's scripts run from
-        self.cancel_fd: int | None = None
-        self.stopping = False
-        trust = settings.trust_unsynchronized_clock
-        self.timekeeper = Timekeeper(log, lambda: read_clock(trust_unsynchronized=trust))
-        self.pusher = make_pusher(settings.push, self.timekeeper, log) if settings.push is not None else None
-        self.run_started: ClockReading | None = None  # the clock when the current run started: its readings' time
-        # The scripts' environment, built once: reading os.environ decodes every variable.
-        self.script_env = script_environment(
-            os.environ, node=settings.node, timeout=settings.limits.timeout, passed=settings.script_env
-        )
-
-    # -- configuration -------------------------------------------------------------------------------------
-
-    def load(self, *, quiet_failure: bool = False) -> bool:
-        """(Re)load nodes.conf and the scripts; an invalid one is rejected and the last good plan keeps running.
-
-        With `quiet_failure`, a rejected config changes nothing and logs nothing: the caller retries shortly.
-        """
-        fingerprint = watched_state(self.settings.config_path, self.settings.scripts_dir)
+def serve(collector: Collector, *, sleep: Callable[[Wakeup, float], None] | None = None) -> int:
+    """Run until SIGTERM or SIGINT; `sleep` replaces the wait between steps (tests drive a fake clock with it)."""
+    with Wakeup() as wake:
+        collector.start()
         try:
-            config = load_config(
-                self.settings.config_path,
-                scripts_dir=self.settings.scripts_dir,
-                default_interval=self.settings.default_interval,
-                node=self.settings.node,
-            )
-            # The content read with nodes.conf is what runs: a copy the collector owns (snapshot.py).
-            plan = self.snapshots.install(config.plan_for(self.settings.node), self.settings.scripts_dir)
-        except ConfigError as error:
-            if quiet_failure:
-                return False
-            self.fingerprint = fingerprint
-            for problem in error.problems:
-                self.log.error(problem)
-            self.log.error(
-                "config rejected; keeping the last good config",
-                problems=len(error.problems),
-                running=describe_jobs(self.plan.jobs),
-            )
-            self.reload_successful = False
-            return False
-        self.fingerprint = fingerprint
-        for problem in config.other_problems:
-            self.log.warning(f"{problem} (another node's line: this node runs regardless)")
-        self.other_nodes_problems = len(config.other_problems)
-        self.schedule = self.schedule.replan(plan.jobs, self.clock())
-        self.stats = {job.script: self.stats.get(job.script, ScriptStats()) for job in plan.jobs}
-        self.plan = plan
-        self.self_metrics = SelfMetrics(plan.jobs, self.settings.node)
-        self.reload_successful = True
-        self.reload_success_timestamp = round(time.time(), 3)
-        where = f"line {plan.line} ({plan.pattern})" if plan.line is not None else "no matching line: default"
-        self.log.info(
-            "config loaded",
-            node=plan.node,
-            scripts=describe_jobs(plan.jobs),
-            selected_by=where,
-            output=self.settings.output or "-",
-            config=self.settings.config_path,
-        )
-        return True
-
-    def config_changed(self, *, full: bool = True) -> bool:
-        """Whether nodes.conf or the scripts changed since the last load.
-
-        Not `full` (the check before every run): only nodes.conf and the scripts seen at the last load are
-        stat'ed, without listing the scripts directory, which cost ~0.1 ms of CPU per run. A ConfigMap update
-        still shows (new inodes behind nodes.conf and the scripts); a script added on its own, which matters only
-        to a config waiting for it, shows at the next full check (every RELOAD_POLL_SECONDS).
-        """
-        if self.fingerprint is None:
-            return True
-        if full:
-            return watched_state(self.settings.config_path, self.settings.scripts_dir) != self.fingerprint
-        return known_state(self.settings.config_path, self.settings.scripts_dir, self.fingerprint) != self.fingerprint
-
-    # -- one run -------------------------------------------------------------------------------------------
-
-    def run_job(self, job: Job, *, skipped: int = 0) -> RunResult:
-        stats = self.stats[job.script]
-        stats.skipped += skipped
-        if skipped:
-            self.log.warning("skipped runs: another script's run was still going", script=job.script, skipped=skipped)
-        self.run_started = self.timekeeper.read()
-        result = run_script(
-            job.run_from or job.path,  # the accepted content (snapshot.py)
-            shown_as=job.path,
-            bash=self.settings.bash,
-            env=self.script_env,
-            limits=self.settings.limits,
-            cancel_fd=self.cancel_fd,
-            should_cancel=lambda: self.stopping,
-        )
-        if result.cancelled:
-            return result  # shutting down: the run does not count and its partial output is not exported
-        self._record(job, stats, result)
-        return result
-
-    def _record(self, job: Job, stats: ScriptStats, result: RunResult) -> None:
-        parsed = parse_output(result.stdout, prefix=self.settings.prefix, max_series=self.settings.limits.max_series)
-        others = {script: s.samples for script, s in self.stats.items()}
-        declared = {metadata.name: metadata for metadata in parsed.metadata}  # the script's HELP/TYPE lines
-        samples, conflicts = reject_conflicts(job.script, parsed.samples, others, metadata=declared,
-                                              others_metadata={script: s.metadata for script, s in self.stats.items()})
-        rejected = [*parsed.rejected, *conflicts]
-        stats.runs += 1
-        stats.invalid_lines += len(rejected)
-        stats.last_duration = round(result.duration, 6)
-        stats.last_exit_code = result.exit_code if result.exit_code is not None else _killed_code(result)
-        stats.last_success = result.succeeded
-        for name, was, now in type_changes(stats.samples, stats.metadata, samples, declared):
-            self.log.warning("TYPE changed between runs", script=job.script, metric=name, was=was, now=now)
-        # A failed run still exports the valid lines it printed; what it no longer prints disappears.
-        stats.samples = samples
-        stats.metadata = declared
-        if self.pusher is not None and self.run_started is not None:
-            self.pusher.record(job.script, samples, self.run_started, metadata=declared)
-        if result.stdout_truncated:
-            stats.truncations += 1
-            self.log.warning(
-                "script output exceeded the cap; the excess was discarded",
-                script=job.script, cap_bytes=self.settings.limits.stdout_cap,
-            )
-        if result.killed:
-            stats.processes_killed += len(result.killed)
-            self.log.warning("killed processes the script left running", script=job.script,
-                             count=len(result.killed), commands=" | ".join(result.killed[:LOGGED_COMMANDS]))
-        if parsed.dropped:
-            stats.series_dropped += parsed.dropped
-            self.log.warning("script printed more series than allowed; the first ones were kept", script=job.script,
-                             max_series=self.settings.limits.max_series, dropped_lines=parsed.dropped)
-        self._log_lines("invalid line", job.script, rejected)
-        self._log_lines("duplicate series; the last value wins", job.script, list(parsed.overridden))
-        if result.succeeded:
-            stats.last_success_timestamp = round(time.time(), 3)
-            self.log.progress("script ran", script=job.script, duration=f"{result.duration:.3f}s",
-                              samples=len(samples))
-            return
-        stats.failures += 1
-        stderr = _first_lines(result.stderr, STDERR_LINES_LOGGED)
-        if result.timed_out:
-            stats.timeouts += 1
-            self.log.error("script timed out; its process group was killed", script=job.script,
-                           timeout=format_duration(self.settings.limits.timeout), stderr=stderr)
-        elif result.spawn_error is not None:
-            self.log.error("script could not start", script=job.script, reason=result.spawn_error)
-        else:
-            self.log.error("script failed", script=job.script, exit_code=result.exit_code,
-                           duration=f"{result.duration:.3f}s", stderr=stderr)
-
-    def _log_lines(self, message: str, script: str, lines: list[RejectedLine]) -> None:
-        for number, line in enumerate(lines):
-            where = {"line": line.line_number} if line.line_number else {}
-            # The first few as warnings; the rest at debug, so a flood is still visible to whoever asks for it.
-            emit = self.log.warning if number < LOGGED_LINES_PER_RUN else self.log.debug
-            emit(message, script=script, **where, reason=line.reason, text=line.text)
-        if len(lines) > LOGGED_LINES_PER_RUN:
-            self.log.warning(f"{message}: more logged at debug level", script=script,
-                             count=len(lines) - LOGGED_LINES_PER_RUN)
-
-    # -- output --------------------------------------------------------------------------------------------
-
-    def exposition(self) -> str:
-        health = CollectorHealth(
-            node=self.settings.node,
-            write_failures=self.write_failures,
-            reload_successful=self.reload_successful,
-            reload_success_timestamp=self.reload_success_timestamp,
-            write_timestamp=round(time.time(), 3),
-            other_nodes_problems=self.other_nodes_problems,
-        )
-        # Push mode: the readings travel with their own time; the file carries the self-metrics only, so no reading
-        # reaches the centre twice (docs/time.md).
-        families = [] if self.pusher is not None else script_families(
-            {job.script: self.stats[job.script].samples for job in self.plan.jobs},
-            {job.script: self.stats[job.script].metadata for job in self.plan.jobs},
-        )
-        return render(families, self.self_metrics.blocks(self.stats, health) + push_blocks(self.push_health()))
-
-    def push_health(self) -> PushHealth:
-        pusher = self.pusher
-        clock = self.timekeeper.read()
-        if pusher is None:
-            return PushHealth(False, 0, 0, 0, dict.fromkeys(DROP_REASONS, 0), dict.fromkeys(ERROR_CAUSES, 0), None,
-                              clock, self.timekeeper.steps, 0)
-        return PushHealth(True, pusher.sent_samples, pusher.spool.samples, pusher.spool.bytes,
-                          {**pusher.dropped, "spool_full": pusher.spool.dropped_samples}, pusher.errors,
-                          pusher.last_success, clock, self.timekeeper.steps, pusher.held_samples)
-
-    def push(self) -> None:
-        if self.pusher is not None:
-            self.pusher.flush()
-
-    def write(self) -> bool:
-        self.last_write = self.clock()
-        output = self.settings.output
-        if output is None:
-            data = memoryview(self.exposition().encode())
-            try:
-                while data:  # a pipe may take it in several writes
-                    data = data[os.write(1, data) :]
-            except OSError as error:  # `| head` closed the pipe: a failed write, not a traceback
-                self.log.error("cannot write the metrics to stdout", reason=error.strerror)
-                return False
-            return True
-        text = self.exposition()
-        try:
-            write_atomically(output, text)
-        except WriteError as error:
-            self.write_failures += 1
-            self.log.error("cannot write the metrics file; the previous one is intact; retrying at the next run",
-                           reason=str(error))
-            return False
-        if not self.announced and (not self.plan.jobs or any(s.runs for s in self.stats.values())):
-            # Once, with the first readings in it: where the file is and how much it holds.
-            self.announced = True
-            series = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
-            self.log.info("metrics file written; rewritten after every run", path=output, series=series,
-                          scripts=describe_jobs(self.plan.jobs))
-        return True
-
-    def prepare_output(self) -> None:
-        problem = become_subreaper()
-        if problem is not None:
-            self.log.warning("cannot become the child subreaper; processes that leave a script's process group "
-                             "may survive it", reason=problem)
-        output = self.settings.output
-        if output is None:
-            return
-        # No mkdir: the command line refuses a missing directory rather than creating one where a typo points.
-        removed, foreign = remove_stale_temp_files(output)
-        for path in removed:
-            self.log.info("removed a temp file left by an earlier collector", path=path)
-        for path in foreign:
-            self.log.warning("not a regular file at a temp file name; left alone (writes use other names)",
-                             path=path)
-
-    # -- modes ---------------------------------------------------------------------------------------------
-
-    def run_once(self) -> int:
-        """Each script of the plan once, then write; 0 when every run succeeded."""
-        tune_gc()
-        self.prepare_output()
-        all_ok = True
-        for job in self.plan.jobs:
-            all_ok = self.run_job(job).succeeded and all_ok
-        if self.pusher is not None:
-            self.pusher.stop()  # one attempt; what could not be sent is spooled (or reported lost)
-        written = self.write()
-        return 0 if all_ok and written else 1
-
-    def serve(self) -> int:
-        """The daemon loop; returns when SIGTERM or SIGINT arrives."""
-        wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.cancel_fd = wake_read
-        reload_requested = False
-
-        def on_stop(signum: int, _frame: object) -> None:
-            self.stopping = True
-
-        def on_hup(_signum: int, _frame: object) -> None:
-            nonlocal reload_requested
-            reload_requested = True
-
-        signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
-        signal.signal(signal.SIGTERM, on_stop)
-        signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGHUP, on_hup)
-
-        tune_gc()
-        self.prepare_output()
-        output = self.settings.output
-        if not self.plan.jobs or output is None or not output.exists():
-            # After a restart, the previous file keeps its readings until the first run (due now) replaces it,
-            # rather than being replaced by one without any; a fresh start gets its file at once.
-            self.write()
-        next_poll = self.clock() + RELOAD_POLL_SECONDS
-        retry_at: float | None = None  # an update failed to load quietly; load it again, out loud, at this time
-        while not self.stopping:
-            now = self.clock()
-            due = self.schedule.next_due()
-            if reload_requested:
-                self.log.info("SIGHUP: reloading the config")
-                reload_requested = False
-                retry_at = None
-                self.load()
-                self.write()
-            elif retry_at is not None:
-                if now >= retry_at:
-                    retry_at = None
-                    self.load()
-                    self.write()
-            # Also checked before every run, so a script that a ConfigMap update removed does not run once more.
-            elif (now >= next_poll or (due is not None and due <= now)) and self.config_changed(full=now >= next_poll):
-                if self.load(quiet_failure=True):
-                    self.write()
-                else:
-                    # The kubelet links new ConfigMap keys only after it swaps `..data`: give an update a moment
-                    # to settle before rejecting it.
-                    retry_at = now + SETTLE_SECONDS
-            if now >= next_poll:
-                next_poll = now + RELOAD_POLL_SECONDS
-            taken = self.schedule.take_due(now)
-            if taken is not None:
-                job, skipped = taken
-                result = self.run_job(job, skipped=skipped)
-                reap_orphans()
-                if result.cancelled or self.stopping:
-                    break
-                passed = self.schedule.finished(job, self.clock())
-                self.stats[job.script].skipped += passed
-                if passed:
-                    self.log.warning("run overran its interval; missed ticks skipped", script=job.script,
-                                     skipped=passed, duration=f"{result.duration:.3f}s")
-                self.push()
-                self.write()
-                continue
-            if self.pusher is not None and self.pusher.due():
-                self.push()  # vmagent did not answer at the last attempt: retry on the back-off
-            if self.clock() - self.last_write >= self.settings.default_interval:
-                self.write()  # heartbeat: an idle node still proves it is alive
-            heartbeat = self.last_write + self.settings.default_interval
-            push_at = self.pusher.retry_in() if self.pusher is not None else None
-            if push_at is not None:
-                push_at += self.clock()
-            wake_at = min(
-                x for x in (self.schedule.next_due(), next_poll, retry_at, heartbeat, push_at) if x is not None
-            )
-            _wait(wake_read, wake_at - self.clock())
-        self.log.info("stopping", signal="SIGTERM/SIGINT")
-        if self.pusher is not None:
-            self.pusher.stop()
-        signal.set_wakeup_fd(-1)
-        os.close(wake_read)
-        os.close(wake_write)
-        return 0
+            while not wake.stop.requested:
+                collector.reload(hup=wake.take_hup())
+                if collector.run_next_due(wake.stop) is not None:
+                    continue  # straight to whatever else is due
+                collector.hand_over()
+                collector.heartbeat()
+                collector.last_ran = None
+                (sleep or Wakeup.wait)(wake, collector.next_wake() - collector.clock())
+            collector.log.info("stopping", signal="SIGTERM/SIGINT")
+        finally:
+            collector.finish()  # the last push, the spool persisted, the file: also when a step raised
+    return 0
 
 
-def tune_gc() -> None:
-    """Fewer cyclic-GC passes. The collector's data is acyclic (strings, tuples, immutable value objects) and freed by
-    reference counting, yet at the default threshold the GC rescanned the growing heap again and again while a
-    big output was parsed: about a third of parse + render of 100,000 lines (bench/collector_bench.py). What is
-    alive at start-up (modules, config) is frozen out of every collection."""
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD)
+class Wakeup:
+    """SIGTERM/SIGINT (stop) and SIGHUP (reload) as flags plus a byte on a pipe, so a wait or a run in progress
+    ends at once; the previous handlers and wakeup fd are restored on exit."""
 
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
-def _wait(fd: int, seconds: float) -> None:
-    """Sleep up to `seconds`, waking early when a signal arrives (its byte lands on the wakeup pipe)."""
-    if seconds > 0 and select.select([fd], [], [], seconds)[0]:
-        drain_wakeup(fd)
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.stop = Stop(self.read_fd)
+        self.hup = False
+        self.previous: list[object] = []
+        self.previous_fd = -1
 
+    def __enter__(self) -> Wakeup:
+        self.previous_fd = signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
+        self.previous = [signal.getsignal(signum) for signum in self.SIGNALS]
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_hup)
+        return self
 
-StatKey = tuple[int, int, int, int] | None  # device, inode, mtime, size; None: missing
-Fingerprint = tuple[StatKey, tuple[tuple[str, StatKey], ...]]  # nodes.conf, then every `*.sh` by name
+    def __exit__(self, *_exc: object) -> None:
+        for signum, handler in zip(self.SIGNALS, self.previous, strict=True):
+            signal.signal(signum, handler)  # type: ignore[arg-type]  # what getsignal returned
+        signal.set_wakeup_fd(self.previous_fd)
+        os.close(self.read_fd)
+        os.close(self.write_fd)
 
+    def _on_stop(self, _signum: int, _frame: object) -> None:
+        self.stop.requested = True
 
-def watched_state(config_path: Path, scripts_dir: Path) -> Fingerprint:
-    """What a change to nodes.conf or the scripts looks like from outside: following symlinks, so a kubelet
-    `..data` swap (new inodes behind the same names) counts as a change."""
-    try:
-        with os.scandir(scripts_dir) as entries:
-            # entry.path: the joined path as a string, without building a Path per script.
-            scripts = sorted([(entry.name, entry.path) for entry in entries if entry.name.endswith(".sh")])
-    except OSError:
-        scripts = []
-    return _stat_key(config_path), tuple([(name, _stat_key(path)) for name, path in scripts])
+    def _on_hup(self, _signum: int, _frame: object) -> None:
+        self.hup = True
 
+    def take_hup(self) -> bool:
+        hup, self.hup = self.hup, False
+        return hup
 
-def known_state(config_path: Path, scripts_dir: Path, previous: Fingerprint) -> Fingerprint:
-    """watched_state() for the scripts that `previous` lists, without listing the directory: equal to `previous`
-    unless nodes.conf or one of those scripts changed or disappeared."""
-    directory = os.fspath(scripts_dir)
-    return _stat_key(config_path), tuple([(name, _stat_key(os.path.join(directory, name))) for name, _ in previous[1]])
-
-
-def _stat_key(path: Path | str) -> StatKey:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def describe_jobs(jobs: tuple[Job, ...]) -> str:
-    return ",".join(f"{job.script}:{format_duration(job.interval)}" for job in jobs) or "default (no scripts)"
-
-
-def _killed_code(result: RunResult) -> int:
-    # Ended by the collector: report it like a shell would, 128 + the signal that ended it.
-    return 128 + (result.signal or signal.SIGKILL)
-
-
-def _first_lines(data: bytes, count: int, width: int = STDERR_LINE_WIDTH) -> str:
-    # Each line cut to `width`, so one long line (a dumped buffer) cannot push the others off the screen.
-    lines = data.decode("utf-8", "replace").strip().splitlines()[:count]
-    return " | ".join(line if len(line) <= width else f"{line[:width]}... ({len(line) - width} more chars)"
-                      for line in lines)
+    def wait(self, seconds: float) -> None:
+        """Sleep up to `seconds`, waking early when a signal arrives (its byte lands on the pipe)."""
+        if seconds > 0 and select.select([self.read_fd], [], [], seconds)[0]:
+            drain_wakeup(self.read_fd)

@@ -8,6 +8,7 @@ selectors and enum on top).
 from __future__ import annotations
 
 import _socket
+import time
 
 from edge_metrics.samples import Value
 
@@ -15,16 +16,20 @@ TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
 if TYPE_CHECKING:
     from typing import Final
 
-SEND_TIMEOUT = 5.0  # seconds for one POST to the loopback vmagent, connect included
+SEND_TIMEOUT = 5.0  # seconds for one whole POST to the loopback vmagent: connect, send and answer
 ERROR_CAUSES = ("connect", "timeout", "http_4xx", "http_5xx", "protocol")
+
+
+_monotonic = time.monotonic
 
 
 class PushError(Exception):
     """A POST that did not get a 2xx; `cause` is one of ERROR_CAUSES."""
 
-    def __init__(self, cause: str, detail: str) -> None:
+    def __init__(self, cause: str, detail: str, *, sent: bool = False) -> None:
         super().__init__(detail)
         self.cause = cause
+        self.sent = sent  # the whole request went out: vmagent may have taken it (a re-send is a duplicate)
 
 
 class Endpoint(Value):
@@ -53,12 +58,18 @@ def parse_url(url: str) -> Endpoint:
 
 
 def post(endpoint: Endpoint, body: bytes, timeout: float = SEND_TIMEOUT) -> int:
-    """POST `body` as Prometheus text; the HTTP status when 2xx, PushError otherwise."""
+    """POST `body` as Prometheus text; the HTTP status when 2xx, PushError otherwise.
+
+    `timeout` bounds the whole request, connect, send and answer together: a vmagent that accepts and never
+    answers, or trickles its answer a byte at a time, costs at most that (a per-call timeout would restart at
+    every byte)."""
+    deadline = _monotonic() + timeout
     family = _socket.AF_INET6 if ":" in endpoint.host else _socket.AF_INET
     sock = _socket.socket(family, _socket.SOCK_STREAM)
-    sock.settimeout(timeout)
+    sent = False
     try:
         try:
+            sock.settimeout(timeout)
             sock.connect((endpoint.host, endpoint.port))
         except TimeoutError as error:
             raise PushError("timeout", f"connect: {error}") from None
@@ -69,17 +80,19 @@ def post(endpoint: Endpoint, body: bytes, timeout: float = SEND_TIMEOUT) -> int:
             f"Content-Type: text/plain; version=0.0.4\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         )
         try:
-            sock.sendall(head.encode("ascii") + body)
-            status_line = _read_status_line(sock)
+            sock.settimeout(_remaining(deadline))
+            sock.sendall(head.encode("ascii") + body)  # the timeout bounds the whole sendall (Python >= 3.5)
+            sent = True
+            status_line = _read_status_line(sock, deadline)
         except TimeoutError:
-            raise PushError("timeout", f"no answer within {timeout:g}s") from None
+            raise PushError("timeout", f"no answer within {timeout:g}s", sent=sent) from None
         except OSError as error:
-            raise PushError("connect", error.strerror or str(error)) from None
+            raise PushError("connect", error.strerror or str(error), sent=sent) from None
     finally:
         sock.close()
     parts = status_line.split(b" ", 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-        raise PushError("protocol", f"unexpected answer {status_line[:80]!r}")
+        raise PushError("protocol", f"unexpected answer {status_line[:80]!r}", sent=True)
     status = int(parts[1])
     if 200 <= status < 300:
         return status
@@ -87,9 +100,17 @@ def post(endpoint: Endpoint, body: bytes, timeout: float = SEND_TIMEOUT) -> int:
     raise PushError(cause, status_line.decode("ascii", "replace").strip())
 
 
-def _read_status_line(sock: _socket.socket) -> bytes:
+def _remaining(deadline: float) -> float:
+    left = deadline - _monotonic()
+    if left <= 0:
+        raise TimeoutError
+    return left
+
+
+def _read_status_line(sock: _socket.socket, deadline: float) -> bytes:
     received = b""
     while b"\r\n" not in received and len(received) < 8192:
+        sock.settimeout(_remaining(deadline))
         chunk = sock.recv(4096)
         if not chunk:
             break

@@ -1,16 +1,19 @@
 """Push mode: each run's readings go to the node-local vmagent with the time they were read.
 
-record() -> (held while the clock is not synchronised) -> stamped -> sent at once, or spooled when vmagent does
-not answer -> flush() sends the spool in order. vmagent's /api/v1/import/prometheus takes Prometheus text with
-millisecond timestamps and puts it on its disk queue like its own scrapes (docs/time.md).
+record() -> spooled (on disk before the run counts as taken; held, with their boot time, while the clock is not
+synchronised) -> stamped -> sent by the sender thread, beside the schedule, oldest first. Taking readings never
+waits on the network: the daemon's loop only records and wakes the sender. vmagent's /api/v1/import/prometheus
+takes Prometheus text with millisecond timestamps and puts it on its disk queue like its own scrapes
+(docs/time.md).
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections import deque
+from collections.abc import Callable
 
-from edge_metrics.httppost import ERROR_CAUSES, Endpoint, PushError, parse_url, post
+from edge_metrics.httppost import ERROR_CAUSES, SEND_TIMEOUT, Endpoint, PushError, parse_url, post
 from edge_metrics.render import escape_help, format_value, render_labels
 from edge_metrics.samples import Sample, Value
 
@@ -26,9 +29,15 @@ if TYPE_CHECKING:
 
 BATCH_BYTES = 256 * 1024  # one POST carries up to this much of a backlog
 RETRY_MIN, RETRY_MAX = 1.0, 8.0  # back-off between attempts while vmagent does not answer, seconds
+TIMEOUT_MAX = 60.0  # a late answer lengthens the next attempt's deadline up to this, so a slow vmagent is not
+# sent the same batch again and again
 HELD_CHECK_SECONDS = 1.0  # how often held readings look at the clock again between runs
-HOLD_LIMIT_SAMPLES = 50_000  # readings held in memory while the clock is not synchronised (~50 bytes each)
-DROP_REASONS = ("spool_full", "clock_hold_limit", "clock_step", "rejected")
+HOLD_LIMIT_SAMPLES = 50_000  # readings held while the clock is not synchronised
+STOP_GRACE = 0.5  # seconds the sender gets at shutdown to finish the request it is in
+DROP_REASONS = ("spool_full", "clock_hold_limit", "clock_step", "rejected", "damaged", "held_reboot",
+                "unsaved_at_exit")
+
+Post = Callable[[Endpoint, bytes, float], int]
 
 
 class PushSettings(Value):
@@ -84,75 +93,83 @@ def stamp_lines(lines: bytes, timestamp_ms: int) -> bytes:
                     for line in lines.split(b"\n")[:-1])
 
 
-class _Held(Value):
-    """A run's readings kept, rendered (a few dozen bytes a sample), until the clock can stamp them."""
-
-    __slots__ = ("boot", "lines", "samples", "script")
-    script: Final[str]
-    boot: Final[float]  # CLOCK_BOOTTIME when the run started
-    samples: Final[int]
-    lines: Final[bytes]  # render_lines()
-
-    def __init__(self, script: str, boot: float, samples: int, lines: bytes) -> None:
-        self.script = script
-        self.boot = boot
-        self.samples = samples
-        self.lines = lines
+def _boot_time() -> float:
+    return time.clock_gettime(time.CLOCK_BOOTTIME)  # the clock of ClockReading.boot
 
 
 class Pusher:
-    """Holds, stamps, sends and spools readings; its counters are the edge_collector_push_* self-metrics."""
+    """Holds, stamps, spools and sends readings; its counters are the edge_collector_push_* self-metrics.
 
-    def __init__(self, endpoint: Endpoint, spool: Spool, timekeeper: Timekeeper, log: Logger,
-                 *, hold_limit: int = HOLD_LIMIT_SAMPLES) -> None:
+    The daemon's thread calls record() and tick(); the sender thread (start()) calls drain(). One lock guards
+    the spool and the counters; no network call is made while it is held."""
+
+    def __init__(self, endpoint: Endpoint, spool: Spool, timekeeper: Timekeeper, log: Logger, *,
+                 hold_limit: int = HOLD_LIMIT_SAMPLES, send: Post = post,
+                 boot_clock: Callable[[], float] = _boot_time) -> None:
         self.endpoint = endpoint
         self.spool = spool
         self.timekeeper = timekeeper
         self.log = log
         self.hold_limit = hold_limit
-        self.held: deque[_Held] = deque()
-        self.held_samples = 0
+        self.send = send
+        self.boot_clock = boot_clock
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.stopping = False
+        self.thread: threading.Thread | None = None
         self.sent_samples = 0
+        self.resent_samples = 0  # sent again after an attempt that went out but got no answer in time
+        self.unanswered: set[str] = set()  # entries of such attempts, by file name
         self.last_success: float | None = None
         self.errors = dict.fromkeys(ERROR_CAUSES, 0)
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
-        self.retry_at = 0.0  # boot time of the next attempt while vmagent does not answer
         self.backoff = RETRY_MIN
+        self.timeout = SEND_TIMEOUT
         self.failed_attempts = 0  # in a row, since the last success
         self.last_stamp: dict[str, int] = {}  # per script: two runs never share a millisecond
+        self.clock: ClockReading | None = None  # the daemon's last reading, for the sender's idea of now
 
-    # -- readings in ---------------------------------------------------------------------------------------
+    @property
+    def held_samples(self) -> int:
+        return self.spool.held_samples
+
+    def dropped_by_reason(self) -> dict[str, int]:
+        """edge_collector_push_dropped_samples_total: the pusher's reasons and the spool's."""
+        spool = self.spool
+        return {**self.dropped, "spool_full": spool.dropped_samples, "damaged": spool.damaged_samples,
+                "held_reboot": spool.reboot_samples}
+
+    # -- readings in (the daemon's thread) -------------------------------------------------------------------
 
     def record(self, script: str, samples: tuple[Sample, ...], started: ClockReading,
-               metadata: Mapping[str, Metadata] | None = None) -> None:
-        """A run's readings, with the clock as it was when the run started (the reading's time)."""
+               metadata: Mapping[str, Metadata] | None = None) -> bool:
+        """A run's readings, with the clock as it was when the run started (the reading's time). True when they
+        are on disk (or the spool is in memory by choice); False: the disk refused them, they wait in memory."""
         if not samples:
-            return
+            return True
         lines = render_lines(samples, metadata)
-        if started.synchronized and not self.held:
-            self._stamp(script, len(samples), lines, started.wall, held_for=0.0)
-            return
-        if not self.held:
-            self.log.warning("clock not synchronised: holding readings until it is", script=script,
-                             limit_samples=self.hold_limit)
-        self.held.append(_Held(script, started.boot, len(samples), lines))
-        self.held_samples += len(samples)
-        while self.held_samples > self.hold_limit:
-            oldest = self.held.popleft()
-            self.held_samples -= oldest.samples
+        with self.lock:
+            if started.synchronized and not self.spool.held_samples:
+                durable = self._stamp(script, len(samples), lines, started.wall, held_for=0.0)
+            else:
+                if not self.spool.held_samples:
+                    self.log.warning("clock not synchronised: holding readings until it is", script=script,
+                                     limit_samples=self.hold_limit)
+                durable = self.spool.append(script, 0, len(samples), lines, boot_ms=round(started.boot * 1000))
+                self._bound_held()
+        self.wake.set()
+        return durable
+
+    def _bound_held(self) -> None:
+        while self.spool.held_samples > self.hold_limit:
+            oldest = next(entry for entry in self.spool.entries if entry.held)
+            self.spool.remove(oldest)
             self.dropped["clock_hold_limit"] += oldest.samples
             self.log.warning("clock still not synchronised: held readings over the limit dropped",
                              script=oldest.script, samples=oldest.samples, limit=self.hold_limit)
 
-    def _release_held(self, now: ClockReading) -> None:
-        """The clock is synchronised: each held run gets wall time now minus the time since it ran."""
-        held, self.held, self.held_samples = self.held, deque(), 0
-        for run in held:
-            self._stamp(run.script, run.samples, run.lines, now.wall - (now.boot - run.boot),
-                        held_for=now.boot - run.boot)
-        self.log.info("clock synchronised: held readings stamped", runs=len(held))
-
-    def _stamp(self, script: str, samples: int, lines: bytes, wall: float, *, held_for: float) -> None:
+    def _stamp(self, script: str, samples: int, lines: bytes, wall: float, *, held_for: float,
+               held: Entry | None = None) -> bool:
         timestamp_ms = int(wall * 1000)
         previous = self.last_stamp.get(script)
         if previous is not None and timestamp_ms <= previous and timestamp_ms > previous - 1000:
@@ -160,108 +177,162 @@ class Pusher:
             # refused by Prometheus as a conflicting duplicate.
             timestamp_ms = previous + 1
         self.last_stamp[script] = timestamp_ms
+        stamped = stamp_lines(lines, timestamp_ms)
+        durable = True
+        if held is None:
+            durable = self.spool.append(script, timestamp_ms, samples, stamped)
+        else:
+            self.spool.replace(held, timestamp_ms, stamped)
         self.log.debug("readings stamped", script=script, timestamp_ms=timestamp_ms, samples=samples,
                        held_seconds=f"{held_for:.3f}")
-        self.spool.append(timestamp_ms, samples, stamp_lines(lines, timestamp_ms))
+        return durable
 
-    # -- readings out --------------------------------------------------------------------------------------
-
-    def due(self) -> bool:
-        """Whether flush() has something to try now (readings waiting, the back-off over)."""
-        return bool(self.spool.entries or self.held) and _boot_time() >= self.retry_at
-
-    def retry_in(self) -> float | None:
-        """Seconds until flush() has something to try (a back-off, or held readings to re-check), or None."""
-        if self.spool.entries:
-            return max(0.0, self.retry_at - _boot_time())
-        return HELD_CHECK_SECONDS if self.held else None
-
-    def stop(self) -> None:
-        """At shutdown: one last attempt; say what is lost (held readings, an in-memory spool)."""
-        self.flush(force=True)
-        lost = self.held_samples + (self.spool.samples if self.spool.directory is None else 0)
-        if lost:
-            self.log.warning("readings not pushed are lost with this collector", samples=lost,
-                             held=self.held_samples, hint="--spool-dir keeps the spooled ones across a restart")
-        elif self.spool.samples:
-            self.log.info("readings kept in the spool for the next start", samples=self.spool.samples)
-
-    def flush(self, *, force: bool = False) -> None:
-        """Send what is queued, oldest first, until vmagent stops answering; back off after a failure. What is
-        left goes to disk."""
-        try:
-            self._send_queued(force=force)
-        finally:
-            if self.spool.entries:
-                self.spool.persist()
-
-    def _send_queued(self, *, force: bool) -> None:
+    def tick(self) -> None:
+        """The daemon's look at the clock: stamp held readings once it is synchronised, drop readings stamped
+        ahead of a clock that stepped back, and let the sender know what time it is."""
         now = self.timekeeper.read()
-        if self.held and now.synchronized:
-            self._release_held(now)
-        now_ms = now.wall * 1000
-        self._drop_future(now_ms)  # at every look, back-off or not: the spool's gauges must not count them
-        if not force and now.boot < self.retry_at:
-            return
-        while True:
-            self._drop_future(now_ms)
-            batch, body = self._next_batch(now_ms)
-            if not batch:
-                return
-            try:
-                post(self.endpoint, body)
-            except PushError as error:
-                self.errors[error.cause] += 1
-                if error.cause == "http_4xx":
-                    # vmagent refuses these bytes and would refuse them again: drop them, do not wedge the queue.
-                    self._drop(batch, "rejected")
-                    self.log.error("vmagent refused readings; dropped", reason=str(error), samples=_count(batch))
-                    continue
-                self.retry_at = now.boot + self.backoff
-                # The first failure of a streak is a warning; the retries (every RETRY_MAX at most) only at debug.
-                log = self.log.warning if self.failed_attempts == 0 else self.log.debug
-                log("cannot push readings; kept in the spool", cause=error.cause, reason=str(error),
-                    spooled_samples=self.spool.samples, retry_in=f"{self.backoff:g}s")
-                self.failed_attempts += 1
-                self.backoff = min(self.backoff * 2, RETRY_MAX)
-                return
-            for entry in batch:
+        with self.lock:
+            self.clock = now
+            if self.spool.held_samples and now.synchronized:
+                self._release_held(now)
+            self._drop_future(now.wall * 1000)
+            if self.spool.disk_refused:
+                self.spool.persist()  # what a full disk refused earlier, again
+        if self.spool.entries:
+            self.wake.set()
+
+    def _release_held(self, now: ClockReading) -> None:
+        """The clock is synchronised: each held run gets wall time now minus the time since it ran."""
+        held = [entry for entry in self.spool.entries if entry.held]
+        for entry in held:
+            lines = self.spool.read(entry)
+            if lines is None:
                 self.spool.remove(entry)
-            self.sent_samples += _count(batch)
-            self.last_success = now.wall
+                continue
+            since = now.boot - entry.boot_ms / 1000
+            self._stamp(entry.script, entry.samples, lines, now.wall - since, held_for=since, held=entry)
+        self.log.info("clock synchronised: held readings stamped", runs=len(held))
+
+    def next_check(self) -> float | None:
+        """Seconds until tick() has something to do (held readings to look at again), or None."""
+        return HELD_CHECK_SECONDS if self.spool.held_samples or self.spool.disk_refused else None
+
+    # -- readings out (the sender) ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Send beside the schedule, in a thread of its own."""
+        self.tick()  # the sender's idea of now comes from the daemon's clock (never ahead of it, never behind)
+        self.thread = threading.Thread(target=self._sender, name="push", daemon=True)
+        self.thread.start()
+
+    def _sender(self) -> None:
+        while not self.stopping:
+            delay = self.drain()
+            self.wake.wait(delay)
+            self.wake.clear()
+
+    def drain(self, *, until: float | None = None) -> float | None:
+        """Send what is queued, oldest first, until nothing is left (None) or vmagent does not answer (the
+        seconds to back off); with `until` (boot time), no attempt runs past it."""
+        while not self.stopping or until is not None:
+            with self.lock:
+                now_ms = self._now_ms()
+                self._drop_future(now_ms)
+                batch, parts = self._next_batch(now_ms)
+            if not batch:
+                return None
+            timeout = self.timeout
+            if until is not None:
+                timeout = min(timeout, until - self.boot_clock())
+                if timeout <= 0:
+                    return 0.0
+            error = self._send(batch, parts, timeout)
+            if error is not None:
+                return self._failed(error)
+        return None
+
+    def _send(self, batch: list[Entry], parts: list[bytes], timeout: float) -> PushError | None:
+        """POST the batch; a 4xx is split down to single runs, so only what vmagent refuses is dropped."""
+        started = self.boot_clock()
+        try:
+            self.send(self.endpoint, b"".join(parts), timeout)
+        except PushError as error:
+            with self.lock:
+                self.errors[error.cause] += 1
+                if error.cause != "http_4xx":
+                    if error.sent:
+                        self.unanswered.update(entry.name for entry in batch)
+                    return error
+                if len(batch) == 1:
+                    self._drop(batch, "rejected")
+                    self.log.error("vmagent refused readings; dropped", reason=str(error), samples=_count(batch),
+                                   script=batch[0].script)
+                    return None
+            half = len(batch) // 2
+            return self._send(batch[:half], parts[:half], timeout) or self._send(batch[half:], parts[half:], timeout)
+        elapsed = self.boot_clock() - started
+        with self.lock:
+            for entry in batch:
+                if self._at_head(entry):  # not dropped meanwhile (a full spool)
+                    self.spool.remove(entry)
+                    self.sent_samples += entry.samples
+                if entry.name in self.unanswered:
+                    self.unanswered.discard(entry.name)
+                    self.resent_samples += entry.samples
+            self.last_success = self.clock.wall + (self.boot_clock() - self.clock.boot) if self.clock else time.time()
             if self.failed_attempts:
                 self.log.info("pushing readings again", failed_attempts=self.failed_attempts,
                               spooled_samples=self.spool.samples)
             self.failed_attempts = 0
             self.backoff = RETRY_MIN
-            self.retry_at = 0.0
+            # A slow answer keeps the longer deadline it earned; a quick one brings it back down.
+            self.timeout = max(SEND_TIMEOUT, min(self.timeout, 4 * elapsed))
+        return None
 
-    def _next_batch(self, now_ms: float) -> tuple[list[Entry], bytes]:
-        """The oldest entries, up to BATCH_BYTES, stopping before one stamped ahead of the clock."""
+    def _failed(self, error: PushError) -> float:
+        with self.lock:
+            delay = self.backoff
+            if error.cause == "timeout" and error.sent:
+                self.timeout = min(self.timeout * 2, TIMEOUT_MAX)  # late, not absent: wait longer next time
+            # The first failure of a streak is a warning; the retries (every RETRY_MAX at most) only at debug.
+            log = self.log.warning if self.failed_attempts == 0 else self.log.debug
+            log("cannot push readings; kept in the spool", cause=error.cause, reason=str(error),
+                spooled_samples=self.spool.samples, retry_in=f"{delay:g}s")
+            self.failed_attempts += 1
+            self.backoff = min(self.backoff * 2, RETRY_MAX)
+        return delay
+
+    def _now_ms(self) -> float:
+        clock = self.clock
+        if clock is None:
+            return time.time() * 1000
+        return (clock.wall + self.boot_clock() - clock.boot) * 1000
+
+    def _next_batch(self, now_ms: float) -> tuple[list[Entry], list[bytes]]:
+        """The oldest entries, up to BATCH_BYTES, stopping before a held one or one stamped ahead of the clock."""
         batch: list[Entry] = []
         parts: list[bytes] = []
         size = 0
         entries = self.spool.entries
         while len(batch) < len(entries):
             entry = entries[len(batch)]  # a deque indexes cheaply near its head
-            if entry.timestamp_ms > now_ms or (batch and size + entry.size > BATCH_BYTES):
+            if entry.held or entry.timestamp_ms > now_ms or (batch and size + entry.size > BATCH_BYTES):
                 break
             data = self.spool.read(entry)
-            if data is None:
-                if batch:
-                    break
-                self._drop([entry], "rejected")  # an unreadable head (logged): carry on with the next
+            if data is None:  # damaged: set aside and counted by the spool
+                self.spool.remove(entry)
                 continue
             batch.append(entry)
             parts.append(data)
             size += len(data)
-        return batch, b"".join(parts)
+        return batch, parts
 
     def _drop_future(self, now_ms: float) -> None:
         future = []
-        while self.spool.entries and self.spool.entries[0].timestamp_ms > now_ms:
-            future.append(self.spool.entries[0])
-            self.spool.remove(self.spool.entries[0])
+        entries = self.spool.entries
+        while entries and not entries[0].held and entries[0].timestamp_ms > now_ms:
+            future.append(entries[0])
+            self.spool.remove(entries[0])
         if future:
             self.dropped["clock_step"] += _count(future)
             self.log.warning("readings stamped ahead of the clock (it stepped back since): dropped",
@@ -269,12 +340,42 @@ class Pusher:
 
     def _drop(self, batch: list[Entry], reason: str) -> None:
         for entry in batch:
-            self.spool.remove(entry)
-        self.dropped[reason] += _count(batch)
+            if self._at_head(entry):
+                self.spool.remove(entry)
+                self.dropped[reason] += entry.samples
 
+    def _at_head(self, entry: Entry) -> bool:
+        # A batch is taken from the head and only the head is ever dropped: an entry of it is either still first
+        # in line or gone.
+        entries = self.spool.entries
+        return bool(entries) and entries[0] is entry
 
-def _boot_time() -> float:
-    return time.clock_gettime(time.CLOCK_BOOTTIME)  # the clock of ClockReading.boot
+    # -- shutdown --------------------------------------------------------------------------------------------
+
+    def stop(self, *, grace: float = STOP_GRACE) -> None:
+        """At shutdown, within `grace`: the sender's last attempt; what is not on disk is said, and counted."""
+        until = self.boot_clock() + grace
+        self.tick()
+        self.stopping = True
+        self.wake.set()
+        if self.thread is not None:
+            self.thread.join(max(0.0, until - self.boot_clock()))
+        if self.thread is None or not self.thread.is_alive():
+            # The last runs, sent here within what is left of the grace; not while the sender is still in a
+            # request (vmagent hung), which would send the same readings twice.
+            self.drain(until=until)
+        with self.lock:
+            unsaved = self.spool.persist()
+            held = self.spool.held_samples if self.spool.directory is None else 0
+            if unsaved:
+                self.dropped["unsaved_at_exit"] += unsaved
+                where = "--spool-dir keeps them across a restart" if self.spool.directory is None else \
+                    "the spool's disk refused them"
+                self.log.warning("readings not pushed are lost with this collector", samples=unsaved, held=held,
+                                 hint=where)
+            elif self.spool.samples:
+                self.log.info("readings kept in the spool for the next start", samples=self.spool.samples,
+                              held=self.spool.held_samples)
 
 
 def _count(entries: list[Entry]) -> int:

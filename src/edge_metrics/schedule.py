@@ -11,6 +11,9 @@ import math
 
 from edge_metrics.samples import Job
 
+RELOAD_POLL_SECONDS = 1.0  # how often nodes.conf and the scripts directory are checked for changes
+SETTLE_SECONDS = 0.3  # a config update that fails to load is retried once after this, before it is reported
+
 
 class _Slot:
     __slots__ = ("job", "t0", "tick")
@@ -73,3 +76,43 @@ class Schedule:
                     return passed
                 return 0
         return 0
+
+
+class ReloadTimer:
+    """When to look at nodes.conf and the scripts again, on the same injected clock as Schedule.
+
+    action() says what the loop does now: "hup" (SIGHUP: load and report), "retry" (an update that failed to load
+    quietly, loaded again out loud after the settle delay), "full" (the periodic check, listing the scripts
+    directory), "quick" (the check before a run: the known files only), or None."""
+
+    __slots__ = ("next_poll", "poll", "retry_at", "settle")
+
+    def __init__(self, now: float, *, poll: float = RELOAD_POLL_SECONDS, settle: float = SETTLE_SECONDS) -> None:
+        self.poll = poll
+        self.settle = settle
+        self.next_poll = now + poll
+        self.retry_at: float | None = None
+
+    def action(self, now: float, *, run_due: bool, hup: bool) -> str | None:
+        poll_due = now >= self.next_poll
+        if poll_due:
+            self.next_poll = now + self.poll
+        if hup:
+            self.retry_at = None
+            return "hup"
+        if self.retry_at is not None:
+            if now < self.retry_at:
+                return None
+            self.retry_at = None
+            return "retry"
+        if poll_due:
+            return "full"
+        return "quick" if run_due else None
+
+    def failed_quietly(self, now: float) -> None:
+        """The update did not load: the kubelet links new ConfigMap keys only after it swaps `..data`, so give it
+        a moment to settle before rejecting it."""
+        self.retry_at = now + self.settle
+
+    def next_wake(self) -> float:
+        return self.next_poll if self.retry_at is None else min(self.next_poll, self.retry_at)

@@ -171,7 +171,7 @@ class PushHealth(Value):
     """Push mode and clock state for the edge_collector_push_* and edge_collector_clock_* families."""
 
     __slots__ = ("clock", "clock_steps", "dropped", "enabled", "errors", "held_samples", "last_success",
-                 "sent_samples", "spooled_bytes", "spooled_samples")
+                 "resent_samples", "sent_samples", "spooled_bytes", "spooled_samples")
     enabled: Final[bool]
     sent_samples: Final[int]
     spooled_samples: Final[int]
@@ -182,10 +182,11 @@ class PushHealth(Value):
     clock: Final[ClockReading]
     clock_steps: Final[int]
     held_samples: Final[int]
+    resent_samples: Final[int]
 
     def __init__(self, enabled: bool, sent_samples: int, spooled_samples: int, spooled_bytes: int,
                  dropped: Mapping[str, int], errors: Mapping[str, int], last_success: float | None,
-                 clock: ClockReading, clock_steps: int, held_samples: int) -> None:
+                 clock: ClockReading, clock_steps: int, held_samples: int, *, resent_samples: int = 0) -> None:
         self.enabled = enabled
         self.sent_samples = sent_samples
         self.spooled_samples = spooled_samples
@@ -196,6 +197,7 @@ class PushHealth(Value):
         self.clock = clock
         self.clock_steps = clock_steps
         self.held_samples = held_samples
+        self.resent_samples = resent_samples
 
 
 def push_blocks(health: PushHealth) -> list[Block]:
@@ -204,6 +206,9 @@ def push_blocks(health: PushHealth) -> list[Block]:
     singles: list[tuple[str, str, str, float | None]] = [
         ("push_enabled", "gauge", "1 in push mode (--push-url), 0 on the textfile path.", float(health.enabled)),
         ("push_samples_total", "counter", "Readings sent to vmagent and acknowledged.", float(health.sent_samples)),
+        ("push_resent_samples_total", "counter",
+         "Readings sent again after an attempt that went out but was not answered in time (vmagent may have "
+         "imported them twice; the centre stores one).", float(health.resent_samples)),
         ("push_spooled_samples", "gauge", "Readings in the spool waiting for vmagent.", float(health.spooled_samples)),
         ("push_spooled_bytes", "gauge", "Bytes in the spool waiting for vmagent.", float(health.spooled_bytes)),
         ("push_last_success_timestamp_seconds", "gauge", "Unix time of the last acknowledged push.",

@@ -31,10 +31,14 @@ def _temp_name(target: str) -> str:
 
 def write_atomically(target: Path, content: str) -> None:
     """Write `content` to a temp file, fsync it, rename it over `target`, fsync the directory."""
+    write_bytes_atomically(target, content.encode("utf-8"))
+
+
+def write_bytes_atomically(target: Path | str, data: bytes) -> None:
+    """write_atomically() for bytes (the push spool's entries)."""
     # Plain strings from here on: this runs after every script run, and pathlib operations (with_name, parent)
     # cost more of it than the file system calls of a small file on tmpfs (bench/collector_bench.py).
     target_name = os.fspath(target)
-    data = content.encode("utf-8")
     for _ in range(_NAME_ATTEMPTS):
         temp = _temp_name(target_name)
         try:

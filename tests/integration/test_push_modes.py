@@ -53,18 +53,29 @@ class TestPushMode:
         assert value(metrics, "edge_collector_push_errors_total", cause="connect") == 1
         files = list(spool.glob("*.push"))
         assert len(files) == 1
-        lines = files[0].read_text().splitlines()
+        header, *lines = files[0].read_text().splitlines()
+        assert header.startswith("EMS1 ")  # the frame: timestamp, boot, samples, length, checksum (spool.py)
         assert [line.rsplit(" ", 1)[0] for line in lines] == ['edge_temperature{zone="cpu"} 45.5', 'edge_humidity 40']
         stamps = {line.rsplit(" ", 1)[1] for line in lines}
         assert len(stamps) == 1 and len(stamps.pop()) == 13
         assert "cannot push readings; kept in the spool" in result.stderr
 
-    def test_unsynchronised_clock_holds_and_reports_what_is_lost_at_exit(self, tmp_path: Path) -> None:
-        """A one-off run with an unsynchronised clock sends nothing and says that its held readings are lost."""
+    def test_unsynchronised_clock_holds_readings_in_the_spool_across_the_exit(self, tmp_path: Path) -> None:
+        """A one-off run with an unsynchronised clock sends nothing; its held readings are on disk with their boot
+        time for the next start (issue 17: they used to be lost). Without --spool-dir they are lost, said and
+        counted."""
         setup = make_setup(tmp_path, "node-1=sensors:1s\n", SCRIPT)
         clock = write_clock(tmp_path / "clock", "synchronized=0\n")
-        result = run_once(setup, "--push-url", f"http://127.0.0.1:{free_port()}/x", "--spool-dir",
-                          str(tmp_path / "spool"), env={"EDGE_CLOCK_TEST_FILE": str(clock)})
+        url = f"http://127.0.0.1:{free_port()}/x"
+        result = run_once(setup, "--push-url", url, "--spool-dir", str(tmp_path / "spool"),
+                          env={"EDGE_CLOCK_TEST_FILE": str(clock)})
         assert result.returncode == 0, result.stderr
+        assert "readings kept in the spool for the next start samples=2 held=2" in result.stderr
+        files = list((tmp_path / "spool").glob("*.push"))
+        assert len(files) == 1 and files[0].read_text().startswith("EMS1 0 ")  # timestamp 0: held
+        assert value(read_metrics(setup.output), "edge_collector_clock_held_samples") == 2
+
+        result = run_once(setup, "--push-url", url, env={"EDGE_CLOCK_TEST_FILE": str(clock)})
         assert "readings not pushed are lost with this collector samples=2 held=2" in result.stderr
-        assert not list((tmp_path / "spool").glob("*.push"))
+        assert value(read_metrics(setup.output), "edge_collector_push_dropped_samples_total",
+                     reason="unsaved_at_exit") == 2

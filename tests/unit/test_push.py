@@ -85,30 +85,38 @@ class TestSpool:
         log, stream = logger()
         spool = Spool(str(tmp_path), 100, log)
         for n in range(5):
-            spool.append(1000 + n, 2, b"x" * 30)
+            spool.append("s", 1000 + n, 2, b"x" * 30)
         assert [e.timestamp_ms for e in spool.entries] == [1002, 1003, 1004]
         assert (spool.bytes, spool.samples, spool.dropped_samples) == (90, 6, 4)
         assert "spool full: the oldest readings were dropped" in stream.getvalue()
 
-    def test_written_to_disk_only_when_persisted_and_recovered_after_a_restart(self, tmp_path: Path) -> None:
-        """A healthy push never touches the disk; what vmagent did not take is persisted and a new collector picks
-        it up, in order, with new entries after it."""
+    def test_on_disk_when_appended_and_recovered_after_a_restart(self, tmp_path: Path) -> None:
+        """Each run is on disk when append() returns (before the run counts as taken); a new collector picks the
+        entries up, in order, with new ones after them, and removes the temp file of a write a crash cut short."""
         log, _ = logger()
         spool = Spool(str(tmp_path), 1 << 20, log)
-        spool.append(1000, 1, b"a 1 1000\n")
-        assert list(tmp_path.iterdir()) == []
-        spool.append(2000, 1, b"a 2 2000\n")
-        spool.persist()
+        assert spool.append("s", 1000, 1, b"a 1 1000\n")
+        assert len(list(tmp_path.glob("*.push"))) == 1
+        spool.append("s", 2000, 1, b"a 2 2000\n")
         assert len(list(tmp_path.glob("*.push"))) == 2
-        (tmp_path / "0000000000000001-2000-1.push.tmp.99").write_text("half")
+        (tmp_path / "0000000000000002.push.tmp.99").write_text("half")
 
         again = Spool(str(tmp_path), 1 << 20, log)
         assert [e.timestamp_ms for e in again.entries] == [1000, 2000]
         assert [again.read(e) for e in again.entries] == [b"a 1 1000\n", b"a 2 2000\n"]
-        again.append(3000, 1, b"a 3 3000\n")
+        again.append("s", 3000, 1, b"a 3 3000\n")
         assert [e.timestamp_ms for e in again.entries] == [1000, 2000, 3000]
         again.remove(again.entries[0])
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["0000000000000001-2000-1.push"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["0000000000000001.push", "0000000000000002.push"]
+
+    def test_files_of_the_earlier_format_are_still_sent(self, tmp_path: Path) -> None:
+        """A spool left by the previous release (unframed `<seq>-<ms>-<samples>.push`) is read after the upgrade."""
+        (tmp_path / "0000000000000007-1000-1.push").write_bytes(b"a 1 1000\n")
+        spool = Spool(str(tmp_path), 1 << 20, logger()[0])
+        assert [(e.timestamp_ms, e.samples) for e in spool.entries] == [(1000, 1)]
+        assert spool.read(spool.entries[0]) == b"a 1 1000\n"
+        spool.append("s", 2000, 1, b"a 2 2000\n")
+        assert spool.entries[-1].name == "0000000000000008.push"
 
 
 def reading(wall: float, boot: float, synchronized: bool = True) -> ClockReading:
@@ -168,17 +176,19 @@ class TestHold:
         sample = (Sample("edge_x", (), 1.0),)
         pusher.record("s", sample, reading(NOW + 8 * 3600 - 50, 100.0, False))
         pusher.record("s", sample, reading(NOW + 8 * 3600 - 40, 110.0, True))  # after held ones: held too
-        pusher.flush()
-        assert pusher.held_samples == 2 and not spool.entries
-        pusher.flush()
+        pusher.tick()
+        assert pusher.drain() is None  # nothing it may send yet
+        assert pusher.held_samples == 2 and all(e.held for e in spool.entries)
+        pusher.tick()
         assert [e.timestamp_ms for e in spool.entries] == [int((NOW - 100) * 1000), int((NOW - 90) * 1000)]
+        assert pusher.drain() == 1.0
         assert pusher.errors["connect"] == 1 and pusher.held_samples == 0
 
     def test_hold_limit_drops_the_oldest_and_counts_them(self) -> None:
         pusher, _, stream = self.make([], hold_limit=3)
         for n in range(5):
             pusher.record("s", (Sample("edge_x", (), float(n)),), reading(0.0, float(n), False))
-        assert [h.lines for h in pusher.held] == [b"edge_x 2\n", b"edge_x 3\n", b"edge_x 4\n"]
+        assert [pusher.spool.read(e) for e in pusher.spool.entries] == [b"edge_x 2\n", b"edge_x 3\n", b"edge_x 4\n"]
         assert pusher.dropped["clock_hold_limit"] == 2
         assert "held readings over the limit dropped" in stream.getvalue()
 
@@ -248,7 +258,8 @@ class TestSelfMetrics:
         names = {f"{f.name}_total" if f.type == "counter" else f.name for f in families.values()}
         assert names >= CONTRACT_FAMILIES
         dropped = families["edge_collector_push_dropped_samples"].samples
-        assert {s.labels["reason"] for s in dropped} == {"spool_full", "clock_hold_limit", "clock_step", "rejected"}
+        assert {s.labels["reason"] for s in dropped} == {
+            "spool_full", "clock_hold_limit", "clock_step", "rejected", "damaged", "held_reboot", "unsaved_at_exit"}
         errors = families["edge_collector_push_errors"].samples
         assert {s.labels["cause"] for s in errors} >= {"connect", "timeout", "http_4xx", "http_5xx"}
         assert families["edge_collector_clock_estimated_error_seconds"].samples[0].value == 0.002
@@ -269,3 +280,96 @@ class TestLight:
         heavy = {"http", "http.client", "urllib.request", "json", "logging", "socket", "selectors", "typing",
                  "dataclasses", "subprocess"}
         assert loaded & heavy == set()
+
+
+def enospc(path: str, data: bytes) -> None:
+    raise OSError(28, "No space left on device", path)
+
+
+class TestDiskFull:
+    def test_refused_writes_stay_in_memory_within_the_bound_oldest_first(self, tmp_path: Path) -> None:
+        """The disk refuses every write (ENOSPC, injected through the writer): readings wait in memory, never
+        more than the memory bound (the pod's limit), the oldest dropped first and counted as spool_full; the
+        error is logged once, not at every run."""
+        log, stream = logger()
+        spool = Spool(str(tmp_path), 1 << 20, log, write=enospc, memory_max=100)
+        for n in range(5):
+            assert not spool.append("s", 1000 + n, 2, b"x" * 30)
+        assert [e.timestamp_ms for e in spool.entries] == [1002, 1003, 1004]
+        assert spool.memory_bytes == 90 and spool.dropped_samples == 4
+        assert stream.getvalue().count("cannot write to the spool; keeping the readings in memory") == 1
+
+    def test_sigterm_with_a_full_disk_says_and_counts_what_it_could_not_keep(self, tmp_path: Path) -> None:
+        """At the stop, what the disk refused is tried once more; what still cannot be written is logged with its
+        number and counted as unsaved_at_exit, and the runs that did reach the disk are not."""
+        log, stream = logger()
+        full = [False]
+
+        def disk(path: str, data: bytes) -> None:
+            if full[0]:
+                enospc(path, data)
+            from edge_metrics.textfile import write_bytes_atomically
+
+            write_bytes_atomically(path, data)
+
+        spool = Spool(str(tmp_path), 1 << 20, log, write=disk)
+        clock = iter([reading(NOW + 10, 10.0)] * 10)
+        pusher = Pusher(Endpoint("127.0.0.1", free_port(), "/"), spool, Timekeeper(log, lambda: next(clock)), log)
+        sample = (Sample("edge_x", (), 1.0),)
+        assert pusher.record("s", (*sample, Sample("edge_y", (), 2.0)), reading(NOW, 1.0))
+        full[0] = True
+        assert not pusher.record("s", sample, reading(NOW + 1, 2.0))
+        assert not pusher.record("s", sample, reading(NOW + 2, 3.0))
+        pusher.stop(grace=0.2)
+        assert pusher.dropped_by_reason()["unsaved_at_exit"] == 2
+        assert "readings not pushed are lost with this collector samples=2" in stream.getvalue()
+        assert len(list(tmp_path.glob("*.push"))) == 1
+
+
+class TestDurable:
+    def test_a_run_is_on_disk_when_record_returns(self, tmp_path: Path) -> None:
+        """Durable before it is called taken: the run's file is in the spool directory as soon as record()
+        returns, before any attempt to send it (a crash from then on cannot lose it)."""
+        log, _ = logger()
+        spool = Spool(str(tmp_path), 1 << 20, log)
+        clock = iter([reading(NOW, 1.0)] * 3)
+        pusher = Pusher(Endpoint("127.0.0.1", free_port(), "/"), spool, Timekeeper(log, lambda: next(clock)), log)
+        pusher.record("s", (Sample("edge_x", (), 1.0),), reading(NOW, 1.0))
+        assert len(list(tmp_path.glob("*.push"))) == 1
+
+
+class TestReboot:
+    def test_held_readings_survive_a_restart_in_the_same_boot_not_a_reboot(self, tmp_path: Path) -> None:
+        """A held entry (timestamp 0) keeps its CLOCK_BOOTTIME and the boot id: a collector of the same boot picks
+        it up still held; after a reboot (another boot id) its time cannot be known: dropped, counted, logged."""
+        log, stream = logger()
+        Spool(str(tmp_path), 1 << 20, log, boot_id="boot-a").append("s", 0, 1, b"edge_x 1\n", boot_ms=5000)
+        same = Spool(str(tmp_path), 1 << 20, log, boot_id="boot-a")
+        assert [(e.held, e.boot_ms, e.script) for e in same.entries] == [(True, 5000, "s")]
+        assert same.held_samples == 1
+        rebooted = Spool(str(tmp_path), 1 << 20, log, boot_id="boot-b")
+        assert not rebooted.entries and rebooted.reboot_samples == 1
+        assert "before a reboot: their time is unknown, dropped samples=1" in stream.getvalue()
+
+
+class TestSplit:
+    def test_a_400_is_split_down_to_the_run_vmagent_refuses(self) -> None:
+        """A batch of 8 runs with one bad run: bisected until the bad run is alone; only it is dropped."""
+        log, _ = logger()
+        spool = Spool(None, 1 << 20, log)
+        posts: list[int] = []
+
+        def send(_endpoint: Endpoint, body: bytes, _timeout: float) -> int:
+            posts.append(body.count(b"\n"))
+            if b"edge_x 5 " in body:
+                raise PushError("http_4xx", "HTTP/1.1 400 Bad Request")
+            return 204
+
+        clock = iter([reading(NOW + 100, 100.0)] * 5)
+        pusher = Pusher(Endpoint("127.0.0.1", 9, "/"), spool, Timekeeper(log, lambda: next(clock)), log, send=send)
+        for n in range(8):
+            pusher.record("s", (Sample("edge_x", (), float(n)),), reading(NOW + n, float(n)))
+        pusher.tick()
+        assert pusher.drain() is None
+        assert pusher.sent_samples == 7 and pusher.dropped["rejected"] == 1
+        assert posts == [8, 4, 4, 2, 1, 1, 2]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge_metrics.samples import Job
-from edge_metrics.schedule import Schedule
+from edge_metrics.schedule import ReloadTimer, Schedule
 
 A = Job("a", Path("a.sh"), 10.0)
 B = Job("b", Path("b.sh"), 4.0)
@@ -90,3 +90,21 @@ class TestReplan:
         """`default`: nothing ever becomes due."""
         assert Schedule.start((), 0.0).next_due() is None
         assert Schedule.start((), 0.0).take_due(1e9) is None
+
+
+class TestReloadTimer:
+    def test_poll_quick_check_retry_and_hup(self) -> None:
+        """The periodic full check every second, the quick check before a due run, the retry after the settle
+        delay taking precedence over checks, and SIGHUP cancelling a pending retry."""
+        timer = ReloadTimer(0.0, poll=1.0, settle=0.3)
+        assert timer.action(0.5, run_due=False, hup=False) is None
+        assert timer.action(0.5, run_due=True, hup=False) == "quick"
+        assert timer.action(1.0, run_due=False, hup=False) == "full"
+        assert timer.next_wake() == 2.0
+        timer.failed_quietly(1.0)
+        assert timer.next_wake() == 1.3
+        assert timer.action(1.2, run_due=True, hup=False) is None
+        assert timer.action(1.3, run_due=False, hup=False) == "retry"
+        timer.failed_quietly(1.4)
+        assert timer.action(1.5, run_due=False, hup=True) == "hup"
+        assert timer.next_wake() == 2.0
