@@ -130,7 +130,9 @@ if [[ $insecure == 1 ]]; then # the self-scrape and Alertmanager over plain HTTP
     "$run/prometheus-config/prometheus.yml"
 fi
 # Alertmanager as deployed, its webhook pointed at the demo's receiver instead of yours.
-sed "s|url: http://alert-receiver.monitoring.svc:8080/alerts|url: http://127.0.0.1:$hook_port/alerts|" \
+# The dead man's switch too: the demo never leaves this machine.
+sed "s|url: http://alert-receiver.monitoring.svc:8080/alerts|url: http://127.0.0.1:$hook_port/alerts|;
+  s|url: https://hc-ping.com/REPLACE-WITH-YOUR-CHECK-UUID|url: http://127.0.0.1:$hook_port/heartbeat|" \
   deploy/alertmanager/alertmanager.yml >"$run/alertmanager.yml"
 printf '[{"targets": ["127.0.0.1:%s"], "labels": {"node": "%s"}}]\n' "$vm_port" "$node" \
   >"$run/prometheus-config/targets/vmagent-$node.json"
