@@ -390,7 +390,8 @@ class Alertmanager:
 
     def start(self) -> None:
         env = {**os.environ, **components()}
-        self.proc = self.procs.start([str(RUN_ALERTMANAGER), *self.args], env=env, log=self.workdir / "alertmanager.log")
+        log = self.workdir / "alertmanager.log"
+        self.proc = self.procs.start([str(RUN_ALERTMANAGER), *self.args], env=env, log=log)
         wait_until(lambda: self.get("/-/ready"), timeout=60, what="Alertmanager ready")
 
     def stop(self) -> None:
