@@ -12,6 +12,11 @@ CENTRAL = '%(centralSelector)s, %(nodeLabel)s=""'
 ALERTMANAGER = '%(alertmanagerSelector)s, %(nodeLabel)s=""'
 PIPELINE = View(DASHBOARD_UIDS.pipeline, per_node=False)
 
+
+def increased(family: str, selector: str, window: str = "5m") -> str:
+    """The expression of a counter of the centre's that went up in `window`, one value per server."""
+    return f"sum by (job, instance) (increase({family}{{{selector}}}[{window}])) > 0"
+
 FILE = RulesFile(
     name="alerting-alerts",
     about="""
@@ -52,9 +57,7 @@ The central Prometheus fails to hand alerts to Alertmanager (connection refused,
 timeout). EdgeAlertingWatchdog is re-sent every minute, so some send is attempted, and fails,
 in every 5-minute window.
 """,
-                    expr=f"""
-sum by (job, instance) (increase(prometheus_notifications_errors_total{{{CENTRAL}}}[5m])) > 0
-""",
+                    expr=increased("prometheus_notifications_errors_total", CENTRAL),
                     severity="critical",
                     summary="The central Prometheus failed {{ $value | humanize }} times to send alerts in 5 minutes",
                     description=(
@@ -87,9 +90,7 @@ does not resolve. Every alert is then dropped before it is sent.
 The central Prometheus dropped alerts without sending them: its notification queue overflowed
 (Alertmanager too slow for a burst) or there was no Alertmanager. Those alerts are lost.
 """,
-                    expr=f"""
-sum by (job, instance) (increase(prometheus_notifications_dropped_total{{{CENTRAL}}}[5m])) > 0
-""",
+                    expr=increased("prometheus_notifications_dropped_total", CENTRAL),
                     severity="critical",
                     summary="The central Prometheus dropped {{ $value | humanize }} alerts in 5 minutes",
                     description=(
@@ -105,9 +106,7 @@ Alertmanager has alerts but its receiver refuses them (HTTP 5xx, 4xx, no connect
 nobody is paged. The receiver that fails may be the one this alert is routed to; the others,
 and the dead man's switch going quiet, still tell.
 """,
-                    expr=f"""
-sum by (job, instance) (increase(alertmanager_notifications_failed_total{{{ALERTMANAGER}}}[5m])) > 0
-""",
+                    expr=increased("alertmanager_notifications_failed_total", ALERTMANAGER),
                     severity="critical",
                     summary="Alertmanager failed {{ $value | humanize }} notifications in 5 minutes",
                     description=(
@@ -126,9 +125,7 @@ A VictoriaMetrics centre answered 204 for rows it then dropped: timestamps beyon
 success, so only this counter shows the loss. From VictoriaMetrics' self-scrape
 (-selfScrapeInterval in deploy/victoria-metrics/victoria-metrics.flags).
 """,
-                    expr="""
-sum by (job, instance) (increase(vm_rows_ignored_total{%(nodeLabel)s=""}[10m])) > 0
-""",
+                    expr=increased("vm_rows_ignored_total", '%(nodeLabel)s=""', "10m"),
                     severity="critical",
                     summary="VictoriaMetrics dropped {{ $value | humanize }} rows in 10 minutes",
                     description=(
