@@ -29,6 +29,9 @@ SCRAPE_SERIES = {
     "scrape_series_added",
     "scrape_timeout_seconds",
 }
+# Families of the VictoriaMetrics store's own /metrics (its self-scrape at a VictoriaMetrics centre,
+# EdgeCentreIgnoresRows), which share the vm_ prefix but never come from a node's vmagent.
+STORE_FAMILIES = {"vm_rows_ignored_total"}
 # A name of vmagent's own /metrics (vmagent_*, vm_*) anywhere in a query; a recording rule's output
 # (edge:vmagent_...) is not one: the colon before it excludes it.
 OWN_FAMILY = re.compile(r"(?<![\w:])(?:vmagent|vm)_\w+")
@@ -72,7 +75,7 @@ def queries() -> Iterator[tuple[str, str]]:
 def vmagent_names(query: str) -> set[str]:
     """The metric names `query` reads from a node's vmagent (recording rules' outputs left out)."""
     names = set(OWN_FAMILY.findall(query)) | {name for name in SELECTED.findall(query) if ":" not in name}
-    return names - SCRAPE_SERIES
+    return names - SCRAPE_SERIES - STORE_FAMILIES
 
 
 # Every vmagent family read at the centre, with one place that reads it (for the failure message).

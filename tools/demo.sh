@@ -117,6 +117,7 @@ if [[ $insecure == 1 ]]; then
   say "WARNING: and read from the centre. Never run the centre like this where others can reach it."
 else
   prom_url="https://127.0.0.1:$prom_port"
+  am_url="https://127.0.0.1:$am_port"
 fi
 
 cp -r deploy/prometheus "$run/prometheus-config"
@@ -124,11 +125,14 @@ sed -i "s/127\.0\.0\.1:9090/127.0.0.1:$prom_port/; s/127\.0\.0\.1:8426/127.0.0.1
   s/central-alertmanager:9093/127.0.0.1:$am_port/;
   s/127\.0\.0\.1:8430/127.0.0.1:$relabel_port/; s|/etc/edge-metrics-central/|$pki/|" \
   "$run/prometheus-config/prometheus.yml"
-if [[ $insecure == 1 ]]; then # the self-scrape over plain HTTP, no vmauth or central vmagent to scrape
-  sed -i 's/^    scheme: https$/    scheme: http/' "$run/prometheus-config/prometheus.yml"
+if [[ $insecure == 1 ]]; then # the self-scrape and Alertmanager over plain HTTP, no vmauth or central vmagent
+  sed -i 's/^    scheme: https$/    scheme: http/; s/^    - scheme: https$/    - scheme: http/' \
+    "$run/prometheus-config/prometheus.yml"
 fi
 # Alertmanager as deployed, its webhook pointed at the demo's receiver instead of yours.
-sed "s|url: http://alert-receiver.monitoring.svc:8080/alerts|url: http://127.0.0.1:$hook_port/alerts|" \
+# The dead man's switch too: the demo never leaves this machine.
+sed "s|url: http://alert-receiver.monitoring.svc:8080/alerts|url: http://127.0.0.1:$hook_port/alerts|;
+  s|url: https://hc-ping.com/REPLACE-WITH-YOUR-CHECK-UUID|url: http://127.0.0.1:$hook_port/heartbeat|" \
   deploy/alertmanager/alertmanager.yml >"$run/alertmanager.yml"
 printf '[{"targets": ["127.0.0.1:%s"], "labels": {"node": "%s"}}]\n' "$vm_port" "$node" \
   >"$run/prometheus-config/targets/vmagent-$node.json"
@@ -208,8 +212,11 @@ class Hook(BaseHTTPRequestHandler):
 HTTPServer(("127.0.0.1", int(sys.argv[1])), Hook).serve_forever()
 PY
 start webhook "$venv_bin/python" "$run/webhook.py" "$hook_port" "$run/webhook.log"
+am_web_config=(--web.config.file="$pki/alertmanager-web.yml") # TLS + basic auth, as deployed
+[[ $insecure == 1 ]] && am_web_config=()
 start alertmanager tools/run-alertmanager.sh --config.file="$run/alertmanager.yml" \
-  --storage.path="$run/alertmanager-data" --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address=
+  --storage.path="$run/alertmanager-data" --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address= \
+  "${am_web_config[@]}"
 
 collector=("$venv_bin/edge-metrics" run --node-name "$node" --output "$run/textfile/custom_metrics.prom")
 # Push mode, as the DaemonSet runs it: readings go to vmagent with their own time (docs/time.md); the textfile
@@ -254,7 +261,17 @@ has_data() { # has_data QUERY: the centre returns at least one series for QUERY
     'import json, sys; sys.exit(0 if json.load(sys.stdin)["data"]["result"] else 1)'
 }
 wait_for 60 "Prometheus" http_ok
-am_ok() { "$venv_bin/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' "$am_url/-/ready"; }
+am_ok() { # Alertmanager answers /-/ready to its operator user, trusting only the demo's CA
+  "$venv_bin/python" - "$am_url/-/ready" "$pki" <<'PY'
+import base64, pathlib, ssl, sys, urllib.request
+url, pki = sys.argv[1], pathlib.Path(sys.argv[2])
+password = (pki / "alertmanager-operator.password").read_text().strip()
+auth = base64.b64encode(f"operator:{password}".encode()).decode()
+context = ssl.create_default_context(cafile=str(pki / "ca.crt")) if url.startswith("https") else None
+urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": f"Basic {auth}"}), timeout=5,
+                       context=context)
+PY
+}
 wait_for 60 "Alertmanager" am_ok
 say "waiting for the first readings at the centre (scrapes every 15 s, as in production)"
 query='edge_temperature'
@@ -266,8 +283,10 @@ fi
 encoded=$("$venv_bin/python" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$query")
 curl_auth="--cacert $pki/ca.crt -u admin:\$(cat $pki/admin.password) "
 credentials="user admin, password in $pki/admin.password, CA $pki/ca.crt (docs/security.md)"
+amtool_auth="--http.config.file=$pki/amtool-http.yml"
 if [[ $insecure == 1 ]]; then
   curl_auth=""
+  amtool_auth=""
   credentials="none (EDGE_DEMO_INSECURE=1)"
 fi
 cat <<EOF
@@ -281,7 +300,7 @@ cat <<EOF
   (The pages are the demo's own, tools/demo-ui: Debian's Prometheus package has no web UI.)
   Dashboards as PNG:   .venv/bin/python deploy/grafana/render.py --prometheus $prom_url --node $node --out $run/dashboards
   Logs and data:       $run
-  Alertmanager:        $am_url   (Debian ships no web UI: $AMTOOL_BIN alert --alertmanager.url=$am_url)
+  Alertmanager:        $am_url   (Debian ships no web UI: $AMTOOL_BIN alert --alertmanager.url=$am_url $amtool_auth)
   Notifications:       $run/webhook.log
 
   Press Ctrl-C to stop everything.

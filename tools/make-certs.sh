@@ -27,6 +27,11 @@
 #   web.yml                            Prometheus --web.config.file: TLS + bcrypt basic auth
 #   <user>.password                    plain passwords of the centre's users: admin (UI/API),
 #                                      ingest (remote write), prometheus (its self-scrape)
+#   alertmanager.crt alertmanager.key  Alertmanager's own server certificate (its pod holds no centre key)
+#   alertmanager-web.yml               Alertmanager --web.config.file: TLS + bcrypt basic auth
+#   alertmanager-<user>.password       Alertmanager's users: prometheus (the central Prometheus sends
+#                                      alerts and scrapes it), operator (amtool, silences)
+#   amtool-http.yml                    amtool --http.config.file for operators (the operator user, ca.crt)
 # Needs openssl and python3 (bcrypt through the crypt module, or htpasswd when that is missing).
 set -euo pipefail
 
@@ -112,27 +117,34 @@ if [[ ! -f ca.key ]]; then
     -days 3650 -subj "/CN=edge-metrics CA" 2>/dev/null
 fi
 
-# The centre: vmauth (what the nodes reach) and Prometheus (UI/API, and the receiver behind vmauth).
-san="DNS:localhost,IP:127.0.0.1"
-for name in central-ingest central-prometheus; do
-  san+=",DNS:$name,DNS:$name.monitoring,DNS:$name.monitoring.svc,DNS:$name.monitoring.svc.cluster.local"
-done
-for name in "${sans[@]}"; do
-  if [[ $name =~ ^[0-9.]+$ || $name == *:* ]]; then san+=",IP:$name"; else san+=",DNS:$name"; fi
-done
+# The centre: vmauth (what the nodes reach) and Prometheus (UI/API, and the receiver behind vmauth);
+# Alertmanager gets a certificate of its own, so its pod never holds the key the nodes trust as the centre.
+service_sans() { # service_sans NAME...: localhost, the --san names, each Service's in-cluster names
+  local san="DNS:localhost,IP:127.0.0.1" name
+  for name in "$@"; do
+    san+=",DNS:$name,DNS:$name.monitoring,DNS:$name.monitoring.svc,DNS:$name.monitoring.svc.cluster.local"
+  done
+  for name in "${sans[@]}"; do
+    if [[ $name =~ ^[0-9.]+$ || $name == *:* ]]; then san+=",IP:$name"; else san+=",DNS:$name"; fi
+  done
+  echo "$san"
+}
 ext=$(mktemp)
 trap 'rm -f "$ext"' EXIT
-printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=%s\n' \
-  "$san" >"$ext"
-server_cert() { # server_cert NAME START END
+server_cert() { # server_cert NAME START END SAN COMMON-NAME
+  printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=%s\n' \
+    "$4" >"$ext"
   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.csr" \
-    -subj "/CN=central-ingest" 2>/dev/null
+    -subj "/CN=$5" 2>/dev/null
   sign "$1.csr" "$1.crt" "$2" "$3" "$ext"
   rm -f "$1.csr"
 }
-server_cert central "$(utc '-1 hour')" "$(utc "+$days days")"
-((expired)) && server_cert central-expired "$(utc '-30 days')" "$(utc '-1 day')"
-chmod 0644 ca.crt central*.crt
+centre_san=$(service_sans central-ingest central-prometheus)
+server_cert central "$(utc '-1 hour')" "$(utc "+$days days")" "$centre_san" central-ingest
+((expired)) && server_cert central-expired "$(utc '-30 days')" "$(utc '-1 day')" "$centre_san" central-ingest
+server_cert alertmanager "$(utc '-1 hour')" "$(utc "+$days days")" "$(service_sans central-alertmanager)" \
+  central-alertmanager
+chmod 0644 ca.crt central*.crt alertmanager.crt
 
 # The centre's own users (Prometheus web.yml): created once, kept on later runs.
 for user in admin ingest prometheus; do
@@ -150,6 +162,34 @@ done
     echo "  $user: '$(bcrypt "$(cat "$user.password")")'"
   done
 } >web.yml
+
+# Alertmanager's users: without one, nobody silences, injects alerts, reads the configuration or
+# reloads it (docs/security.md). Created once, kept on later runs.
+for user in prometheus operator; do
+  [[ -f alertmanager-$user.password ]] || secret >"alertmanager-$user.password"
+done
+{
+  echo "# Alertmanager --web.config.file, written by tools/make-certs.sh. Every endpoint (the API, /metrics,"
+  echo "# /-/reload, /-/ready) needs TLS and one of these users: prometheus (the central Prometheus) and"
+  echo "# operator (amtool with amtool-http.yml)."
+  echo "tls_server_config:"
+  echo "  cert_file: alertmanager.crt"
+  echo "  key_file: alertmanager.key"
+  echo "  min_version: TLS12"
+  echo "basic_auth_users:"
+  for user in prometheus operator; do
+    echo "  $user: '$(bcrypt "$(cat "alertmanager-$user.password")")'"
+  done
+} >alertmanager-web.yml
+{
+  echo "# amtool --http.config.file, written by tools/make-certs.sh: Alertmanager's operator user over TLS."
+  echo "# Relative paths are read beside this file."
+  echo "basic_auth:"
+  echo "  username: operator"
+  echo "  password_file: alertmanager-operator.password"
+  echo "tls_config:"
+  echo "  ca_file: ca.crt"
+} >amtool-http.yml
 
 # One token per node, kept on later runs (delete nodes/<node> and run again to rotate it).
 for node in "${nodes[@]}"; do

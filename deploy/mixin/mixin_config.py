@@ -20,6 +20,7 @@ class MixinConfig(NamedTuple):
     edge_selector: str
     vmagent_selector: str
     central_selector: str
+    alertmanager_selector: str
     node_label: str
     cluster_label: str
     show_multi_cluster: bool
@@ -38,6 +39,7 @@ _KEYS = {
     "edgeSelector": "edge_selector",
     "vmagentSelector": "vmagent_selector",
     "centralSelector": "central_selector",
+    "alertmanagerSelector": "alertmanager_selector",
     "nodeLabel": "node_label",
     "clusterLabel": "cluster_label",
     "showMultiCluster": "show_multi_cluster",

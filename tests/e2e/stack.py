@@ -26,6 +26,7 @@ import signal
 import ssl
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -47,6 +48,7 @@ NODE_EXPORTER_FLAGS = DEPLOY / "node-exporter" / "node-exporter.flags"
 COMPAT_PROMETHEUS = "COMPAT_PROMETHEUS_BIN"
 COMPAT_VMAGENT = "COMPAT_VMAGENT_BIN"
 ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
+ALERTMANAGER_MANIFEST = DEPLOY / "kubernetes" / "central" / "alertmanager.yaml"
 RUN_ALERTMANAGER = REPO / "tools" / "run-alertmanager.sh"
 VMAUTH_FLAGS = DEPLOY / "vmauth" / "vmauth.flags"
 CENTRAL_VMAGENT_FLAGS = DEPLOY / "vmauth" / "central-vmagent.flags"
@@ -265,6 +267,7 @@ class Central(PrometheusAPI):
         config = secret_paths(config, {CENTRAL_SECRET_DIR: f"{pki.dir}/"})
         # Production's Alertmanager is a DNS name: tests stay on loopback (send_alerts_to sets one).
         config.pop("alerting", None)
+        config["scrape_configs"] = [job for job in config["scrape_configs"] if job["job_name"] != "alertmanager"]
         (self.config_dir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
 
     def scrape_target(self, job_name: str, address: str | None) -> None:
@@ -285,10 +288,19 @@ class Central(PrometheusAPI):
         (self.config_dir / "targets" / f"vmagent-{node}.json").write_text(json.dumps(target))
 
     def send_alerts_to(self, address: str) -> None:
-        """Point the `alerting:` section of the test copy at an Alertmanager on `address` (before start)."""
+        """The shipped `alerting:` section and `alertmanager` scrape job (TLS, its user, the CA) in the
+        test copy, pointed at an Alertmanager on `address` (before start)."""
+        shipped = secret_paths(
+            yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text()), {CENTRAL_SECRET_DIR: f"{self.pki_dir()}/"}
+        )
         path = self.config_dir / "prometheus.yml"
         config = yaml.safe_load(path.read_text())
-        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [address]}]}]}
+        config["alerting"] = shipped["alerting"]
+        jobs = [job for job in shipped["scrape_configs"] if job["job_name"] == "alertmanager"]
+        config["scrape_configs"] = [job for job in config["scrape_configs"] if job["job_name"] != "alertmanager"]
+        config["scrape_configs"] += jobs
+        for section in [*config["alerting"]["alertmanagers"], *jobs]:
+            section["static_configs"] = [{"targets": [address]}]
         path.write_text(yaml.safe_dump(config, sort_keys=False))
 
     def set_rule_durations(self, alert: str, **durations: str) -> None:
@@ -334,18 +346,37 @@ class Central(PrometheusAPI):
 
 
 class Alertmanager:
-    """Alertmanager from deploy/alertmanager/alertmanager.yml, run through tools/run-alertmanager.sh (the
-    Debian build finds its templates only there). The test copy sends to `webhook_url` and waits
-    `timings` (group_wait, group_interval, repeat_interval) instead of production's minutes."""
+    """Alertmanager from deploy/alertmanager/alertmanager.yml with the args of its Deployment
+    (deploy/kubernetes/central/alertmanager.yaml: TLS and basic auth through --web.config.file, the
+    Secret's files from `pki`), run through tools/run-alertmanager.sh (the Debian build finds its
+    templates only there). The test copy sends every webhook to `webhook_url` and waits `timings`
+    (group_wait, group_interval, repeat_interval) instead of production's minutes."""
 
-    def __init__(self, procs: Processes, workdir: Path, *, webhook_url: str, timings: Mapping[str, str]) -> None:
+    def __init__(
+        self, procs: Processes, workdir: Path, *, webhook_url: str, timings: Mapping[str, str], pki: Pki
+    ) -> None:
         self.procs = procs
+        self.pki = pki
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.url = f"http://{self.address}"
         self.workdir = workdir
         self.config = workdir / "alertmanager.yml"
         self.proc: subprocess.Popen[bytes] | None = None
+        flags = override_flags(
+            alertmanager_args(),
+            {
+                "--config.file": str(self.config),
+                "--storage.path": str(workdir / "alertmanager-data"),
+                "--web.listen-address": self.address,
+            },
+        )
+        # The Secret's files (its web config, certificate, key) are the test's own.
+        self.args = [
+            f"{name}={secret_paths(value, {CENTRAL_SECRET_DIR: f'{pki.dir}/'})}"
+            for name, _, value in (flag.partition("=") for flag in flags)
+        ]
+        self.secure = any(arg.startswith("--web.config.file=") for arg in self.args)
+        self.url = f"{'https' if self.secure else 'http'}://{self.address}"
         config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
         unknown = set(timings) - set(config["route"])
         if unknown:
@@ -359,21 +390,61 @@ class Alertmanager:
 
     def start(self) -> None:
         env = {**os.environ, **components()}
-        self.proc = self.procs.start(
-            [
-                str(RUN_ALERTMANAGER),
-                f"--config.file={self.config}",
-                f"--storage.path={self.workdir / 'alertmanager-data'}",
-                f"--web.listen-address={self.address}",
-                "--cluster.listen-address=",  # one instance: no gossip port
-            ],
-            env=env,
-            log=self.workdir / "alertmanager.log",
-        )
-        wait_until(lambda: http_get(f"{self.url}/-/ready"), timeout=60, what="Alertmanager ready")
+        log = self.workdir / "alertmanager.log"
+        self.proc = self.procs.start([str(RUN_ALERTMANAGER), *self.args], env=env, log=log)
+        wait_until(lambda: self.get("/-/ready"), timeout=60, what="Alertmanager ready")
+
+    def stop(self) -> None:
+        assert self.proc is not None
+        self.procs.stop(self.proc, timeout=30)
+        self.proc = None
+
+    def credentials(self, user: str | None = "operator") -> dict[str, str]:
+        """Basic auth of one of its users (make-certs' alertmanager-<user>.password); None: none."""
+        if user is None:
+            return {}
+        secret = (self.pki.dir / f"alertmanager-{user}.password").read_text().strip()
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()}
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        user: str | None = "operator",
+        auth: Mapping[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        """(HTTP status, body) of one request over TLS trusting the CA, as `user` (None: anonymous) or
+        with the `auth` headers given instead."""
+        headers = {"Content-Type": "application/json", **(self.credentials(user) if auth is None else auth)}
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.url}{path}", data=data, headers=headers, method=method)
+        context = self.pki.context() if self.secure else None
+        try:
+            with urllib.request.urlopen(request, timeout=10, context=context) as response:
+                return int(response.status), bytes(response.read())
+        except urllib.error.HTTPError as error:
+            return int(error.code), bytes(error.read())
+
+    def get(self, path: str) -> bytes:
+        status, body = self.request("GET", path)
+        if status != 200:
+            raise RuntimeError(f"Alertmanager GET {path}: HTTP {status}")
+        return body
 
     def alerts(self) -> list[dict[str, Any]]:
-        return list(json.loads(http_get(f"{self.url}/api/v2/alerts")))
+        return list(json.loads(self.get("/api/v2/alerts")))
+
+
+def alertmanager_args() -> list[str]:
+    """The args of the alertmanager container of deploy/kubernetes/central/alertmanager.yaml."""
+    for document in yaml.safe_load_all(ALERTMANAGER_MANIFEST.read_text()):
+        if document and document["kind"] == "Deployment":
+            for entry in document["spec"]["template"]["spec"]["containers"]:
+                if entry["name"] == "alertmanager":
+                    return [str(arg) for arg in entry["args"]]
+    raise KeyError(f"{ALERTMANAGER_MANIFEST}: no Deployment with an alertmanager container")
 
 
 class Ingest:

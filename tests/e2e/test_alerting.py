@@ -4,16 +4,14 @@ the durations are shortened in the test copies (a `for:` and Alertmanager's grou
 
 from __future__ import annotations
 
-import json
 import os
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import CLUSTER, Alertmanager, Pipeline, metric_sum
+from tests.e2e.stack import CLUSTER, Alertmanager, Pipeline, Pki, metric_sum
 from tests.e2e.webhook import WebhookReceiver, webhook_receiver
 from tests.helpers import Processes, wait_until
 
@@ -30,7 +28,21 @@ def webhook() -> Iterator[WebhookReceiver]:
 
 @pytest.fixture
 def alertmanager(procs: Processes, tmp_path: Path, webhook: WebhookReceiver) -> Alertmanager:
-    manager = Alertmanager(procs, tmp_path / "alertmanager", webhook_url=webhook.url, timings=FAST)
+    """Alertmanager alone, with make-certs credentials of its own."""
+    pki = Pki(tmp_path / "pki")
+    pki.make(nodes=["bupt-a"])
+    manager = Alertmanager(procs, tmp_path / "alertmanager", webhook_url=webhook.url, timings=FAST, pki=pki)
+    manager.start()
+    return manager
+
+
+def alertmanager_of(stack: Pipeline, procs: Processes, webhook: WebhookReceiver) -> Alertmanager:
+    """Alertmanager with the centre's credentials (its certificate and users come from the same
+    make-certs run), the centre's Prometheus sending to it as prometheus.yml ships."""
+    manager = Alertmanager(
+        procs, stack.workdir / "alertmanager", webhook_url=webhook.url, timings=FAST, pki=stack.pki
+    )
+    stack.central.send_alerts_to(manager.address)
     manager.start()
     return manager
 
@@ -49,18 +61,19 @@ def write_flaky_script(directory: Path, node: str) -> tuple[Path, Path]:
 
 class TestAlertDelivery:
     def test_a_firing_alert_and_its_resolution_reach_the_webhook(
-        self, pipeline: Callable[..., Pipeline], alertmanager: Alertmanager, webhook: WebhookReceiver
+        self, pipeline: Callable[..., Pipeline], procs: Processes, webhook: WebhookReceiver
     ) -> None:
         """A script that starts failing on a node raises EdgeScriptFailing at the centre; the webhook gets
-        it firing, with the node, the script and the summary, then resolved once the script succeeds."""
+        it firing, with the node, the script and the summary, then resolved once the script succeeds.
+        Prometheus reaches Alertmanager as shipped: TLS verified with the CA, its own user."""
         stack = pipeline(node="bupt-a")
-        stack.central.send_alerts_to(alertmanager.address)
+        alertmanager = alertmanager_of(stack, procs, webhook)
         stack.central.set_rule_durations("EdgeScriptFailing", **{"for": "2s"})
         stack.start_infrastructure()
         active = wait_until(
             lambda: stack.central.api("alertmanagers")["activeAlertmanagers"], timeout=30, what="an Alertmanager"
         )
-        assert [am["url"] for am in active] == [f"http://{alertmanager.address}/api/v2/alerts"]
+        assert [am["url"] for am in active] == [f"https://{alertmanager.address}/api/v2/alerts"]
 
         config, flag = write_flaky_script(stack.scripts_dir, "bupt-a")
         flag.touch()
@@ -79,20 +92,17 @@ class TestAlertDelivery:
         # Grouped by alert name and node (its cluster and name), as deploy/alertmanager routes them.
         groups = {tuple(sorted(n["groupLabels"].items())) for n in webhook.notifications}
         assert (("alertname", "EdgeScriptFailing"), ("cluster", CLUSTER), ("node", "bupt-a")) in groups
-        # Nothing the centre meant to send was dropped (it was, with no Alertmanager configured).
-        assert metric_sum(stack.central.metrics(), "prometheus_notifications_dropped_total") == 0
+        # Nothing the centre meant to send was dropped (it was, with no Alertmanager configured), and
+        # none of its sends failed (a wrong CA or password would count here).
+        metrics = stack.central.metrics()
+        assert metric_sum(metrics, "prometheus_notifications_dropped_total") == 0
+        assert metric_sum(metrics, "prometheus_notifications_errors_total") == 0
 
 
 class TestRouting:
     def post_alerts(self, manager: Alertmanager, alerts: list[dict[str, dict[str, str]]]) -> None:
-        request = urllib.request.Request(
-            f"{manager.url}/api/v2/alerts",
-            data=json.dumps(alerts).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 200
+        status, body = manager.request("POST", "/api/v2/alerts", alerts)
+        assert status == 200, body
 
     def test_a_silent_node_inhibits_its_per_script_alerts_but_not_the_vmagent_ones(
         self, alertmanager: Alertmanager, webhook: WebhookReceiver

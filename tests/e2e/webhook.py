@@ -18,6 +18,8 @@ class WebhookReceiver:
         self.url = f"http://127.0.0.1:{server.server_address[1]}/alerts"
         self.lock = threading.Lock()
         self.notifications: list[dict[str, Any]] = []
+        self.status = 200  # what it answers; a test sets 500 for a receiver that fails
+        self.refused = 0  # notifications answered with an error status
 
     def alerts(self, status: str, **labels: str) -> list[dict[str, Any]]:
         """Alerts of every notification so far with this status (firing, resolved) and these labels."""
@@ -39,8 +41,12 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             with receiver.lock:
-                receiver.notifications.append(json.loads(body))
-            self.send_response(200)
+                status = receiver.status
+                if status < 300:
+                    receiver.notifications.append(json.loads(body))
+                else:
+                    receiver.refused += 1
+            self.send_response(status)
             self.end_headers()
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet: the test reads the notifications

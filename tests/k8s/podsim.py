@@ -4,6 +4,8 @@ What is emulated, and how faithfully:
 - ConfigMap volumes: the kubelet's atomic writer layout, a `..<timestamp>` directory holding the files,
   `..data` -> that directory, and one `key -> ..data/key` symlink per key. An update writes a new
   timestamped directory and renames a new `..data` symlink over the old one, as the kubelet does.
+  A volume only one container mounts has the absolute paths in its data moved below that container's
+  root like its args (a config naming a file of another mount, e.g. prometheus.yml's CA file).
   A `subPath` mount is a copy taken at container start: like the real one, it never sees an update.
 - Secret volumes: laid out like ConfigMap volumes (with `items` projecting keys to paths) from the
   Secrets the test passes in, as an operator would have created them (they are never in the manifests).
@@ -85,6 +87,19 @@ class ConfigMapVolume:
         self._keys = set(data)
         if old is not None:
             shutil.rmtree(self.directory / old)
+
+
+def rebase_paths(text: str, mount_paths: Sequence[str], rootfs: Path) -> str:
+    """Every absolute path in `text` under one of `mount_paths` moved below `rootfs`."""
+    if not mount_paths:
+        return text
+    alternatives = "|".join(re.escape(p) for p in sorted(mount_paths, key=len, reverse=True))
+    # A path stands alone, or follows file:// (VictoriaMetrics' flag values read from files).
+    return re.sub(
+        rf"(?:(?<=file://)|(?<![\w.:/-]))(?:{alternatives})(?=/|$|[\s\"',;])",
+        lambda m: str(rootfs) + m.group(0),
+        text,
+    )
 
 
 def expand(text: str, env: Mapping[str, str]) -> str:
@@ -188,9 +203,17 @@ class Pod:
         self.volumes: dict[str, Path] = {}
         self.config_map_volumes: dict[str, ConfigMapVolume] = {}
         mounts_by_volume: dict[str, list[Obj]] = {}
+        users: dict[str, set[str]] = {}
         for entry in spec["containers"]:
             for mount in entry.get("volumeMounts", []):
                 mounts_by_volume.setdefault(mount["name"], []).append(mount)
+                users.setdefault(mount["name"], set()).add(entry["name"])
+        # The one container that mounts a volume: its data's paths are that container's (see the header).
+        self.owners = {
+            volume: next(c for c in spec["containers"] if c["name"] in names)
+            for volume, names in users.items()
+            if len(names) == 1
+        }
         for volume in spec.get("volumes", []):
             self._lay_out(volume, mounts_by_volume.get(volume["name"], []))
 
@@ -201,7 +224,7 @@ class Pod:
             cm_name = volume["configMap"]["name"]
             if cm_name not in self.node.config_maps:
                 raise PodSpecError(f"volume {name}: ConfigMap {cm_name} is not among the rendered objects")
-            data = {k: self.node.rewrite_network(v) for k, v in self.node.config_maps[cm_name].items()}
+            data = {k: self._rewrite_data(name, v) for k, v in self.node.config_maps[cm_name].items()}
             self.config_map_volumes[name] = ConfigMapVolume(directory, data)
             self.volumes[name] = directory
         elif "secret" in volume:
@@ -235,7 +258,17 @@ class Pod:
 
     def update_config_map(self, volume: str, data: Mapping[str, str]) -> None:
         """A ConfigMap update as the kubelet delivers it to a directory mount: a `..data` swap."""
-        self.config_map_volumes[volume].update({k: self.node.rewrite_network(v) for k, v in data.items()})
+        self.config_map_volumes[volume].update({k: self._rewrite_data(volume, v) for k, v in data.items()})
+
+    def _rewrite_data(self, volume: str, text: str) -> str:
+        """ConfigMap data as its container reads it: network names to loopback and, for a volume that
+        one container mounts, its absolute paths below that container's root."""
+        text = self.node.rewrite_network(text)
+        owner = self.owners.get(volume)
+        if owner is None:
+            return text
+        mount_paths = [m["mountPath"].rstrip("/") or "/" for m in owner.get("volumeMounts", [])]
+        return rebase_paths(text, mount_paths, self.root / "rootfs" / owner["name"])
 
     def container(self, name: str) -> Container:
         entry = next((c for c in self.spec["containers"] if c["name"] == name), None)
@@ -296,15 +329,7 @@ class Container:
 
     def rewrite(self, text: str) -> str:
         """Network names and ports to loopback, absolute paths below this container's root."""
-        text = self.pod.node.rewrite_network(text)
-        if self.mount_paths:
-            alternatives = "|".join(re.escape(p) for p in sorted(self.mount_paths, key=len, reverse=True))
-            # A path stands alone, or follows file:// (VictoriaMetrics' flag values read from files).
-            text = re.sub(
-                rf"(?:(?<=file://)|(?<![\w.:/-]))(?:{alternatives})(?=/|$|[\s\"',;])",
-                lambda m: str(self.rootfs) + m.group(0),
-                text,
-            )
+        text = rebase_paths(self.pod.node.rewrite_network(text), self.mount_paths, self.rootfs)
         self._check_confined(text)
         return text
 

@@ -100,6 +100,7 @@ class TestRender:
             ("Service", "central-ingest"),
             ("ConfigMap", "central-node-label"),
             ("NetworkPolicy", "central-prometheus"),
+            ("NetworkPolicy", "central-alertmanager"),
             ("Role", "edge-scripts-publisher"),
             ("RoleBinding", "edge-scripts-publisher"),
             ("Role", "edge-scripts-viewer"),

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from alerts import centre, edge, fleet, security
+from alerts import alerting, centre, edge, fleet, security
 
-MODULES = [edge, centre, security, fleet]
+MODULES = [edge, centre, security, fleet, alerting]
