@@ -114,15 +114,35 @@ class Pki:
         backend_auth: bool = False,
         expired: bool = False,
         sans: Sequence[str] = (),
+        store: str | None = None,
+        cluster: str | None = None,
+        queues_here: bool = False,
     ) -> None:
-        """Run tools/make-certs.sh; `backend` None keeps its default (the central vmagent of the manifests)."""
+        """Run tools/make-certs.sh; `backend` None keeps its default (the central vmagent of the manifests),
+        `store` None the central vmagent's (the Prometheus beside it); `queues_here`: the central vmagent's
+        queue files name this directory (a test's process) instead of the manifests' mount."""
         argv = ["bash", str(MAKE_CERTS), "--out", str(self.dir), *(["--backend", backend] if backend else [])]
         for node in nodes:
             argv += ["--node", node]
         for san in sans:
             argv += ["--san", san]
+        argv += ["--store", store] if store else []
+        argv += ["--cluster", cluster] if cluster else []
+        argv += ["--queues-dir", str(self.queues)] if queues_here else []
         argv += ["--backend-auth"] * backend_auth + ["--expired"] * expired
         subprocess.run(argv, check=True, capture_output=True, timeout=60 + len(nodes))  # a fleet: many
+
+    @property
+    def queues(self) -> Path:
+        """make-certs' central-vmagent-queues/: the ConfigMap of the central vmagent's queue per node."""
+        return self.dir / "central-vmagent-queues"
+
+    def queue_env(self) -> dict[str, str]:
+        """The central vmagent's env as the Deployment takes it from that ConfigMap (its $(NAME) args)."""
+        return {
+            "CENTRAL_QUEUE_URLS": (self.queues / "urls").read_text().strip(),
+            "CENTRAL_QUEUE_RELABEL": (self.queues / "relabel-configs").read_text().strip(),
+        }
 
     def share_credentials(self, other: Pki) -> None:
         """Take `other`'s CA and node tokens before make(): make-certs keeps an existing CA and token, so
@@ -427,11 +447,11 @@ class Ingest:
         return [components()["VMAUTH_BIN"], *flags]
 
     def central_vmagent_argv(self) -> list[str]:
+        # The queue per node: make-certs wrote their URLs for this test's Prometheus and their files here.
         flags = override_flags(
-            read_flags(CENTRAL_VMAGENT_FLAGS, {}),
+            read_flags(CENTRAL_VMAGENT_FLAGS, self.pki.queue_env()),
             {
                 "-httpListenAddr": f"127.0.0.1:{self.vmagent_port}",
-                "-remoteWrite.url": f"{self.prometheus_url}/api/v1/write",
                 "-remoteWrite.tlsCAFile": str(self.pki.ca),
                 "-remoteWrite.basicAuth.passwordFile": str(self.pki.dir / "ingest.password"),
                 "-remoteWrite.relabelConfig": str(NODE_LABEL_RELABEL),
@@ -720,6 +740,9 @@ class Centre:
             backend=self.ingest.backend,
             backend_auth=not enforce_node,
             sans=[host] if host != "127.0.0.1" else [],
+            store=f"{self.central.url}/api/v1/write",
+            cluster=CLUSTER,
+            queues_here=True,
         )
         self.central.scrape_target("vmauth", f"127.0.0.1:{self.ingest.internal_port}")
         self.central.scrape_target(
