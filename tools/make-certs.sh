@@ -216,7 +216,7 @@ known=()
 for dir in nodes/*/; do
   node=$(basename "$dir")
   known+=("${node//./\\.}")
-  urls+=("$store?node=$node")
+  urls+=("$store?node=$node&cluster=$(cat "$dir/cluster")")
   relabels+=("$queues_dir/$node.yml")
   printf '# The queue of node %s only (tools/make-certs.sh).\n- action: keep\n  source_labels: [node]\n  regex: %s\n' \
     "$node" "'${node//./\\.}'" >"central-vmagent-queues/$node.yml"

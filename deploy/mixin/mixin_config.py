@@ -20,6 +20,8 @@ class MixinConfig(NamedTuple):
     edge_selector: str
     vmagent_selector: str
     central_selector: str
+    vmauth_selector: str
+    central_vmagent_selector: str
     node_label: str
     cluster_label: str
     show_multi_cluster: bool
@@ -38,6 +40,8 @@ _KEYS = {
     "edgeSelector": "edge_selector",
     "vmagentSelector": "vmagent_selector",
     "centralSelector": "central_selector",
+    "vmauthSelector": "vmauth_selector",
+    "centralVmagentSelector": "central_vmagent_selector",
     "nodeLabel": "node_label",
     "clusterLabel": "cluster_label",
     "showMultiCluster": "show_multi_cluster",

@@ -35,11 +35,16 @@ OTHER = {
     "edgeSelector": 'job="edge"',
     "vmagentSelector": 'job="edge-vmagent"',
     "centralSelector": 'job="centre"',
+    "vmauthSelector": 'job="centre-door"',
+    "centralVmagentSelector": 'job="centre-relabel"',
     "nodeLabel": "instance_node",
     "clusterLabel": "site",
     "runbookURLBase": "https://wiki.example/edge/runbooks",
     "grafanaURL": "https://grafana.example/",
 }
+
+
+SELECTORS = ("edgeSelector", "vmagentSelector", "centralSelector", "vmauthSelector", "centralVmagentSelector")
 
 
 def run(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -91,9 +96,8 @@ class TestCommittedRules:
 
     @pytest.mark.parametrize(("name", "rule"), rules_of(RULES), ids=lambda v: v if isinstance(v, str) else "")
     def test_job_matchers_are_the_configured_selectors(self, name: str, rule: dict[str, Any]) -> None:
-        """Every `job=...` matcher in an expression is one of edgeSelector, vmagentSelector, centralSelector
-        (vmauth's job excepted: the centre's front door, which no config key names)."""
-        selectors = {CONFIG["edgeSelector"], CONFIG["vmagentSelector"], CONFIG["centralSelector"]}
+        """Every `job=...` matcher in an expression is one of the selectors of config.yaml."""
+        selectors = {CONFIG[key] for key in SELECTORS}
         for matcher in JOB_MATCHER.findall(rule["expr"]):
             assert matcher in selectors, f"{name}: {matcher} is not a selector of deploy/mixin/config.yaml"
 
@@ -111,7 +115,7 @@ class TestCommittedRules:
 def translate_test(text: str) -> str:
     """A promtool test file with its series and expected labels under OTHER's names (the link bases are
     the generator's job)."""
-    for default in ("edgeSelector", "vmagentSelector", "centralSelector"):
+    for default in SELECTORS:
         text = text.replace(CONFIG[default], OTHER[default])
         # The same label among expected labels: `{..., job: prometheus}`.
         old, new = (MATCHER.fullmatch(selector) for selector in (CONFIG[default], OTHER[default]))
@@ -151,7 +155,7 @@ class TestAnotherConfig:
         assert result.returncode == 0, result.stdout + result.stderr
 
     def test_no_default_selector_label_or_link_remains(self, other_rules: Path) -> None:
-        defaults = [CONFIG[key] for key in ("edgeSelector", "vmagentSelector", "centralSelector")]
+        defaults = [CONFIG[key] for key in SELECTORS]
         defaults += [CONFIG["runbookURLBase"], CONFIG["grafanaURL"]]
         node, cluster = CONFIG["nodeLabel"], CONFIG["clusterLabel"]
         for name, rule in rules_of(other_rules):
@@ -164,7 +168,7 @@ class TestAnotherConfig:
                 if OTHER["nodeLabel"] in labels:
                     assert OTHER["clusterLabel"] in labels, f"{name}: grouping {labels} drops the cluster label"
         selectors_used = {m for _, rule in rules_of(other_rules) for m in JOB_MATCHER.findall(rule["expr"])}
-        assert {OTHER["edgeSelector"], OTHER["vmagentSelector"], OTHER["centralSelector"]} <= selectors_used
+        assert {OTHER[key] for key in SELECTORS} <= selectors_used
 
     def test_links_use_the_new_bases_and_the_dashboards_uids(self, other_rules: Path, tmp_path: Path) -> None:
         """runbook_url is the new base plus the section's anchor; dashboard is a dashboard that the
