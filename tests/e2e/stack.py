@@ -482,6 +482,11 @@ class Ingest:
         assert self.vmauth is not None
         self.vmauth.send_signal(signal.SIGHUP)
 
+    def vmagent_metrics(self) -> dict[str, float]:
+        """The central vmagent's /metrics (its loopback listener)."""
+        assert self.vmagent_port is not None, "no central vmagent (enforce_node=False)"
+        return parse_metrics(http_get(f"http://127.0.0.1:{self.vmagent_port}/metrics").decode())
+
     def metrics(self) -> dict[str, float]:
         """vmauth's /metrics, from its internal listener (TLS like the public one)."""
         url = f"https://127.0.0.1:{self.internal_port}/metrics"

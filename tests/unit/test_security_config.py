@@ -102,7 +102,8 @@ class TestMakeCerts:
         made.make(nodes=["edge-east"], cluster="east")
         made.make(nodes=["edge-west"], cluster="west")
         made.make(nodes=["edge-east"])
-        prefixes = {u["name"]: u["url_map"][0]["url_prefix"] for u in yaml.safe_load(made.auth_config.read_text())["users"]}
+        users = yaml.safe_load(made.auth_config.read_text())["users"]
+        prefixes = {user["name"]: user["url_map"][0]["url_prefix"] for user in users}
         assert prefixes["edge-east"].endswith("&extra_label=cluster=east")
         assert prefixes["edge-west"].endswith("&extra_label=cluster=west")
 
@@ -143,7 +144,10 @@ class TestFlags:
         pki.make(nodes=["bupt-a", "edge-b"], queues_here=True)
         flags = override_flags(
             read_flags(CENTRAL_VMAGENT_FLAGS, pki.queue_env()),
-            {"-remoteWrite.relabelConfig": str(NODE_LABEL_RELABEL), "-remoteWrite.tmpDataPath": str(tmp_path / "queue")},
+            {
+                "-remoteWrite.relabelConfig": str(NODE_LABEL_RELABEL),
+                "-remoteWrite.tmpDataPath": str(tmp_path / "queue"),
+            },
         )
         result = run([bins["VMAGENT_BIN"], *flags, "-dryRun"])
         assert result.returncode == 0, result.stderr[-2000:]

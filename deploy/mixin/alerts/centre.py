@@ -156,16 +156,17 @@ only the centre can tell. Same comparison with an hour ago as EdgeVmagentRemoteW
 The queue of nodes added since the central vmagent started names no node.
 """,
                     expr=per_node_queue(
-                        f"""vmagent_remotewrite_samples_dropped_total{{{CENTRAL_VMAGENT}}}
+                        f"""vmagent_remotewrite_packets_dropped_total{{{CENTRAL_VMAGENT}}}
         - (
-          vmagent_remotewrite_samples_dropped_total{{{CENTRAL_VMAGENT}}} offset 1h
+          vmagent_remotewrite_packets_dropped_total{{{CENTRAL_VMAGENT}}} offset 1h
             or
-          vmagent_remotewrite_samples_dropped_total{{{CENTRAL_VMAGENT}}} * 0
+          vmagent_remotewrite_packets_dropped_total{{{CENTRAL_VMAGENT}}} * 0
         )"""
                     ).join(["sum by (%(clusterLabel)s, %(nodeLabel)s) (\n  ", "\n) > 0\n"]),
                     severity="critical",
                     summary=(
-                        "The centre refused {{ $value }} samples of node {{ $labels.%(nodeLabel)s }} in the last hour"
+                        "The centre refused {{ $value }} blocks of node {{ $labels.%(nodeLabel)s }}'s samples in "
+                        "the last hour"
                     ),
                     description=(
                         "Those samples are lost; other nodes are not affected. The central vmagent's log names "
