@@ -88,7 +88,7 @@ read_flags() {
     while [[ $line =~ \$\(([A-Za-z_][A-Za-z0-9_]*)\) ]]; do
       name=${BASH_REMATCH[1]}
       [[ -v $name ]] || { say "$file: \$($name) has no value"; return 1; }
-      line=${line//"\$($name)"/${!name}}
+      line=${line//"\$($name)"/"${!name}"} # quoted: bash 5.2 would put the match in place of a `&`
     done
     name=${line%%=*}
     [[ -v "_over[$name]" ]] && line="$name=${_over[$name]}"

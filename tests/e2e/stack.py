@@ -9,8 +9,8 @@ Secure as shipped (docs/security.md): tools/make-certs.sh makes a CA, the centre
 node tokens in the test's directory; the node writes over TLS with its bearer token to vmauth, and
 Prometheus serves only TLS with basic auth (its --web.config.file). By default vmauth forwards to
 Prometheus itself, so the node sees the centre's own answers (its queue tests depend on that); with
-`enforce_node=True` the central vmagent of production sits between them and sets the node label from
-the credential.
+`enforce_node=True` the central vmagent of production sits between them, sets the node and cluster labels
+from the credential and keeps one queue per node (make-certs writes the list for the test's Prometheus).
 """
 
 from __future__ import annotations
