@@ -88,7 +88,7 @@ read_flags() {
     while [[ $line =~ \$\(([A-Za-z_][A-Za-z0-9_]*)\) ]]; do
       name=${BASH_REMATCH[1]}
       [[ -v $name ]] || { say "$file: \$($name) has no value"; return 1; }
-      line=${line//"\$($name)"/${!name}}
+      line=${line//"\$($name)"/"${!name}"} # quoted: bash 5.2 would put the match in place of a `&`
     done
     name=${line%%=*}
     [[ -v "_over[$name]" ]] && line="$name=${_over[$name]}"
@@ -111,7 +111,6 @@ pki="$run/pki"
 ingest_port=$(free_port)
 ingest_admin_port=$(free_port)
 relabel_port=$(free_port)
-bash tools/make-certs.sh --out "$pki" --node "$node" --backend "http://127.0.0.1:$relabel_port" 2>/dev/null
 if [[ $insecure == 1 ]]; then
   say "WARNING: EDGE_DEMO_INSECURE=1: no TLS, no authentication; anyone on this machine can write to"
   say "WARNING: and read from the centre. Never run the centre like this where others can reach it."
@@ -119,6 +118,12 @@ else
   prom_url="https://127.0.0.1:$prom_port"
   am_url="https://127.0.0.1:$am_port"
 fi
+CLUSTER=${CLUSTER:-demo}
+# The central vmagent's queue per node is written for this Prometheus and read from $pki.
+bash tools/make-certs.sh --out "$pki" --node "$node" --backend "http://127.0.0.1:$relabel_port" \
+  --store "$prom_url/api/v1/write" --queues-dir "$pki/central-vmagent-queues" --cluster "$CLUSTER" 2>/dev/null
+CENTRAL_QUEUE_URLS=$(<"$pki/central-vmagent-queues/urls")
+CENTRAL_QUEUE_RELABEL=$(<"$pki/central-vmagent-queues/relabel-configs")
 
 cp -r deploy/prometheus "$run/prometheus-config"
 sed -i "s/127\.0\.0\.1:9090/127.0.0.1:$prom_port/; s/127\.0\.0\.1:8426/127.0.0.1:$ingest_admin_port/;
@@ -162,7 +167,6 @@ declare -A va_over=(
 )
 declare -A cv_over=(
   [-httpListenAddr]="127.0.0.1:$relabel_port"
-  [-remoteWrite.url]="$prom_url/api/v1/write"
   [-remoteWrite.tlsCAFile]="$pki/ca.crt"
   [-remoteWrite.basicAuth.passwordFile]="$pki/ingest.password"
   [-remoteWrite.relabelConfig]="$top/deploy/vmauth/node-label.yml"
@@ -173,7 +177,6 @@ REMOTE_WRITE_URL="https://127.0.0.1:$ingest_port/api/v1/write"
 [[ $insecure == 1 ]] && REMOTE_WRITE_URL="$prom_url/api/v1/write"
 read_flags deploy/vmauth/vmauth.flags va_flags va_over
 read_flags deploy/vmauth/central-vmagent.flags cv_flags cv_over
-CLUSTER=${CLUSTER:-demo}
 read_flags deploy/node-exporter/node-exporter.flags ne_flags ne_over
 read_flags deploy/vmagent/vmagent.flags vm_flags vm_over
 

@@ -3,7 +3,7 @@
 # token per edge node, the passwords of the centre's own users, and the configs that use them.
 #
 #   tools/make-certs.sh [--out DIR] [--node NAME]... [--san NAME]... [--backend URL] [--backend-auth]
-#                       [--days N] [--expired]
+#                       [--store URL] [--queues-dir DIR] [--cluster NAME] [--days N] [--expired]
 #
 #   --out DIR       where everything goes (default .run/pki, git-ignored); an existing CA there is kept,
 #                   so running it again adds nodes and renews certificates without breaking the others
@@ -14,6 +14,12 @@
 #                   is appended for every node, so the node label comes from the credential
 #   --backend-auth  vmauth sends the `ingest` user's basic auth to the backend (a backend that is the
 #                   central Prometheus itself, with web.yml)
+#   --store URL     where the central vmagent writes each node's own queue (default the Prometheus
+#                   beside it, https://127.0.0.1:9090/api/v1/write)
+#   --queues-dir DIR  where the central vmagent finds central-vmagent-queues/ (default its mount in the
+#                   manifests, /etc/central-vmagent-queues)
+#   --cluster NAME  the `cluster` label the centre sets on everything the --node nodes of this run write
+#                   (kept in nodes/<node>/cluster; default `default`, the DaemonSet's CLUSTER)
 #   --days N        validity of the certificates (default 365)
 #   --expired       also write central-expired.{crt,key}: the centre's certificate, expired yesterday
 #
@@ -25,6 +31,10 @@
 #   nodes/<node>/admin-key             key for the node vmagent's /-/reload, /flags, pprof
 #   auth.yml                           vmauth's -auth.config: one user per node (holds the tokens)
 #   web.yml                            Prometheus --web.config.file: TLS + bcrypt basic auth
+#   central-vmagent-queues/            the central vmagent's queue per node (the ConfigMap
+#                                      central-vmagent-queues): `urls` and `relabel-configs` (its
+#                                      -remoteWrite.url and -remoteWrite.urlRelabelConfig lists), and
+#                                      <node>.yml / new-nodes.yml (what each queue keeps)
 #   <user>.password                    plain passwords of the centre's users: admin (UI/API),
 #                                      ingest (remote write), prometheus (its self-scrape)
 #   alertmanager.crt alertmanager.key  Alertmanager's own server certificate (its pod holds no centre key)
@@ -40,9 +50,12 @@ nodes=()
 sans=()
 backend=http://127.0.0.1:8430
 backend_auth=0
+store=https://127.0.0.1:9090/api/v1/write
+queues_dir=/etc/central-vmagent-queues
+cluster=
 days=365
 expired=0
-usage() { sed -n '5,17p' "$0" >&2; exit 2; }
+usage() { sed -n '5,23p' "$0" >&2; exit 2; }
 while (($#)); do
   case $1 in
     --out) out=${2:?--out needs a directory}; shift 2 ;;
@@ -50,6 +63,9 @@ while (($#)); do
     --san) sans+=("${2:?--san needs a name}"); shift 2 ;;
     --backend) backend=${2:?--backend needs a URL}; shift 2 ;;
     --backend-auth) backend_auth=1; shift ;;
+    --store) store=${2:?--store needs a URL}; shift 2 ;;
+    --queues-dir) queues_dir=${2:?--queues-dir needs a directory}; shift 2 ;;
+    --cluster) cluster=${2:?--cluster needs a name}; shift 2 ;;
     --days) days=${2:?--days needs a number}; shift 2 ;;
     --expired) expired=1; shift ;;
     -h | --help) usage ;;
@@ -61,6 +77,9 @@ for node in "${nodes[@]}"; do
   # The name ends up in a YAML file, a URL and a label value: keep it to Kubernetes node-name characters.
   [[ $node =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] || { echo "make-certs: bad node name '$node'" >&2; exit 2; }
 done
+# The same characters for a cluster: it becomes a label value in a URL too.
+[[ -z $cluster || $cluster =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] || { echo "make-certs: bad cluster name '$cluster'" >&2; exit 2; }
+[[ $store == *\?* ]] && { echo "make-certs: --store takes a URL without a query ('$store')" >&2; exit 2; }
 
 umask 077
 mkdir -p "$out"/nodes
@@ -197,6 +216,9 @@ for node in "${nodes[@]}"; do
   [[ -f nodes/$node/token ]] || secret >"nodes/$node/token"
   [[ -f nodes/$node/admin-key ]] || secret >"nodes/$node/admin-key"
   cp ca.crt "nodes/$node/ca.crt"
+  # The cluster is the centre's to say, like the name: given now, or kept from an earlier run.
+  if [[ -n $cluster ]]; then echo "$cluster" >"nodes/$node/cluster"; fi
+  [[ -f nodes/$node/cluster ]] || echo default >"nodes/$node/cluster"
 done
 
 separator='?'
@@ -212,12 +234,38 @@ separator='?'
     echo "    bearer_token: $(cat "$dir/token")"
     echo "    url_map:"
     echo "      - src_paths: [\"/api/v1/write\", \"/api/v1/import/prometheus\"]"
-    echo "        url_prefix: \"$backend${separator}extra_label=node=$node\""
+    echo "        url_prefix: \"$backend${separator}extra_label=node=$node&extra_label=cluster=$(cat "$dir/cluster")\""
     if ((backend_auth)); then
       echo "        headers:"
       echo "          - \"Authorization: Basic $(printf 'ingest:%s' "$(cat ingest.password)" | base64 -w0)\""
     fi
   done
 } >auth.yml
+
+# The central vmagent keeps one queue per node (docs/security.md, "One queue per node"): the store
+# refuses a whole request for one bad sample, so a request must never hold two nodes' samples. One
+# -remoteWrite.url per node (the node in its query, which the store ignores and the queue's metrics
+# show), each keeping only that node's series; a last queue takes nodes added since the central vmagent
+# started (vmauth knows them at once, the vmagent's list only at its next start).
+rm -rf central-vmagent-queues
+mkdir central-vmagent-queues
+umask 022 # not secret: node names and paths
+urls=()
+relabels=()
+known=()
+for dir in nodes/*/; do
+  node=$(basename "$dir")
+  known+=("${node//./\\.}")
+  urls+=("$store?node=$node&cluster=$(cat "$dir/cluster")")
+  relabels+=("$queues_dir/$node.yml")
+  printf '# The queue of node %s only (tools/make-certs.sh).\n- action: keep\n  source_labels: [node]\n  regex: %s\n' \
+    "$node" "'${node//./\\.}'" >"central-vmagent-queues/$node.yml"
+done
+urls+=("$store?queue=new-nodes")
+relabels+=("$queues_dir/new-nodes.yml")
+printf '# Nodes added to auth.yml since the central vmagent started: one shared queue until its restart.\n- action: drop\n  source_labels: [node]\n  regex: %s\n' \
+  "'$(IFS='|'; echo "${known[*]}")'" >central-vmagent-queues/new-nodes.yml
+(IFS=,; echo "${urls[*]}") >central-vmagent-queues/urls
+(IFS=,; echo "${relabels[*]}") >central-vmagent-queues/relabel-configs
 
 echo "make-certs: wrote $(pwd) (nodes: $(cd nodes && echo *))" >&2

@@ -21,6 +21,8 @@ class MixinConfig(NamedTuple):
     vmagent_selector: str
     central_selector: str
     alertmanager_selector: str
+    vmauth_selector: str
+    central_vmagent_selector: str
     node_label: str
     cluster_label: str
     show_multi_cluster: bool
@@ -40,6 +42,8 @@ _KEYS = {
     "vmagentSelector": "vmagent_selector",
     "centralSelector": "central_selector",
     "alertmanagerSelector": "alertmanager_selector",
+    "vmauthSelector": "vmauth_selector",
+    "centralVmagentSelector": "central_vmagent_selector",
     "nodeLabel": "node_label",
     "clusterLabel": "cluster_label",
     "showMultiCluster": "show_multi_cluster",

@@ -38,8 +38,12 @@ class Fleet:
         nodes: Sequence[str],
         compat: bool = False,
         prometheus_args: Sequence[str] = (),
+        enforce_node: bool = False,
     ) -> None:
-        self.centre = Centre(procs, workdir, nodes=nodes, prometheus_args=prometheus_args, compat=compat)
+        """`enforce_node`: the centre as the manifests ship it, with the central vmagent (its queue per node)."""
+        self.centre = Centre(
+            procs, workdir, nodes=nodes, prometheus_args=prometheus_args, compat=compat, enforce_node=enforce_node
+        )
         self.central = self.centre.central
         self.nodes = {name: self.centre.node(name, workdir / name, scrape_interval="1s") for name in nodes}
         self.sent: dict[str, int] = dict.fromkeys(nodes, 0)

@@ -9,8 +9,8 @@ Secure as shipped (docs/security.md): tools/make-certs.sh makes a CA, the centre
 node tokens in the test's directory; the node writes over TLS with its bearer token to vmauth, and
 Prometheus serves only TLS with basic auth (its --web.config.file). By default vmauth forwards to
 Prometheus itself, so the node sees the centre's own answers (its queue tests depend on that); with
-`enforce_node=True` the central vmagent of production sits between them and sets the node label from
-the credential.
+`enforce_node=True` the central vmagent of production sits between them, sets the node and cluster labels
+from the credential and keeps one queue per node (make-certs writes the list for the test's Prometheus).
 """
 
 from __future__ import annotations
@@ -116,15 +116,35 @@ class Pki:
         backend_auth: bool = False,
         expired: bool = False,
         sans: Sequence[str] = (),
+        store: str | None = None,
+        cluster: str | None = None,
+        queues_here: bool = False,
     ) -> None:
-        """Run tools/make-certs.sh; `backend` None keeps its default (the central vmagent of the manifests)."""
+        """Run tools/make-certs.sh; `backend` None keeps its default (the central vmagent of the manifests),
+        `store` None the central vmagent's (the Prometheus beside it); `queues_here`: the central vmagent's
+        queue files name this directory (a test's process) instead of the manifests' mount."""
         argv = ["bash", str(MAKE_CERTS), "--out", str(self.dir), *(["--backend", backend] if backend else [])]
         for node in nodes:
             argv += ["--node", node]
         for san in sans:
             argv += ["--san", san]
+        argv += ["--store", store] if store else []
+        argv += ["--cluster", cluster] if cluster else []
+        argv += ["--queues-dir", str(self.queues)] if queues_here else []
         argv += ["--backend-auth"] * backend_auth + ["--expired"] * expired
         subprocess.run(argv, check=True, capture_output=True, timeout=60 + len(nodes))  # a fleet: many
+
+    @property
+    def queues(self) -> Path:
+        """make-certs' central-vmagent-queues/: the ConfigMap of the central vmagent's queue per node."""
+        return self.dir / "central-vmagent-queues"
+
+    def queue_env(self) -> dict[str, str]:
+        """The central vmagent's env as the Deployment takes it from that ConfigMap (its $(NAME) args)."""
+        return {
+            "CENTRAL_QUEUE_URLS": (self.queues / "urls").read_text().strip(),
+            "CENTRAL_QUEUE_RELABEL": (self.queues / "relabel-configs").read_text().strip(),
+        }
 
     def share_credentials(self, other: Pki) -> None:
         """Take `other`'s CA and node tokens before make(): make-certs keeps an existing CA and token, so
@@ -498,11 +518,11 @@ class Ingest:
         return [components()["VMAUTH_BIN"], *flags]
 
     def central_vmagent_argv(self) -> list[str]:
+        # The queue per node: make-certs wrote their URLs for this test's Prometheus and their files here.
         flags = override_flags(
-            read_flags(CENTRAL_VMAGENT_FLAGS, {}),
+            read_flags(CENTRAL_VMAGENT_FLAGS, self.pki.queue_env()),
             {
                 "-httpListenAddr": f"127.0.0.1:{self.vmagent_port}",
-                "-remoteWrite.url": f"{self.prometheus_url}/api/v1/write",
                 "-remoteWrite.tlsCAFile": str(self.pki.ca),
                 "-remoteWrite.basicAuth.passwordFile": str(self.pki.dir / "ingest.password"),
                 "-remoteWrite.relabelConfig": str(NODE_LABEL_RELABEL),
@@ -532,6 +552,11 @@ class Ingest:
         """vmauth re-reads -auth.config on SIGHUP (a revoked token stops working)."""
         assert self.vmauth is not None
         self.vmauth.send_signal(signal.SIGHUP)
+
+    def vmagent_metrics(self) -> dict[str, float]:
+        """The central vmagent's /metrics (its loopback listener)."""
+        assert self.vmagent_port is not None, "no central vmagent (enforce_node=False)"
+        return parse_metrics(http_get(f"http://127.0.0.1:{self.vmagent_port}/metrics").decode())
 
     def metrics(self) -> dict[str, float]:
         """vmauth's /metrics, from its internal listener (TLS like the public one)."""
@@ -791,6 +816,9 @@ class Centre:
             backend=self.ingest.backend,
             backend_auth=not enforce_node,
             sans=[host] if host != "127.0.0.1" else [],
+            store=f"{self.central.url}/api/v1/write",
+            cluster=CLUSTER,
+            queues_here=True,
         )
         self.central.scrape_target("vmauth", f"127.0.0.1:{self.ingest.internal_port}")
         self.central.scrape_target(

@@ -125,8 +125,10 @@ class Node:
         images: Mapping[str, LocalImage],
         *,
         secrets: Mapping[str, Mapping[str, str]] | None = None,
+        config_maps: Mapping[str, Mapping[str, str]] | None = None,
         host_paths: Mapping[str, Path] | None = None,
     ) -> None:
+        """`secrets`, `config_maps`: objects the operator creates beside the manifests (docs/security.md)."""
         self.root = root
         self.name = name
         self.objects = objects
@@ -134,6 +136,7 @@ class Node:
         self.secrets = dict(secrets or {})
         self.host_paths = dict(host_paths or {})
         self.config_maps = {o["metadata"]["name"]: dict(o.get("data", {})) for o in objects if o["kind"] == "ConfigMap"}
+        self.config_maps.update({name: dict(data) for name, data in (config_maps or {}).items()})
         self.ports: dict[int, int] = {}
         for workload in self._workloads():
             for entry in workload["spec"]["template"]["spec"]["containers"]:
@@ -322,6 +325,12 @@ class Container:
                 declared[item["name"]] = expand(item["value"], declared)
             elif item.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "spec.nodeName":
                 declared[item["name"]] = self.pod.node.name
+            elif "configMapKeyRef" in item.get("valueFrom", {}):
+                ref = item["valueFrom"]["configMapKeyRef"]
+                data = self.pod.node.config_maps.get(ref["name"])
+                if data is None or ref["key"] not in data:
+                    raise PodSpecError(f"container {self.name}: env {item['name']}: no ConfigMap key {ref}")
+                declared[item["name"]] = data[ref["key"]].strip()
             else:
                 raise PodSpecError(f"container {self.name}: env {item['name']} source is not emulated: {item}")
         self.declared_env = declared

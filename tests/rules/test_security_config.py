@@ -90,11 +90,38 @@ class TestMakeCerts:
             "edge-c",
         }
 
-    def test_each_user_gets_its_own_node_label(self, pki: Pki) -> None:
+    def test_each_user_gets_its_own_node_and_cluster_label(self, pki: Pki) -> None:
+        """The centre names the node and its cluster (`default` unless --cluster said otherwise)."""
         users = yaml.safe_load(pki.auth_config.read_text())["users"]
         for user in users:
             (route,) = user["url_map"]
-            assert route["url_prefix"].endswith(f"?extra_label=node={user['name']}")
+            assert route["url_prefix"].endswith(f"?extra_label=node={user['name']}&extra_label=cluster=default")
+
+    def test_a_cluster_given_once_is_kept_for_its_nodes(self, tmp_path: Path) -> None:
+        made = Pki(tmp_path)
+        made.make(nodes=["edge-east"], cluster="east")
+        made.make(nodes=["edge-west"], cluster="west")
+        made.make(nodes=["edge-east"])
+        users = yaml.safe_load(made.auth_config.read_text())["users"]
+        prefixes = {user["name"]: user["url_map"][0]["url_prefix"] for user in users}
+        assert prefixes["edge-east"].endswith("&extra_label=cluster=east")
+        assert prefixes["edge-west"].endswith("&extra_label=cluster=west")
+
+    def test_each_node_gets_its_own_central_queue(self, tmp_path: Path) -> None:
+        """One -remoteWrite.url per node, naming it and its cluster, each keeping that node's series only;
+        a last one for nodes added later (docs/security.md, "One queue per node")."""
+        pki = Pki(tmp_path)
+        pki.make(nodes=["bupt-a", "edge-b"], queues_here=True)
+        env = pki.queue_env()
+        urls, relabels = env["CENTRAL_QUEUE_URLS"].split(","), env["CENTRAL_QUEUE_RELABEL"].split(",")
+        assert [u.partition("?")[2] for u in urls] == [
+            "node=bupt-a&cluster=default", "node=edge-b&cluster=default", "queue=new-nodes"
+        ]
+        assert relabels == [str(pki.queues / name) for name in ("bupt-a.yml", "edge-b.yml", "new-nodes.yml")]
+        assert yaml.safe_load((pki.queues / "edge-b.yml").read_text()) == [
+            {"action": "keep", "source_labels": ["node"], "regex": "edge-b"}
+        ]
+        assert yaml.safe_load((pki.queues / "new-nodes.yml").read_text())[0]["regex"] == "bupt-a|edge-b"
 
     def test_a_bad_node_name_is_refused(self, tmp_path: Path) -> None:
         with pytest.raises(subprocess.CalledProcessError):
@@ -112,9 +139,15 @@ class TestFlags:
         assert result.returncode == 0, result.stderr[-2000:]
 
     def test_central_vmagent_accepts_its_flags_and_relabeling(self, bins: dict[str, str], tmp_path: Path) -> None:
+        """Its flags, node-label.yml and the queue per node make-certs writes."""
+        pki = Pki(tmp_path / "pki")
+        pki.make(nodes=["bupt-a", "edge-b"], queues_here=True)
         flags = override_flags(
-            read_flags(CENTRAL_VMAGENT_FLAGS, {}),
-            {"-remoteWrite.relabelConfig": str(NODE_LABEL_RELABEL), "-remoteWrite.tmpDataPath": str(tmp_path)},
+            read_flags(CENTRAL_VMAGENT_FLAGS, pki.queue_env()),
+            {
+                "-remoteWrite.relabelConfig": str(NODE_LABEL_RELABEL),
+                "-remoteWrite.tmpDataPath": str(tmp_path / "queue"),
+            },
         )
         result = run([bins["VMAGENT_BIN"], *flags, "-dryRun"])
         assert result.returncode == 0, result.stderr[-2000:]

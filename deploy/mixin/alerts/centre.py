@@ -5,12 +5,37 @@ from __future__ import annotations
 from mixin_config import DASHBOARD_UIDS
 from rule import Alert, Group, RulesFile, View
 
+# The centre's own series: its scrape of itself, which carries no node label. Every series a node sends
+# carries the node vmauth set (deploy/vmauth/node-label.yml), so a node cannot forge one of these and
+# turn an alert off or on (docs/security.md, "What a node owns").
+OWN = '%(centralSelector)s, %(nodeLabel)s=""'
+
+
+def own(expr: str) -> str:
+    """`expr` with each `{OWN}` the selector of the centre's own series, `OWN, ` inside a selector too."""
+    return expr.replace("{OWN}", "{" + OWN + "}").replace("{OWN, ", "{" + OWN + ", ")
+# The central vmagent's own series (its /metrics, scraped by the centre: no node label either).
+CENTRAL_VMAGENT = '%(centralVmagentSelector)s, %(nodeLabel)s=""'
+
+
+def per_node_queue(expr: str) -> str:
+    """`expr` over the central vmagent's queue metrics with the node and cluster its queue's URL names
+    (tools/make-certs.sh writes `?node=<node>&cluster=<cluster>`) as labels."""
+    return f"""label_replace(
+    label_replace(
+      {expr},
+      "%(nodeLabel)s", "$1", "url", ".*[?&]node=([^&]+).*"
+    ),
+    "%(clusterLabel)s", "$1", "url", ".*[?&]cluster=([^&]+).*"
+  )"""
+
 FILE = RulesFile(
     name="centre-alerts",
     about="""
-Alerts on the central Prometheus's own ingestion, from its self-scrape (job="prometheus").
-They name a receiver that refuses or cannot store what the nodes send, which the per-node alerts
-only see as "silent". Unit tests: centre-alerts.test.yml; reasoning: docs/pipeline.md ("Alerts").
+Alerts on the central Prometheus's own ingestion, from its self-scrape (job="prometheus", no node
+label: a node's series always have one), and on the central vmagent's queue per node. They name a
+receiver that refuses or cannot store what the nodes send, which the per-node alerts only see as
+"silent". Unit tests: centre-alerts.test.yml; reasoning: docs/pipeline.md ("Alerts").
 
 Counters of the TSDB that carry a `type` label (out of bound, too old, out of order) may be created
 at their first increment (they are in older versions), so their first sample can already be
@@ -30,7 +55,7 @@ samples more than 10 minutes ahead, so this stays a small offset there; on older
 board with its RTC in local time (+8 h) moves the head hours ahead, and then every other
 node's current samples fall behind it (500 "too old" before 2.50, dropped until 2.54).
 """,
-                    expr="prometheus_tsdb_head_max_time{%(centralSelector)s} / 1000 - time() > 300",
+                    expr=own("prometheus_tsdb_head_max_time{OWN} / 1000 - time() > 300"),
                     severity="critical",
                     summary="The central Prometheus holds samples {{ $value | humanizeDuration }} in the future",
                     description=(
@@ -48,15 +73,16 @@ node's current samples fall behind it (500 "too old" before 2.50, dropped until 
 The receiver refuses requests for good (HTTP 4xx): Prometheus >= 2.54 answers 400 "out of
 bounds: timestamp is too far in the future" to a sender whose clock is more than 10 minutes
 ahead, before the samples reach the TSDB, so no TSDB counter sees them: only the HTTP count
-does. vmagent drops such a block (EdgeVmagentRemoteWriteRejected names the node). Each
+does. The central vmagent drops such a block, which holds one node's samples only (its queue per
+node): EdgeCentreRefusesNodeSamples names the node. Each
 vmagent >= 1.100 also gets one 400 when it starts (it tries VictoriaMetrics' own protocol
 first), so only a refusal lasting 15 minutes fires: a rolling restart of the fleet does not.
 """,
-                    expr="""
+                    expr=own("""
 sum by (job, instance) (
-  rate(prometheus_http_requests_total{handler="/api/v1/write", code=~"4.."}[5m])
+  rate(prometheus_http_requests_total{OWN, handler="/api/v1/write", code=~"4.."}[5m])
 ) > 0
-""",
+"""),
                     severity="critical",
                     summary=(
                         "The central Prometheus refuses remote-write requests (HTTP 4xx, {{ $value | printf "
@@ -65,8 +91,8 @@ sum by (job, instance) (
                     description=(
                         "A sender's samples are refused and lost: usually a node's clock ahead (\"too far in the "
                         "future\" in the centre's log, which names each series) or behind "
-                        "(EdgeCentreRejectsLateSamples). EdgeVmagentRemoteWriteRejected names the node; fix its "
-                        "clock. Other nodes are not affected."
+                        "(EdgeCentreRejectsLateSamples). EdgeCentreRefusesNodeSamples names the node; fix its "
+                        "clock. Each node has its own queue at the centre: the others are not affected."
                     ),
                     view=View(DASHBOARD_UIDS.pipeline, per_node=False),
                     for_="15m",
@@ -79,24 +105,32 @@ the window is off: a node that replays a backlog older than the window, or whose
 boot, fake-hwclock after a power cut, a backward step). Prometheus >= 2.50 answers 400 and
 vmagent drops the block; before 2.50 it answers 500 and vmagent retries for ever.
 """,
-                    expr="""
+                    expr=own("""
 sum by (job, instance) (
   (
-    prometheus_tsdb_too_old_samples_total
-      - (prometheus_tsdb_too_old_samples_total offset 10m or prometheus_tsdb_too_old_samples_total * 0)
+    prometheus_tsdb_too_old_samples_total{OWN}
+      - (prometheus_tsdb_too_old_samples_total{OWN} offset 10m or prometheus_tsdb_too_old_samples_total{OWN} * 0)
   )
     or
   (
-    prometheus_tsdb_out_of_order_samples_total
-      - (prometheus_tsdb_out_of_order_samples_total offset 10m or prometheus_tsdb_out_of_order_samples_total * 0)
+    prometheus_tsdb_out_of_order_samples_total{OWN}
+      - (
+        prometheus_tsdb_out_of_order_samples_total{OWN} offset 10m
+          or
+        prometheus_tsdb_out_of_order_samples_total{OWN} * 0
+      )
   )
     or
   (
-    prometheus_tsdb_out_of_bound_samples_total
-      - (prometheus_tsdb_out_of_bound_samples_total offset 10m or prometheus_tsdb_out_of_bound_samples_total * 0)
+    prometheus_tsdb_out_of_bound_samples_total{OWN}
+      - (
+        prometheus_tsdb_out_of_bound_samples_total{OWN} offset 10m
+          or
+        prometheus_tsdb_out_of_bound_samples_total{OWN} * 0
+      )
   )
 ) > 0
-""",
+"""),
                     severity="critical",
                     summary=(
                         "The central Prometheus rejected {{ $value }} samples as too old, out of order or out of "
@@ -111,22 +145,56 @@ sum by (job, instance) (
                     view=View(DASHBOARD_UIDS.pipeline, per_node=False),
                 ),
                 Alert(
+                    "EdgeCentreRefusesNodeSamples",
+                    why="""
+The store refused a block of one node's samples for good (HTTP 400: too old for the
+out-of-order window, too far ahead, a duplicate timestamp with another value) and the central
+vmagent dropped it. Prometheus rolls back a whole request for one refused sample, so the
+central vmagent keeps one queue per node: the block held that node's samples only, and the
+others lose nothing. The node's own vmagent saw 204 (the central vmagent answered it), so
+only the centre can tell. Same comparison with an hour ago as EdgeVmagentRemoteWriteRejected.
+The queue of nodes added since the central vmagent started names no node.
+""",
+                    expr=per_node_queue(
+                        f"""vmagent_remotewrite_packets_dropped_total{{{CENTRAL_VMAGENT}}}
+        - (
+          vmagent_remotewrite_packets_dropped_total{{{CENTRAL_VMAGENT}}} offset 1h
+            or
+          vmagent_remotewrite_packets_dropped_total{{{CENTRAL_VMAGENT}}} * 0
+        )"""
+                    ).join(["sum by (%(clusterLabel)s, %(nodeLabel)s) (\n  ", "\n) > 0\n"]),
+                    severity="critical",
+                    summary=(
+                        "The centre refused {{ $value }} blocks of node {{ $labels.%(nodeLabel)s }}'s samples in "
+                        "the last hour"
+                    ),
+                    description=(
+                        "Those samples are lost; other nodes are not affected. The central vmagent's log names "
+                        "the answer (\"too old\", \"too far in the future\", \"duplicate sample\"): a clock "
+                        "(EdgeClockNotSynchronised), an outage longer than the out-of-order window "
+                        "(EdgeCentreRejectsLateSamples), or a node writing what it should not. An empty node is "
+                        "a node added since the central vmagent started: restart the centre's pod to give it "
+                        "its own queue (docs/security.md)."
+                    ),
+                    view=View(DASHBOARD_UIDS.pipeline, per_node=True),
+                ),
+                Alert(
                     "EdgeCentreRemoteWriteErrors",
                     why="""
 The remote-write receiver answers 5xx: the sender retries the block for ever and the node's
 queue stalls behind it. Prometheus < 2.50 does this for samples older than the out-of-order
 window, which after a future-dated sample is every node's current data (the 500 wedge).
 """,
-                    expr="""
+                    expr=own("""
 sum by (job, instance) (
-  prometheus_http_requests_total{handler="/api/v1/write", code=~"5.."}
+  prometheus_http_requests_total{OWN, handler="/api/v1/write", code=~"5.."}
     - (
-      prometheus_http_requests_total{handler="/api/v1/write", code=~"5.."} offset 5m
+      prometheus_http_requests_total{OWN, handler="/api/v1/write", code=~"5.."} offset 5m
         or
-      prometheus_http_requests_total{handler="/api/v1/write", code=~"5.."} * 0
+      prometheus_http_requests_total{OWN, handler="/api/v1/write", code=~"5.."} * 0
     )
 ) > 0
-""",
+"""),
                     severity="critical",
                     summary=(
                         "The central Prometheus answers {{ $value }} remote-write requests with HTTP 5xx in 5 minutes"
@@ -147,7 +215,7 @@ what a wedged head looks like (a sample far in the future on Prometheus < 2.54 m
 current sample "too old"), when none of the alerts above can fire because their inputs are
 not stored either. Rule evaluation and notification still work, so this one reaches you.
 """,
-                    expr="absent(up{%(centralSelector)s})",
+                    expr=own("absent(up{OWN})"),
                     severity="critical",
                     summary="The central Prometheus stores none of its own samples",
                     description=(

@@ -23,7 +23,9 @@ node credential, or someone guessing. vmauth counts these (its /metrics, scraped
 `vmauth` job); it cannot say which node, the logs can (-logInvalidAuthTokens).
 """,
                     expr="""
-sum by (job, instance) (increase(vmauth_http_request_errors_total{reason="invalid_auth_token"}[5m])) > 0
+sum by (job, instance) (
+  increase(vmauth_http_request_errors_total{%(vmauthSelector)s, %(nodeLabel)s="", reason="invalid_auth_token"}[5m])
+) > 0
 """,
                     severity="warning",
                     summary="vmauth refused {{ $value | humanize }} writes with an unknown token in 5 minutes",
