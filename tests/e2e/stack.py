@@ -163,6 +163,10 @@ class Pki:
     def token(self, node: str) -> str:
         return (self.node_dir(node) / "token").read_text().strip()
 
+    def config_maps(self) -> dict[str, dict[str, str]]:
+        """The ConfigMaps docs/security.md creates from make-certs' output: the central vmagent's queues."""
+        return {"central-vmagent-queues": {f.name: f.read_text() for f in sorted(self.queues.iterdir())}}
+
     def files(self) -> dict[str, str]:
         """The centre's files (not the CA key, not the nodes' directories): the data of the Secret
         central-credentials that docs/security.md creates from them."""

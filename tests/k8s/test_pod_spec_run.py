@@ -122,7 +122,7 @@ def run_pods(objects: list[Any], root: Path) -> Iterator[Deployment]:
     node = Node(
         root / "fs", NODE_NAME, objects, local_images(),
         secrets={"central-credentials": pki.files()},
-        config_maps={"central-vmagent-queues": {f.name: f.read_text() for f in sorted(pki.queues.iterdir())}},
+        config_maps=pki.config_maps(),
         host_paths={"/etc/edge-metrics/credentials": pki.node_dir(NODE_NAME)},
     )
     edge = node.pod("DaemonSet", "node-exporter-arm64")

@@ -78,7 +78,8 @@ def centre(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Centre]:
     root = tmp_path_factory.mktemp("rotation")
     pki = Pki(root / "pki")
     pki.make(nodes=[KEPT, RETIRED, ROTATED])
-    node = Node(root / "fs", "centre", objects, local_images(), secrets={"central-credentials": pki.files()})
+    node = Node(root / "fs", "centre", objects, local_images(), secrets={"central-credentials": pki.files()},
+                config_maps=pki.config_maps())
     pod = node.pod("Deployment", "central-prometheus")
     secret_volumes = {
         volume["name"]: {item["key"]: item["path"] for item in volume["secret"]["items"]}
