@@ -130,7 +130,10 @@ fi
 # Alertmanager as deployed, its webhook pointed at the demo's receiver instead of yours.
 sed "s|url: http://alert-receiver.monitoring.svc:8080/alerts|url: http://127.0.0.1:$hook_port/alerts|" \
   deploy/alertmanager/alertmanager.yml >"$run/alertmanager.yml"
-printf '[{"targets": ["127.0.0.1:%s"], "labels": {"node": "%s"}}]\n' "$vm_port" "$node" \
+# The target names the node as its vmagent labels what it sends (node and cluster): EdgeNodeSilent matches
+# the two on both.
+CLUSTER=${CLUSTER:-demo}
+printf '[{"targets": ["127.0.0.1:%s"], "labels": {"node": "%s", "cluster": "%s"}}]\n' "$vm_port" "$node" "$CLUSTER" \
   >"$run/prometheus-config/targets/vmagent-$node.json"
 sed "s/127\.0\.0\.1:9100/127.0.0.1:$ne_port/; s/127\.0\.0\.1:8429/127.0.0.1:$vm_port/" deploy/vmagent/scrape.yml \
   >"$run/vmagent-scrape.yml"
@@ -169,7 +172,6 @@ REMOTE_WRITE_URL="https://127.0.0.1:$ingest_port/api/v1/write"
 [[ $insecure == 1 ]] && REMOTE_WRITE_URL="$prom_url/api/v1/write"
 read_flags deploy/vmauth/vmauth.flags va_flags va_over
 read_flags deploy/vmauth/central-vmagent.flags cv_flags cv_over
-CLUSTER=${CLUSTER:-demo}
 read_flags deploy/node-exporter/node-exporter.flags ne_flags ne_over
 read_flags deploy/vmagent/vmagent.flags vm_flags vm_over
 
