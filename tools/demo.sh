@@ -267,9 +267,12 @@ fi
 
 encoded=$("$venv_bin/python" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$query")
 curl_auth="--cacert $pki/ca.crt -u admin:\$(cat $pki/admin.password) "
+# The dashboards' renderer logs in as curl does: the demo's CA and the admin password it made.
+render_auth=" --ca-file $pki/ca.crt --password-file $pki/admin.password"
 credentials="user admin, password in $pki/admin.password, CA $pki/ca.crt (docs/security.md)"
 if [[ $insecure == 1 ]]; then
   curl_auth=""
+  render_auth=""
   credentials="none (EDGE_DEMO_INSECURE=1)"
 fi
 cat <<EOF
@@ -281,7 +284,7 @@ cat <<EOF
   From a shell:        curl -s $curl_auth'$prom_url/api/v1/query' --data-urlencode 'query=$query{node="$node"}'
   Credentials:         $credentials
   (The pages are the demo's own, tools/demo-ui: Debian's Prometheus package has no web UI.)
-  Dashboards as PNG:   .venv/bin/python deploy/grafana/render.py --prometheus $prom_url --node $node --out $run/dashboards
+  Dashboards as PNG:   .venv/bin/python deploy/grafana/render.py --prometheus $prom_url$render_auth --node $node --out $run/dashboards
   Logs and data:       $run
   Alertmanager:        $am_url   (Debian ships no web UI: $AMTOOL_BIN alert --alertmanager.url=$am_url)
   Notifications:       $run/webhook.log
