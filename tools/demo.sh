@@ -133,7 +133,9 @@ sed "s|url: http://alert-receiver.monitoring.svc:8080/alerts|url: http://127.0.0
 # The target names the node as its vmagent labels what it sends (node and cluster): EdgeNodeSilent matches
 # the two on both.
 CLUSTER=${CLUSTER:-demo}
-printf '[{"targets": ["127.0.0.1:%s"], "labels": {"node": "%s", "cluster": "%s"}}]\n' "$vm_port" "$node" "$CLUSTER" \
+# By name: the centre's pull keeps apart from the node's self-scrape of 127.0.0.1 by `instance`, as in production
+# where the centre reaches the node at the node's address.
+printf '[{"targets": ["localhost:%s"], "labels": {"node": "%s", "cluster": "%s"}}]\n' "$vm_port" "$node" "$CLUSTER" \
   >"$run/prometheus-config/targets/vmagent-$node.json"
 sed "s/127\.0\.0\.1:9100/127.0.0.1:$ne_port/; s/127\.0\.0\.1:8429/127.0.0.1:$vm_port/" deploy/vmagent/scrape.yml \
   >"$run/vmagent-scrape.yml"

@@ -742,7 +742,10 @@ class Centre:
             credentials=self.pki.node_dir(name),
             **{"vmagent_binary": COMPAT_VMAGENT if self.compat else "VMAGENT_BIN", **options},
         )
-        self.central.add_vmagent_target(node.vmagent_address, name)
+        # The centre reaches a node's vmagent at an address of its own (in production the node's, while the
+        # self-scrape of scrape.yml is the node's loopback): on loopback here, by name, so that the pulled series
+        # and the pushed ones keep apart by `instance` as they do in production.
+        self.central.add_vmagent_target(node.vmagent_address.replace("127.0.0.1:", "localhost:"), name)
         return node
 
     def start(self) -> None:
