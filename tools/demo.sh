@@ -139,7 +139,12 @@ fi
 sed "s|url: http://alert-receiver.monitoring.svc:8080/alerts|url: http://127.0.0.1:$hook_port/alerts|;
   s|url: https://hc-ping.com/REPLACE-WITH-YOUR-CHECK-UUID|url: http://127.0.0.1:$hook_port/heartbeat|" \
   deploy/alertmanager/alertmanager.yml >"$run/alertmanager.yml"
-printf '[{"targets": ["127.0.0.1:%s"], "labels": {"node": "%s"}}]\n' "$vm_port" "$node" \
+# The target names the node as its vmagent labels what it sends (node and cluster): EdgeNodeSilent matches
+# the two on both.
+CLUSTER=${CLUSTER:-demo}
+# By name: the centre's pull keeps apart from the node's self-scrape of 127.0.0.1 by `instance`, as in production
+# where the centre reaches the node at the node's address.
+printf '[{"targets": ["localhost:%s"], "labels": {"node": "%s", "cluster": "%s"}}]\n' "$vm_port" "$node" "$CLUSTER" \
   >"$run/prometheus-config/targets/vmagent-$node.json"
 sed "s/127\.0\.0\.1:9100/127.0.0.1:$ne_port/; s/127\.0\.0\.1:8429/127.0.0.1:$vm_port/" deploy/vmagent/scrape.yml \
   >"$run/vmagent-scrape.yml"
@@ -285,11 +290,14 @@ fi
 
 encoded=$("$venv_bin/python" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$query")
 curl_auth="--cacert $pki/ca.crt -u admin:\$(cat $pki/admin.password) "
+# The dashboards' renderer logs in as curl does: the demo's CA and the admin password it made.
+render_auth=" --ca-file $pki/ca.crt --password-file $pki/admin.password"
 credentials="user admin, password in $pki/admin.password, CA $pki/ca.crt (docs/security.md)"
 amtool_auth="--http.config.file=$pki/amtool-http.yml"
 if [[ $insecure == 1 ]]; then
   curl_auth=""
   amtool_auth=""
+  render_auth=""
   credentials="none (EDGE_DEMO_INSECURE=1)"
 fi
 cat <<EOF
@@ -301,7 +309,7 @@ cat <<EOF
   From a shell:        curl -s $curl_auth'$prom_url/api/v1/query' --data-urlencode 'query=$query{node="$node"}'
   Credentials:         $credentials
   (The pages are the demo's own, tools/demo-ui: Debian's Prometheus package has no web UI.)
-  Dashboards as PNG:   .venv/bin/python deploy/grafana/render.py --prometheus $prom_url --node $node --out $run/dashboards
+  Dashboards as PNG:   .venv/bin/python deploy/grafana/render.py --prometheus $prom_url$render_auth --node $node --out $run/dashboards
   Logs and data:       $run
   Alertmanager:        $am_url   (Debian ships no web UI: $AMTOOL_BIN alert --alertmanager.url=$am_url $amtool_auth)
   Notifications:       $run/webhook.log

@@ -57,6 +57,10 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
     )
     present = f"group by ({by}) (present_over_time(up{{{s.edge}}}[6h]))"
     recent = f"group by ({by}) (present_over_time(up{{{s.edge}}}[3m]))"
+    # The centre's vmagent target list, as EdgeNodeSilent reads it: a node listed for 3 minutes or more.
+    listed = (
+        f"(group by ({by}) (up{{{s.vmagent}}}) and on ({by}) group by ({by}) (up{{{s.vmagent}}} offset 3m))"
+    )
     stats: list[PanelBuilder] = [
         stat_panel(
             ids,
@@ -68,8 +72,9 @@ def build(config: MixinConfig) -> dashboard_builder.Dashboard:
         stat_panel(
             ids,
             "Silent nodes",
-            "Nodes that sent samples in the last 6 hours but none in the last 3 minutes (as the EdgeNodeSilent alert).",
-            Query(f"count({present} unless on ({by}) {recent}) or vector(0)"),
+            "Nodes listed in the centre's vmagent targets, or that sent samples in the last 6 hours, that sent none "
+            "in the last 3 minutes (as the EdgeNodeSilent alert).",
+            Query(f"count(({listed} or {present}) unless on ({by}) {recent}) or vector(0)"),
         ),
         stat_panel(
             ids,

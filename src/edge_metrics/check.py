@@ -16,6 +16,7 @@ from typing import TextIO
 
 from edge_metrics.config import NodesConfig, bounded, inspect_config, script_path, unmatched_problem
 from edge_metrics.durations import format_duration
+from edge_metrics.manifest import liveness_problems, missing_script_files, missing_script_fix
 from edge_metrics.samples import Plan
 
 
@@ -76,7 +77,14 @@ def check_configmap(path: Path, *, default_interval: float, node: str | None, ou
                                 node=node, out=plans, err=problems)
             out.write(plans.getvalue().replace(temp, name))
             err.write(problems.getvalue().replace(temp, name))
+            entries, _ = inspect_config(Path(temp) / "nodes.conf", scripts_dir=Path(temp),
+                                        default_interval=default_interval)
+            for script_file in missing_script_files(entries, list(configmap["data"])):
+                print(missing_script_fix(script_file), file=err)
         status = max(status, code)
+    for problem in liveness_problems(documents, str(path)):
+        print(problem, file=err)
+        status = 1
     return status
 
 

@@ -337,7 +337,8 @@ class Collector:
         spool = pusher.spool
         return PushHealth(True, pusher.sent_samples, spool.samples - spool.held_samples, spool.bytes,
                           pusher.dropped_by_reason(), pusher.errors, pusher.last_success, clock,
-                          self.timekeeper.steps, spool.held_samples, resent_samples=pusher.resent_samples)
+                          self.timekeeper.steps, spool.held_samples, resent_samples=pusher.resent_samples,
+                          spool_max_bytes=spool.limit)
 
     def write(self) -> bool:
         self.last_write = self.clock()

@@ -171,7 +171,7 @@ class PushHealth(Value):
     """Push mode and clock state for the edge_collector_push_* and edge_collector_clock_* families."""
 
     __slots__ = ("clock", "clock_steps", "dropped", "enabled", "errors", "held_samples", "last_success",
-                 "resent_samples", "sent_samples", "spooled_bytes", "spooled_samples")
+                 "resent_samples", "sent_samples", "spool_max_bytes", "spooled_bytes", "spooled_samples")
     enabled: Final[bool]
     sent_samples: Final[int]
     spooled_samples: Final[int]
@@ -183,10 +183,12 @@ class PushHealth(Value):
     clock_steps: Final[int]
     held_samples: Final[int]
     resent_samples: Final[int]
+    spool_max_bytes: Final[int | None]  # --spool-max-bytes; None on the textfile path
 
     def __init__(self, enabled: bool, sent_samples: int, spooled_samples: int, spooled_bytes: int,
                  dropped: Mapping[str, int], errors: Mapping[str, int], last_success: float | None,
-                 clock: ClockReading, clock_steps: int, held_samples: int, *, resent_samples: int = 0) -> None:
+                 clock: ClockReading, clock_steps: int, held_samples: int, *, resent_samples: int = 0,
+                 spool_max_bytes: int | None = None) -> None:
         self.enabled = enabled
         self.sent_samples = sent_samples
         self.spooled_samples = spooled_samples
@@ -198,6 +200,7 @@ class PushHealth(Value):
         self.clock_steps = clock_steps
         self.held_samples = held_samples
         self.resent_samples = resent_samples
+        self.spool_max_bytes = spool_max_bytes
 
 
 def push_blocks(health: PushHealth) -> list[Block]:
@@ -211,6 +214,9 @@ def push_blocks(health: PushHealth) -> list[Block]:
          "imported them twice; the centre stores one).", float(health.resent_samples)),
         ("push_spooled_samples", "gauge", "Readings in the spool waiting for vmagent.", float(health.spooled_samples)),
         ("push_spooled_bytes", "gauge", "Bytes in the spool waiting for vmagent.", float(health.spooled_bytes)),
+        # The limit beside the level, so that an alert can see the spool fill up before it drops readings.
+        ("push_spool_max_bytes", "gauge", "The spool's limit (--spool-max-bytes): beyond it the oldest readings go.",
+         None if health.spool_max_bytes is None else float(health.spool_max_bytes)),
         ("push_last_success_timestamp_seconds", "gauge", "Unix time of the last acknowledged push.",
          health.last_success),
         ("clock_synchronized", "gauge",

@@ -257,8 +257,14 @@ class Spool:
         self.held_samples -= entry.samples if entry.held else 0
         self.memory_bytes -= entry.size if entry.data is not None else 0
 
+    @property
+    def limit(self) -> int:
+        """Bytes the spool holds before its oldest readings go: --spool-max-bytes, bounded by memory without a
+        directory."""
+        return self.max_bytes if self.directory is not None else min(self.max_bytes, self.memory_max)
+
     def _make_room(self, size: int) -> None:
-        limit = self.max_bytes if self.directory is not None else min(self.max_bytes, self.memory_max)
+        limit = self.limit
         dropped = self._drop_oldest(lambda: self.bytes + size > limit)
         if dropped:
             self.log.warning("spool full: the oldest readings were dropped", samples=dropped[0], runs=dropped[1],

@@ -41,6 +41,7 @@ from tests.helpers import REPO, Processes, components, free_port, wait_until
 
 DEPLOY = REPO / "deploy"
 PROMETHEUS_DIR = DEPLOY / "prometheus"
+VMAGENT_TARGET_EXAMPLE = PROMETHEUS_DIR / "targets" / "vmagent-NODE.json.example"
 VMAGENT_FLAGS = DEPLOY / "vmagent" / "vmagent.flags"
 VMAGENT_SCRAPE = DEPLOY / "vmagent" / "scrape.yml"
 NODE_EXPORTER_FLAGS = DEPLOY / "node-exporter" / "node-exporter.flags"
@@ -307,8 +308,13 @@ class Central(PrometheusAPI):
         path.write_text(yaml.safe_dump(config, sort_keys=False))
 
     def add_vmagent_target(self, address: str, node: str) -> None:
-        """Let the centre pull a node's vmagent /metrics (file_sd picks the file up by itself)."""
-        target = [{"targets": [address], "labels": {"node": node}}]
+        """Let the centre pull a node's vmagent /metrics (file_sd picks the file up by itself): a target file
+        as the shipped example writes it, its address and the node's labels (node, cluster) the test's."""
+        target = json.loads(VMAGENT_TARGET_EXAMPLE.read_text())
+        values = {"node": node, "cluster": CLUSTER}
+        for entry in target:
+            entry["targets"] = [address]
+            entry["labels"] = {name: values.get(name, value) for name, value in entry["labels"].items()}
         (self.config_dir / "targets" / f"vmagent-{node}.json").write_text(json.dumps(target))
 
     def send_alerts_to(self, address: str) -> None:
@@ -839,7 +845,10 @@ class Centre:
             credentials=self.pki.node_dir(name),
             **{"vmagent_binary": COMPAT_VMAGENT if self.compat else "VMAGENT_BIN", **options},
         )
-        self.central.add_vmagent_target(node.vmagent_address, name)
+        # The centre reaches a node's vmagent at an address of its own (in production the node's, while the
+        # self-scrape of scrape.yml is the node's loopback): on loopback here, by name, so that the pulled series
+        # and the pushed ones keep apart by `instance` as they do in production.
+        self.central.add_vmagent_target(node.vmagent_address.replace("127.0.0.1:", "localhost:"), name)
         return node
 
     def start(self) -> None:

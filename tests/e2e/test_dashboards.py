@@ -170,9 +170,10 @@ def test_pictures_render_every_panel_with_data(stack: Pipeline, tmp_path: Path) 
 def test_vmagent_self_scrape_sends_only_what_is_read(stack: Pipeline) -> None:
     """The node's vmagent pushes its own health through the keep rule of scrape.yml: every family the rules,
     dashboards and runbooks read arrives, with its `up`, and a small fraction of what its /metrics serves.
-    The pushed series carry the cluster label (-remoteWrite.label); the centre's own pull of the same
-    vmagent (targets/vmagent-*.json) has none, and recording rules' outputs (edge:...) are left out."""
-    pushed = f'job="vmagent", node="{NODE}", cluster="{CLUSTER}"'
+    The pushed series carry the cluster label (-remoteWrite.label) and the self-scrape's instance; the centre's
+    own pull of the same vmagent (targets/vmagent-*.json, cluster too) has its own, and recording rules' outputs
+    (edge:...) are left out."""
+    pushed = f'job="vmagent", node="{NODE}", cluster="{CLUSTER}", instance="{stack.node.vmagent_address}"'
     central = stack.central
     for family in [*sorted(USED), "up"]:
         assert central.query(f"{family}{{{pushed}}}"), f"{family} of the self-scrape is not at the centre"

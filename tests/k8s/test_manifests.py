@@ -223,6 +223,36 @@ class TestSharedConfiguration:
         assert any("power_rail" in line and "does not exist" in line and "ConfigMap/edge-metrics-config" in line
                    for line in cluster.stderr.splitlines()), cluster.stderr
         assert "lab-3: space_server every 10s, power_rail every 1m" in cluster.stdout
+        # The fix is named, as the exact line to add; adding it is all it takes.
+        fix = "add the line `      - power_rail.sh` under `files:` of scripts/kustomization.yaml"
+        assert fix in cluster.stderr, cluster.stderr
+        with (scripts / "kustomization.yaml").open("a") as kustomization:
+            kustomization.write("      - power_rail.sh\n")
+        manifest.write_text(kustomize(scripts))
+        fixed = subprocess.run([*edge_metrics, "--configmap", str(manifest)],
+                               capture_output=True, text=True, timeout=60, check=False)
+        assert fixed.returncode == 0, fixed.stderr
+
+    def test_a_default_interval_beyond_the_liveness_window_is_refused(self, tmp_path: Path) -> None:
+        """EDGE_DEFAULT_INTERVAL set to 5m in the DaemonSet: an idle collector rewrites its file only that often,
+        past the livenessProbe's 120 s, so the kubelet would restart it. `check --configmap` refuses the manifest
+        and names the numbers; the shipped manifest passes."""
+        edge_metrics = [str(REPO / ".venv" / "bin" / "edge-metrics"), "check", "--configmap"]
+        shipped = subprocess.run([*edge_metrics, str(ALL_IN_ONE)], capture_output=True, text=True, timeout=60,
+                                 check=False)
+        assert shipped.returncode == 0, shipped.stderr
+        objects = rendered()
+        sidecar = next(c for c in find(objects, "DaemonSet")["spec"]["template"]["spec"]["containers"]
+                       if c["name"] == "metric-sidecar")
+        (interval,) = (e for e in sidecar["env"] if e["name"] == "EDGE_DEFAULT_INTERVAL")
+        interval["value"] = "5m"
+        manifest = tmp_path / "rendered.yaml"
+        manifest.write_text(yaml.safe_dump_all(objects, sort_keys=False))
+        result = subprocess.run([*edge_metrics, str(manifest)], capture_output=True, text=True, timeout=60,
+                                check=False)
+        assert result.returncode == 1
+        assert (f"{manifest}:DaemonSet/node-exporter-arm64 container metric-sidecar: EDGE_DEFAULT_INTERVAL 5m + "
+                "EDGE_SCRIPT_TIMEOUT 10s = 5m10s reaches the livenessProbe's window of 120s") in result.stderr
 
     def test_vmagent_scrape_config_is_deploys_file(self) -> None:
         data = find(rendered(), "ConfigMap", "vmagent-config")["data"]

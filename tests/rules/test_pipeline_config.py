@@ -27,7 +27,9 @@ def bins() -> dict[str, str]:
 
 
 def run(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
+    # A hang bound only: edge-alerts.test.yml evaluates every rule over 3 days of series (~25 s of CPU), which
+    # takes a minute of wall time on a loaded machine.
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=240, check=False)
 
 
 class TestCentralPrometheus:

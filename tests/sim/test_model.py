@@ -101,6 +101,8 @@ class TestModelErrors:
             (["--model", "m.yaml"], "no COMMAND given"),
             (["--model"], "--model needs a FILE"),
             (["--modle", "m.yaml", "--", "true"], "unknown option --modle"),
+            (["--model", "a.yaml", "--model=b.yaml", "--", "true"],
+             "--model given twice (a.yaml, b.yaml): one model per run, with every bus in it"),
         ],
     )
     def test_usage_errors(self, procs: Processes, argv: list[str], message: str) -> None:

@@ -84,3 +84,21 @@ class TestPrecomputedSelfMetrics:
         health = CollectorHealth(node="n", write_failures=0, reload_successful=True,
                                  reload_success_timestamp=1.0, write_timestamp=2.0)
         assert render([], SelfMetrics((), "n").blocks({}, health)) == render(self_metric_families((), {}, health))
+
+
+class TestSpoolLimit:
+    def test_the_spool_limit_is_exported_beside_its_level(self) -> None:
+        """In push mode edge_collector_push_spool_max_bytes carries --spool-max-bytes, beside
+        edge_collector_push_spooled_bytes, so EdgeSpoolFilling can compare them; the textfile path has no spool
+        and exports no limit."""
+        from edge_metrics.clock import ClockReading
+        from edge_metrics.selfmetrics import PushHealth, push_blocks
+
+        clock = ClockReading(1.7e9, 5.0, True, 0.0, 0.5)
+        pushing = PushHealth(True, 7, 2, 70, {}, {}, 1.7e9, clock, 0, 0, spool_max_bytes=64 * 1024 * 1024)
+        families = {f.name: f for f in text_string_to_metric_families(render([], push_blocks(pushing)))}
+        limit = families["edge_collector_push_spool_max_bytes"]
+        assert limit.type == "gauge" and [s.value for s in limit.samples] == [67108864.0]
+        assert [s.value for s in families["edge_collector_push_spooled_bytes"].samples] == [70.0]
+        textfile = PushHealth(False, 0, 0, 0, {}, {}, None, clock, 0, 0)
+        assert "edge_collector_push_spool_max_bytes" not in render([], push_blocks(textfile))

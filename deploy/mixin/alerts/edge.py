@@ -83,6 +83,157 @@ wrong clock on the board raises no false alarm.
             ],
         ),
         Group(
+            "edge-losses",
+            [
+                Alert(
+                    "EdgeReadingsDropped",
+                    why="""
+The collector threw readings away before vmagent acknowledged them, for any reason (the
+`reason` label: the spool full, the clock-hold limit, a clock step, a batch vmagent refused...):
+those readings are lost. A new reason is alerted without a change here. The counter travels
+in the collector's own file, so the first sample the centre sees may already hold the loss:
+compared with an hour ago, an absent value counting as 0 (as EdgeVmagentQueueDropping). Stays
+firing for an hour after the last drop.
+""",
+                    expr="""
+edge_collector_push_dropped_samples_total
+  - (
+    edge_collector_push_dropped_samples_total offset 1h
+      or
+    edge_collector_push_dropped_samples_total * 0
+  )
+> 0
+""",
+                    severity="critical",
+                    summary=(
+                        "The collector on node {{ $labels.%(nodeLabel)s }} dropped {{ $value }} readings "
+                        "({{ $labels.reason }}) in the last hour"
+                    ),
+                    description=(
+                        "Those readings are lost. The collector's log on {{ $labels.%(nodeLabel)s }} names each "
+                        "drop (`kubectl logs -n monitoring -c metric-sidecar`); the reason says where to look: "
+                        "the spool's disk and --spool-max-bytes, the node's clock, vmagent's answers."
+                    ),
+                    view=View(DASHBOARD_UIDS.node, per_node=True),
+                ),
+                Alert(
+                    "EdgeScriptRunsSkipped",
+                    why="""
+Scheduled runs of a script were not made (the previous run, or another script's, was still
+going): the readings of those runs were never taken. Same comparison with an hour ago as
+EdgeReadingsDropped.
+""",
+                    expr="""
+edge_collector_script_skipped_runs_total
+  - (
+    edge_collector_script_skipped_runs_total offset 1h
+      or
+    edge_collector_script_skipped_runs_total * 0
+  )
+> 0
+""",
+                    severity="warning",
+                    summary=(
+                        "{{ $value }} runs of {{ $labels.script }} on node {{ $labels.%(nodeLabel)s }} were "
+                        "skipped in the last hour"
+                    ),
+                    description=(
+                        "The readings of those runs were never taken. A run outlasts the script's interval "
+                        "(edge_collector_script_duration_seconds against edge_collector_script_interval_seconds) "
+                        "or the collector's loop was held up; the collector logs each skipped run."
+                    ),
+                    view=View(DASHBOARD_UIDS.node, per_node=True),
+                ),
+                Alert(
+                    "EdgePushFailing",
+                    why="""
+Push mode: the collector's pushes to the node's vmagent fail and none succeeded in 5 minutes.
+The readings wait in the spool (and are lost once it is full: EdgeSpoolFilling,
+EdgeReadingsDropped). A collector that has not succeeded once since it started has no
+last-success series, so the failures alone count then; the `for:` keeps a pod whose vmagent
+starts a few seconds after the collector from paging.
+""",
+                    expr="""
+sum by (%(clusterLabel)s, %(nodeLabel)s, instance) (increase(edge_collector_push_errors_total[5m])) > 0
+  unless on (%(clusterLabel)s, %(nodeLabel)s, instance)
+changes(edge_collector_push_last_success_timestamp_seconds[5m]) > 0
+""",
+                    severity="critical",
+                    summary="The collector on node {{ $labels.%(nodeLabel)s }} cannot push its readings to vmagent",
+                    description=(
+                        "No push acknowledged for 5 minutes; the readings wait in the spool. "
+                        "`edge_collector_push_errors_total` by cause and the collector's log (`cannot push "
+                        "readings`) say why: is the node's vmagent running and listening on EDGE_PUSH_URL?"
+                    ),
+                    view=View(DASHBOARD_UIDS.node, per_node=True),
+                    for_="2m",
+                ),
+                Alert(
+                    "EdgeSpoolFilling",
+                    why="""
+The push spool holds more than 80% of --spool-max-bytes (edge_collector_push_spool_max_bytes):
+at the limit the oldest readings are dropped (EdgeReadingsDropped, reason spool_full).
+""",
+                    expr="""
+edge_collector_push_spooled_bytes > 0.8 * edge_collector_push_spool_max_bytes
+""",
+                    severity="warning",
+                    summary=(
+                        "The push spool on node {{ $labels.%(nodeLabel)s }} is nearly full ({{ $value | "
+                        "humanize1024 }}B)"
+                    ),
+                    description=(
+                        "At --spool-max-bytes the oldest readings are dropped. Pushes fail or vmagent takes "
+                        "them too slowly: see EdgePushFailing and the collector's log; bring vmagent back before "
+                        "the spool is full."
+                    ),
+                    view=View(DASHBOARD_UIDS.node, per_node=True),
+                    for_="5m",
+                ),
+                Alert(
+                    "EdgeConfigRejected",
+                    why="""
+The collector refused the latest nodes.conf or scripts for 5 minutes: it keeps running the
+last good config, so a change someone made is not in force (and a script they fixed keeps
+failing).
+""",
+                    expr="edge_collector_config_last_reload_successful == 0",
+                    severity="warning",
+                    summary="The collector on node {{ $labels.%(nodeLabel)s }} rejects its configuration",
+                    description=(
+                        "The collector's log names the file, line and reason (`kubectl logs -n monitoring -c "
+                        "metric-sidecar`); `edge-metrics check` on the ConfigMap's files says the same before "
+                        "a change is applied."
+                    ),
+                    view=View(DASHBOARD_UIDS.node, per_node=True),
+                    for_="5m",
+                ),
+                Alert(
+                    "EdgeCollectorPlanEmpty",
+                    why="""
+The collector runs and writes, but runs no script, on a node where it ran scripts in the last
+6 hours: a nodes.conf that lost the node's line or was emptied. Every per-script series is
+gone with it, so no per-script alert can fire.
+""",
+                    expr="""
+group by (%(clusterLabel)s, %(nodeLabel)s, instance) (edge_collector_last_write_timestamp_seconds)
+  and on (%(clusterLabel)s, %(nodeLabel)s, instance)
+group by (%(clusterLabel)s, %(nodeLabel)s, instance) (present_over_time(edge_collector_script_interval_seconds[6h]))
+  unless on (%(clusterLabel)s, %(nodeLabel)s, instance)
+group by (%(clusterLabel)s, %(nodeLabel)s, instance) (edge_collector_script_interval_seconds)
+""",
+                    severity="warning",
+                    summary="The collector on node {{ $labels.%(nodeLabel)s }} runs no script any more",
+                    description=(
+                        "nodes.conf no longer gives {{ $labels.%(nodeLabel)s }} a script: check the node's line "
+                        "(or the default's) in the edge-metrics-config ConfigMap with `edge-metrics check`."
+                    ),
+                    view=View(DASHBOARD_UIDS.node, per_node=True),
+                    for_="5m",
+                ),
+            ],
+        ),
+        Group(
             "edge-pipeline",
             [
                 Alert(
@@ -94,11 +245,18 @@ from the fleet on purpose. The fleet is the centre's vmagent target list (file_s
 targets/vmagent-*.json): such a target has an `up{job="vmagent"}` series for as long as it is
 listed, dead or alive, so a dead node stays alerted for days. Deleting its target file is
 how a node is removed. A node missing from the target list (push-only setups) is still
-alerted for 6 hours after its last sample, as before.
+alerted for 6 hours after its last sample, as before. The pulled series and the pushed ones
+are matched on cluster and node: a target file must name both, as the node's vmagent sets
+them (-remoteWrite.label in vmagent.flags). A target listed less than 3 minutes ago has
+had no time to send: a node that is starting up is not silent.
 """,
                     expr="""
 (
-  group by (%(clusterLabel)s, %(nodeLabel)s) (up{%(vmagentSelector)s})
+  (
+    group by (%(clusterLabel)s, %(nodeLabel)s) (up{%(vmagentSelector)s})
+      and on (%(clusterLabel)s, %(nodeLabel)s)
+    group by (%(clusterLabel)s, %(nodeLabel)s) (up{%(vmagentSelector)s} offset 3m)
+  )
     or
   group by (%(clusterLabel)s, %(nodeLabel)s) (present_over_time(up{%(edgeSelector)s}[6h]))
 )
@@ -111,8 +269,9 @@ group by (%(clusterLabel)s, %(nodeLabel)s) (present_over_time(up{%(edgeSelector)
                         "Is the node up (`kubectl get node {{ $labels.%(nodeLabel)s }}`)? Is its vmagent running "
                         "and does it log send errors? Do the vmagent alerts for this node (backlog, 5xx, "
                         "rejected) or an EdgeCentre* alert say why? Samples queued on the node arrive later if "
-                        "only the network was down. Removed the node for good? Delete its targets/vmagent-{{ "
-                        "$labels.%(nodeLabel)s }}.json."
+                        "only the network was down. Sending, yet alerted? Its targets/vmagent-{{ $labels.%(nodeLabel)s "
+                        "}}.json must carry the node's cluster label beside node. Removed the node for good? "
+                        "Delete its targets/vmagent-{{ $labels.%(nodeLabel)s }}.json."
                     ),
                     view=View(DASHBOARD_UIDS.pipeline, per_node=True),
                 ),

@@ -93,12 +93,14 @@ def _parse(argv: list[str]) -> tuple[str | None, bool, list[str]]:
             return None, False, []
         if arg == "--check":
             check = True
-        elif arg == "--model":
-            if not argv:
+        elif arg == "--model" or arg.startswith("--model="):
+            if arg == "--model" and not argv:
                 raise _Usage("--model needs a FILE")
-            model = argv.pop(0)
-        elif arg.startswith("--model="):
-            model = arg.partition("=")[2]
+            given = argv.pop(0) if arg == "--model" else arg.partition("=")[2]
+            if model is not None:
+                # One model per run: a second --model used to replace the first without a word.
+                raise _Usage(f"--model given twice ({model}, {given}): one model per run, with every bus in it")
+            model = given
         elif arg.startswith("-"):
             raise _Usage(f"unknown option {arg} ({USAGE})")
         else:

@@ -1,0 +1,202 @@
+"""A healthy pipeline as shipped pages no one, and a collector that loses readings pages someone.
+
+The topology, flags, rules (with their shipped `for:`) and Alertmanager routing are those of deploy/, as
+tests/e2e/stack.py builds them; the collector runs the bundled nodes.conf for node bupt-a under the I2C
+simulator with the DaemonSet's environment (push mode, spool). Alerts are read where a person gets them: the
+centre's /api/v1/alerts and the webhook Alertmanager posts to.
+
+Why a few minutes suffice for rules whose `for:` is longer (up to 30 m): an alert can page only after its
+condition held for its whole `for:`, and while it holds the alert is pending in /api/v1/alerts. The test
+requires that no alert is ever pending or firing (polled throughout), so no `for:` can elapse; the run lasts
+past EdgeNodeSilent's windows (a target listed 3 minutes, silent 3 minutes), the longest a healthy start could
+trip, and past the 5 minute windows of the push alerts.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from edge_metrics.clock import adjtimex
+from tests.e2e.stack import (
+    DEPLOY,
+    EDGE_METRICS,
+    Alertmanager,
+    Pipeline,
+    collector_self_metrics,
+    collector_stamps,
+    metric_sum,
+    push_url,
+    samples_at_centre,
+    set_clock,
+    write_counter_config,
+)
+from tests.e2e.webhook import WebhookReceiver, webhook_receiver
+from tests.helpers import REPO, SIM_LIB, Processes, wait_until
+
+pytestmark = pytest.mark.e2e
+
+DAEMONSET = DEPLOY / "kubernetes" / "edge" / "daemonset.yaml"
+SPACE_SERVER_MODEL = REPO / "scripts" / "models" / "space_server.yaml"
+# Routed to the dead man's switch, not to a person; firing all the time by design.
+WATCHDOG = "EdgeAlertingWatchdog"
+# What the clock of this machine decides for itself: excepted only while the kernel says it is unsynchronised.
+CLOCK_ALERTS = ("EdgeClock", "EdgeCollectorClock")
+HEALTHY_FOR = 330.0  # seconds of steady state watched (see the module's docstring)
+# Alertmanager's group timings shortened so that what fires near the end still reaches the webhook.
+FAST = {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"}
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    with webhook_receiver() as receiver:
+        yield receiver
+
+
+def sidecar_env(**paths: str) -> dict[str, str]:
+    """The metric-sidecar's environment as the DaemonSet sets it, with this test's paths and addresses."""
+    daemonset = yaml.safe_load(DAEMONSET.read_text())
+    (sidecar,) = (c for c in daemonset["spec"]["template"]["spec"]["containers"] if c["name"] == "metric-sidecar")
+    env = {e["name"]: str(e["value"]) for e in sidecar["env"] if "value" in e}
+    unknown = set(paths) - set(env)
+    assert not unknown, f"not set by {DAEMONSET}: {sorted(unknown)}"
+    return {**env, **paths}
+
+
+def clock_unsynchronised() -> bool:
+    synchronised, _, _ = adjtimex()
+    return not synchronised
+
+
+def paging(alerts: list[dict[str, Any]], *, clock_excepted: bool) -> list[str]:
+    """The alerts among `alerts` that would reach a person."""
+    found = []
+    for alert in alerts:
+        name = alert["labels"]["alertname"]
+        if name == WATCHDOG or (clock_excepted and name.startswith(CLOCK_ALERTS)):
+            continue
+        found.append(f"{name} {alert.get('state', alert.get('status'))} {alert['labels']}")
+    return found
+
+
+class TestHealthyPipeline:
+    @pytest.mark.timeout(HEALTHY_FOR + 400)
+    def test_a_healthy_node_pages_no_one_for_minutes(
+        self, pipeline: Callable[..., Pipeline], procs: Processes, tmp_path: Path, webhook: WebhookReceiver
+    ) -> None:
+        """bupt-a as shipped, readings flowing for over five minutes: no alert is pending or firing at the centre
+        and the webhook gets no notification, the clock alerts excepted only while this machine's kernel clock
+        is unsynchronised (the collector is then given a synchronised clock, so that its readings flow)."""
+        assert SIM_LIB.exists(), "run `make sim` first (make test does)"
+        alertmanager = Alertmanager(procs, tmp_path / "alertmanager", webhook_url=webhook.url, timings=FAST)
+        alertmanager.start()
+        stack = pipeline(node="bupt-a")
+        stack.central.send_alerts_to(alertmanager.address)
+        stack.start_infrastructure()
+        wait_until(lambda: stack.central.api("alertmanagers")["activeAlertmanagers"], timeout=30,
+                   what="the centre's Alertmanager")
+
+        clock_excepted = clock_unsynchronised()
+        env = sidecar_env(
+            EDGE_CONFIG=str(REPO / "scripts" / "nodes.conf"),
+            EDGE_OUTPUT=str(stack.node.textfile_dir / "custom_metrics.prom"),
+            EDGE_PUSH_URL=push_url(stack.node),
+            EDGE_SPOOL_DIR=str(tmp_path / "spool"),
+        )
+        env.update(NODE_NAME="bupt-a", EDGE_I2C_SIM_LIB=str(SIM_LIB))
+        if clock_excepted:
+            clock = tmp_path / "clock"
+            set_clock(clock, synchronized=True)
+            env["EDGE_CLOCK_TEST_FILE"] = str(clock)
+        stack.node.collector = procs.start(
+            [str(EDGE_METRICS), "simulate", "--model", str(SPACE_SERVER_MODEL), "--", str(EDGE_METRICS), "run"],
+            env={**os.environ, **env}, log=stack.node.workdir / "collector.log",
+        )
+        readings = 'edge_temperature{node="bupt-a"}'
+        wait_until(lambda: stack.central.query(readings), timeout=120, interval=1, what="bupt-a's readings")
+
+        seen: list[str] = []
+        started = time.monotonic()
+        while not seen and time.monotonic() - started < HEALTHY_FOR:
+            seen = paging(stack.central.api("alerts")["alerts"], clock_excepted=clock_excepted)
+            time.sleep(2)
+        notified = paging(webhook.alerts("firing"), clock_excepted=clock_excepted)
+        assert (seen, notified) == ([], []), f"pending or firing: {seen}; notified: {notified}"
+
+        # It was a healthy run: a reading of every run of the last five minutes is at the centre, none dropped.
+        self_metrics = collector_self_metrics(stack.node)
+        assert metric_sum(self_metrics, "edge_collector_push_dropped_samples_total") == 0
+        runs = stack.central.query(f'count_over_time({readings}[5m])')
+        assert runs and min(float(r["value"][1]) for r in runs) >= 5 * 60 / 10 - 2, runs
+
+
+@contextmanager
+def refusing_endpoint() -> Iterator[str]:
+    """An import endpoint on loopback that answers every push 503, as an overloaded vmagent does."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api/v1/import/prometheus"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+class TestLossPages:
+    def test_failing_pushes_and_the_readings_dropped_page_someone(
+        self, pipeline: Callable[..., Pipeline], procs: Processes, tmp_path: Path
+    ) -> None:
+        """The node's import endpoint answers 503 to every push while vmagent still carries node_exporter's
+        scrape: the collector's readings pile up in a 1 KiB spool and the oldest are dropped. EdgePushFailing
+        (its `for:` shortened) and EdgeReadingsDropped (reason spool_full) fire at the centre for the node, from
+        the collector's own counters; every reading taken is either still in the spool or counted dropped, and
+        none reached the centre."""
+        stack = pipeline(node="bupt-a")
+        stack.central.set_rule_durations("EdgePushFailing", **{"for": "5s"})
+        stack.start_infrastructure()
+        config = write_counter_config(tmp_path / "scripts", node="bupt-a", interval="1s")
+        with refusing_endpoint() as refusing:
+            # Debug logs name each run's stamp; the clock file says synchronised (this machine's may not be).
+            set_clock(tmp_path / "clock", synchronized=True)
+            stack.node.start_collector(config=config, env={"EDGE_CLOCK_TEST_FILE": str(tmp_path / "clock")},
+                                       extra_args=["--push-url", refusing, "--log-level", "debug",
+                                                   "--spool-max-bytes", "1KiB"])
+
+            def firing() -> set[str]:
+                return {a["labels"]["alertname"] for a in stack.central.alerts()
+                        if a["labels"].get("node") == "bupt-a" and a["labels"].get("cluster")}
+
+            wait_until(lambda: {"EdgePushFailing", "EdgeReadingsDropped"} <= firing(), timeout=180, interval=1,
+                       what="EdgePushFailing and EdgeReadingsDropped firing for bupt-a")
+            (dropped,) = [a for a in stack.central.alerts() if a["labels"]["alertname"] == "EdgeReadingsDropped"]
+            assert dropped["labels"]["reason"] == "spool_full"
+            self_metrics = collector_self_metrics(stack.node)
+        taken = len(collector_stamps(stack.node))
+        lost = metric_sum(self_metrics, "edge_collector_push_dropped_samples_total", reason="spool_full")
+        waiting = metric_sum(self_metrics, "edge_collector_push_spooled_samples")
+        stored = len(samples_at_centre(stack.central, 'edge_e2e_counter{node="bupt-a"}'))
+        assert stored == 0 and lost > 0 and waiting > 0
+        # The file was written after some of the runs in the log: they are the only ones not yet accounted for.
+        assert lost + waiting <= taken, (taken, lost, waiting)
