@@ -9,7 +9,7 @@ COMPONENTS := .cache/components/.complete
 SIM_LIB := build/libi2csim.so
 CHROMIUM ?= chromium
 
-.PHONY: all venv runtime components sim i2c-tools browser run demo check test lint bench fleet clean dashboards mixin
+.PHONY: all venv runtime components sim i2c-tools browser run demo check test lint bench fleet clean dashboards mixin image image-tools image-test-tools
 
 all: venv components sim
 
@@ -52,6 +52,29 @@ browser:
 	@command -v $(CHROMIUM) >/dev/null 2>&1 || \
 	  { echo "make: installing Debian's chromium (apt-get, as root)"; apt-get update -qq && apt-get install -y --no-install-recommends chromium; }
 
+# The collector's image, for linux/amd64, linux/arm64 and linux/arm/v7, without a registry: OCI archives,
+# the multi-arch index and an SBOM each in build/image/ (tools/build-image.sh; docs/kubernetes.md#get-the-image-onto-your-nodes).
+# `make image BASE=python:3.11-slim-bookworm` builds on the usual base instead (needs a registry).
+IMAGE_TOOLS := podman runc mmdebstrap uidmap debian-archive-keyring
+# What the image tests add: emulation of the ARM images, the simulator cross-built for them, k3s's containerd.
+IMAGE_TEST_TOOLS := qemu-user-static containerd gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf \
+  libc6-dev-armhf-cross
+BASE ?= debian
+define apt-install
+@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+  [ -z "$$missing" ] || { echo "make: installing Debian's $$missing (apt-get, as root)"; \
+  apt-get update -qq && apt-get install -y --no-install-recommends $$missing; }
+endef
+
+image-tools:
+	$(call apt-install,$(IMAGE_TOOLS))
+
+image-test-tools:
+	$(call apt-install,$(IMAGE_TEST_TOOLS))
+
+image: runtime image-tools
+	BASE=$(BASE) PYTHON=$(BIN)/python bash tools/build-image.sh
+
 # Run the product on its bundled default: the seed's example node with simulated sensors.
 run: runtime sim i2c-tools
 	@mkdir -p .run/textfile
@@ -73,7 +96,7 @@ lint: venv
 check: lint components
 	$(BIN)/pytest -q tests/unit
 
-test: venv components sim browser lint
+test: venv components sim browser image image-test-tools lint
 	$(BIN)/pytest
 
 # Regenerate the mixin: the Grafana dashboards (deploy/grafana/dashboards/*.json, from deploy/grafana/*.py),
