@@ -96,6 +96,9 @@ deb_of() {  # PACKAGE ARCH: the downloaded .deb
   [[ -n "$found" ]] || { echo "build-image: no .deb of $1 for $2" >&2; exit 1; }
   echo "$found"
 }
+deb_fields() {  # DEB: "package<TAB>version<TAB>architecture", a line of the SBOM's package list
+  printf '%s\t%s\t%s\n' "$(dpkg-deb -f "$1" Package)" "$(dpkg-deb -f "$1" Version)" "$(dpkg-deb -f "$1" Architecture)"
+}
 pinned() {  # PACKAGE: its Debian version in deploy/components.versions (the bookworm pin)
   awk -v p="$1" '$1 == "current" && $2 == "bookworm" && $3 == p { print $4 }' deploy/components.versions
 }
@@ -133,7 +136,7 @@ debian_base() {  # ARCH -> a rootfs tarball at $cache/base-ARCH.tar, and its pac
       done
       continue
     fi
-    dpkg-deb -f "$deb" Package Version Architecture Source | paste -sd'\t' | sed 's/Package: //;s/Version: //;s/Architecture: //;s/Source: //' >>"$cache/packages-$arch.tsv"
+    deb_fields "$deb" >>"$cache/packages-$arch.tsv"
   done
   # What dpkg's maintainer scripts would have made, without running them.
   ln -sf python3.11 "$root/usr/bin/python3"
@@ -162,8 +165,11 @@ debian_base() {  # ARCH -> a rootfs tarball at $cache/base-ARCH.tar, and its pac
 i2c_layer() {  # ARCH -> $ctx/i2c/ARCH: the i2c binaries the scripts call and their library, nothing else
   local arch=$1 dest="$ctx/i2c/$1" tmp="$cache/i2c-$1"
   rm -rf "$tmp" && mkdir -p "$tmp" "$dest/usr/sbin" "$dest/usr/lib/$(triplet "$arch")"
-  dpkg -x "$(deb_of i2c-tools "$arch")" "$tmp"
-  dpkg -x "$(deb_of libi2c0 "$arch")" "$tmp"
+  : >"$cache/i2c-packages-$arch.tsv"
+  for package in i2c-tools libi2c0; do
+    dpkg -x "$(deb_of "$package" "$arch")" "$tmp"
+    deb_fields "$(deb_of "$package" "$arch")" >>"$cache/i2c-packages-$arch.tsv"
+  done
   # The ELF programs only: i2c-stub-from-dump and decode-* are perl scripts.
   for program in i2cdetect i2cdump i2cget i2cset i2ctransfer; do cp -a "$tmp/usr/sbin/$program" "$dest/usr/sbin/"; done
   cp -a "$tmp/usr/lib/$(triplet "$arch")"/libi2c.so.0* "$dest/usr/lib/$(triplet "$arch")/"
@@ -188,21 +194,22 @@ app_layer() {  # -> $ctx/app: the wheel in /opt/edge-metrics, byte-compiled, and
 
 sbom() {  # ARCH IMAGE_ID -> SPDX 2.3 JSON of the Debian packages and the wheel
   local arch=$1 file="$out/${name}_${IMAGE_TAG}_$(tag_of "$1").spdx.json"
-  "$PYTHON" - "$arch" "$wheel" "$ref" "$(platform "$arch")" "$cache/packages-$arch.tsv" "$BASE" >"$file" <<'PY'
+  local lists=("$cache/i2c-packages-$arch.tsv")
+  [[ "$BASE" != debian ]] || lists+=("$cache/packages-$arch.tsv")
+  "$PYTHON" - "$wheel" "$ref" "$(platform "$arch")" "$BASE" "${lists[@]}" >"$file" <<'PY'
 import hashlib, json, sys, zipfile
 from pathlib import Path
-arch, wheel, ref, platform, listing, base = sys.argv[1:]
+wheel, ref, platform, base, *listings = sys.argv[1:]
 packages = []
-if base == "debian":
+for listing in listings:
     for line in Path(listing).read_text().splitlines():
-        fields = line.split("\t")
-        name, version, architecture = fields[:3]
+        name, version, architecture = line.split("\t")
         packages.append({"SPDXID": f"SPDXRef-deb-{name}".replace("+", "-").replace(".", "-"), "name": name,
                          "versionInfo": version, "supplier": "Organization: Debian",
                          "downloadLocation": "NOASSERTION",
                          "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
                                            "referenceLocator": f"pkg:deb/debian/{name}@{version}?arch={architecture}&distro=bookworm"}]})
-else:
+if base != "debian":
     packages.append({"SPDXID": "SPDXRef-base", "name": base, "versionInfo": "NOASSERTION",
                      "downloadLocation": "NOASSERTION", "comment": "base image from a registry"})
 with zipfile.ZipFile(wheel) as archive:
