@@ -76,14 +76,16 @@ def podman_run(
     rewrite: Any,
     extra_env: Mapping[str, str] | None = None,
     extra_mounts: Sequence[str] = (),
+    name: str,
 ) -> Run:
     """The options for `container` of `pod_spec`; `volumes` maps each volume name to its directory (or file)
-    on this machine, laid out by tests/k8s/podsim.py. `extra_env` and `extra_mounts` are what stands in
-    for the node's hardware (the I2C simulator) and are added after the spec's own."""
+    on this machine, laid out by tests/k8s/podsim.py; `name` is the container's name for podman.
+    `extra_env` and `extra_mounts` stand in for the node's hardware (the I2C simulator) and come after the
+    spec's own."""
     unknown = set(container) - IGNORED - {"command", "args", "env", "volumeMounts", "securityContext", "workingDir"}
     if unknown:
         raise PodSpecError(f"container {container['name']}: {sorted(unknown)} not translated to podman")
-    options: list[str] = ["--name", f"{node_name}-{container['name']}", "--pull=never"]
+    options: list[str] = ["--name", name, "--pull=never"]
     if pod_spec.get("hostNetwork"):
         options += ["--network", "host"]
     else:

@@ -13,7 +13,9 @@ restriction the default sets and more (no privileged, no capability, seccomp, no
 from __future__ import annotations
 
 import copy
+import itertools
 import json
+import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -61,10 +63,18 @@ def simulator(session: Session) -> tuple[dict[str, str], list[str]]:
     return env, mounts
 
 
-def sidecar_run(node: Node, pod: Pod, pod_spec: dict[str, Any], session: Session) -> Run:
+def sidecar_run(node: Node, pod: Pod, pod_spec: dict[str, Any], session: Session, name: str) -> Run:
     env, mounts = simulator(session)
     return podman_run(pod_spec, container(pod_spec, SIDECAR), node_name=node.name, volumes=pod.volumes,
-                      rewrite=node.rewrite_network, extra_env=env, extra_mounts=mounts)
+                      rewrite=node.rewrite_network, extra_env=env, extra_mounts=mounts, name=name)
+
+
+def unique(what: str) -> str:
+    """A container name of this test run only (the podman storage is shared by the checkouts' runs)."""
+    return f"{NODE_NAME}-{what}-{os.getpid()}-{next(_SERIAL)}"
+
+
+_SERIAL = itertools.count()
 
 
 @dataclass
@@ -77,6 +87,7 @@ class Deployment:
     image: str
     run: Run
     logs: Path
+    name: str  # the sidecar's container
 
     def centre(self) -> PrometheusAPI:
         return PrometheusAPI(f"https://127.0.0.1:{self.node.ports[9090]}", self.pki)
@@ -108,13 +119,12 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, podman: Podman, amd64_i
             if spec["name"] != SIDECAR:
                 entry = edge.container(spec["name"])
                 entry.start(procs, logs / f"{entry.name}.log")
-        run = sidecar_run(node, edge, edge.spec, session)
-        name = f"{NODE_NAME}-{SIDECAR}"
-        podman("rm", "--force", "--ignore", name, check=False)
+        name = unique(SIDECAR)
+        run = sidecar_run(node, edge, edge.spec, session, name)
         try:
             procs.start(podman.argv("run", "--rm", *run.options, amd64_image, *run.command), env=podman.env,
                         log=logs / f"{SIDECAR}.log")
-            yield Deployment(node, edge, pki, procs, podman, amd64_image, run, logs)
+            yield Deployment(node, edge, pki, procs, podman, amd64_image, run, logs, name)
         finally:
             podman("rm", "--force", "--time", "5", "--ignore", name, check=False, timeout=60)
 
@@ -147,17 +157,18 @@ class TestAsTheDaemonSetRunsIt:
 
     def test_liveness_probe_passes_inside_the_container(self, deployment: Deployment) -> None:
         probe = container(deployment.edge.spec, SIDECAR)["livenessProbe"]["exec"]["command"]
-        name = f"{NODE_NAME}-{SIDECAR}"
+        name = deployment.name
         wait_until(lambda: deployment.podman("exec", name, *probe, check=False).returncode == 0, timeout=60,
                    what="the liveness probe to pass in the container")
 
     def test_the_container_runs_as_the_spec_says(self, deployment: Deployment) -> None:
-        name = f"{NODE_NAME}-{SIDECAR}"
+        name = deployment.name
         inspect = json.loads(deployment.podman("inspect", name).stdout)[0]
         assert inspect["HostConfig"]["ReadonlyRootfs"] is True
         assert inspect["EffectiveCaps"] in (None, [])
-        status = deployment.podman("exec", name, "bash", "-c", "grep -E '^(NoNewPrivs|Seccomp|CapEff|Uid):' "
-                                   "/proc/self/status").stdout
+        # The collector itself: PID 1 of the container.
+        status = deployment.podman("exec", name, "cat", "/proc/1/status").stdout
+        assert re.search(r"^Uid:\s+0\s", status, re.M), status  # runAsUser: 0 of the least-privilege spec
         assert re.search(r"^NoNewPrivs:\s+1$", status, re.M), status
         assert re.search(r"^Seccomp:\s+2$", status, re.M), status  # filter mode: the runtime's default profile
         assert re.search(r"^CapEff:\s+0+$", status, re.M), status
@@ -170,10 +181,13 @@ def run_once(podman: Podman, image: str, pod_spec: dict[str, Any], tmp_path: Pat
     sidecar = container(spec, SIDECAR)
     sidecar["env"] = [item for item in sidecar["env"] if item["name"] != "EDGE_PUSH_URL"]
     spec["containers"] = [sidecar if c["name"] == SIDECAR else c for c in spec["containers"]]
-    node = Node(tmp_path / "fs", NODE_NAME, objects(), local_images())
+    credentials = tmp_path / "credentials"  # vmagent's; the collector does not read them
+    credentials.mkdir()
+    node = Node(tmp_path / "fs", NODE_NAME, objects(), local_images(),
+                host_paths={"/etc/edge-metrics/credentials": credentials})
     pod = Pod(node, f"node-exporter-arm64-{NODE_NAME}", spec)
     with Session(MODEL) as session:
-        run = sidecar_run(node, pod, spec, session)
+        run = sidecar_run(node, pod, spec, session, unique("once"))
         return podman.run(image, run.options, [*run.command, "--once"], timeout=120)
 
 
@@ -215,4 +229,4 @@ class TestSpecTheImageCannotSatisfy:
         context = dict(container(spec, SIDECAR)["securityContext"], procMount="Unmasked")
         spec = with_sidecar(spec, securityContext=context)
         with pytest.raises(PodSpecError, match="procMount"):
-            podman_run(spec, container(spec, SIDECAR), node_name=NODE_NAME, volumes={}, rewrite=str)
+            podman_run(spec, container(spec, SIDECAR), node_name=NODE_NAME, volumes={}, rewrite=str, name="x")
