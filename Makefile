@@ -55,7 +55,8 @@ browser:
 # The collector's image, for linux/amd64, linux/arm64 and linux/arm/v7, without a registry: OCI archives,
 # the multi-arch index and an SBOM each in build/image/ (tools/build-image.sh; docs/kubernetes.md#get-the-image-onto-your-nodes).
 # `make image BASE=python:3.11-slim-bookworm` builds on the usual base instead (needs a registry).
-IMAGE_TOOLS := podman runc mmdebstrap uidmap debian-archive-keyring
+# skopeo is what docs/kubernetes.md pushes the multi-arch archive to a registry with.
+IMAGE_TOOLS := podman runc mmdebstrap uidmap debian-archive-keyring skopeo
 # What the image tests add: emulation of the ARM images, the simulator cross-built for them, k3s's containerd.
 IMAGE_TEST_TOOLS := qemu-user-static containerd gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf \
   libc6-dev-armhf-cross

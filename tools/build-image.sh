@@ -138,6 +138,14 @@ debian_base() {  # ARCH -> a rootfs tarball at $cache/base-ARCH.tar, and its pac
     fi
     deb_fields "$deb" >>"$cache/packages-$arch.tsv"
   done
+  # Merged /usr, as every bookworm system is (the extract variant skips the hook that does it): /bin/bash
+  # and /usr/bin/bash are the same file, whichever a user's script names in its #!.
+  for dir in bin sbin lib lib64; do
+    if [[ -d "$root/$dir" && ! -L "$root/$dir" ]]; then
+      mkdir -p "$root/usr/$dir" && cp -a "$root/$dir/." "$root/usr/$dir/" && rm -rf "${root:?}/$dir"
+      ln -s "usr/$dir" "$root/$dir"
+    fi
+  done
   # What dpkg's maintainer scripts would have made, without running them.
   ln -sf python3.11 "$root/usr/bin/python3"
   ln -sf mawk "$root/usr/bin/awk"  # update-alternatives' link: the bundled scripts call awk
@@ -237,7 +245,8 @@ done
 [[ "$BASE" != debian ]] || download $DATA_PACKAGES
 app_layer
 rm -f "$out"/*.oci.tar "$out"/*.spdx.json "$out/.inputs"
-pod manifest rm "$ref" >/dev/null 2>&1 || true
+# The name may be held by an earlier list, or by an image a test pulled from an archive.
+pod manifest rm "$ref" >/dev/null 2>&1 || pod untag "$ref" "$ref" >/dev/null 2>&1 || true
 pod manifest create "$ref" >/dev/null
 for arch in $ARCHES; do
   i2c_layer "$arch"

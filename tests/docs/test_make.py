@@ -43,7 +43,8 @@ class TestMakeTargets:
         assert commands[-1] == ".venv/bin/pytest -q tests/unit"
 
     @pytest.mark.parametrize("needed", ["-m venv .venv", "'.[test]'", "fetch-components", "libi2csim.so",
-                                        "i2c-tools", "chromium", ".venv/bin/mypy"])
+                                        "i2c-tools", "chromium", ".venv/bin/mypy", "tools/build-image.sh", "podman",
+                                        "mmdebstrap", "qemu-user-static", "containerd", "gcc-aarch64-linux-gnu"])
     def test_test_still_sets_up_everything(self, needed: str) -> None:
         commands = fresh_machine_commands("test")
         assert needed in commands
