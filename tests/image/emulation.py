@@ -33,7 +33,9 @@ class EmulationUnavailable(AssertionError):
 
 def kernel_has_binfmt_per_user_namespace() -> bool:
     match = re.match(r"(\d+)\.(\d+)", platform.release())
-    return bool(match) and (int(match.group(1)), int(match.group(2))) >= (6, 7)
+    if match is None:
+        return False
+    return (int(match.group(1)), int(match.group(2))) >= (6, 7)
 
 
 def binfmt_line(arch: str) -> str:

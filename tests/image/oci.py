@@ -69,7 +69,7 @@ class Archive:
 
     def manifests(self) -> list[dict[str, Any]]:
         """Each image manifest, following one level of nested index (what `manifest push --all` writes)."""
-        found = []
+        found: list[dict[str, Any]] = []
         for descriptor in self.index()["manifests"]:
             document = self._json(descriptor["digest"])
             if "manifests" in document:

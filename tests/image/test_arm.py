@@ -143,8 +143,12 @@ def exported(store: str, selector: str) -> str:
 class TestArm64Node:
     def test_node_exporter_takes_the_collectors_file(self, arm64_node: tuple[Node, str]) -> None:
         node, _ = arm64_node
-        metrics = wait_until(lambda: (m := node.node_exporter_metrics()) and "edge_collector_info" in
-                             " ".join(m) and m, timeout=300, interval=2,
+
+        def served() -> dict[str, float] | None:
+            metrics = node.node_exporter_metrics()
+            return metrics if any(name.startswith("edge_collector_info") for name in metrics) else None
+
+        metrics = wait_until(served, timeout=300, interval=2,
                              what=f"edge_collector_info at the arm64 node_exporter (logs in {node.workdir})")
         assert metrics["node_textfile_scrape_error"] == 0
 

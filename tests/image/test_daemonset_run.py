@@ -151,8 +151,12 @@ class TestAsTheDaemonSetRunsIt:
 
     def test_node_exporter_serves_the_containers_file(self, deployment: Deployment) -> None:
         url = f"http://127.0.0.1:{deployment.node.ports[9100]}/metrics"
-        metrics = wait_until(lambda: (t := http_get(url).decode()) and "edge_collector_info" in t and t,
-                             timeout=60, what="edge_collector_info at node_exporter")
+
+        def served() -> str | None:
+            text = http_get(url).decode()
+            return text if "edge_collector_info" in text else None
+
+        metrics = wait_until(served, timeout=60, what="edge_collector_info at node_exporter")
         assert re.search(r"^node_textfile_scrape_error 0$", metrics, re.M)
 
     def test_liveness_probe_passes_inside_the_container(self, deployment: Deployment) -> None:
