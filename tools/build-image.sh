@@ -31,7 +31,11 @@ out="$top/build/image"
 ARCHES=${ARCHES:-amd64 arm64 armhf}
 BASE=${BASE:-debian}
 PYTHON=${PYTHON:-$top/.venv/bin/python}
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
+# The Debian mirror this machine's apt uses (MIRROR=... to choose another).
+MIRROR=${MIRROR:-$( { cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null || true; } \
+  | sed -n -E 's/^URIs:[[:space:]]*([^[:space:]]+).*/\1/p; s/^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?([^[:space:]]+).*/\2/p' \
+  | grep -v security | head -1 || true)}
+[[ -n "$MIRROR" ]] || { echo "build-image: no Debian mirror in /etc/apt; set MIRROR" >&2; exit 1; }
 
 # The image's name and tag: the `images` entry of deploy/kubernetes/edge/kustomization.yaml, the one
 # place, which the rendered DaemonSet carries too (tests/k8s checks both against the package version).
@@ -269,6 +273,8 @@ for arch in $ARCHES; do
   sbom "$arch"
 done
 pod manifest push --quiet --all "$ref" "oci-archive:$out/${name}_${IMAGE_TAG}.oci.tar:$ref" >/dev/null
+# Images of earlier builds that no name holds any more (the storage is this build's own).
+pod image prune --force >/dev/null 2>&1 || true
 echo "$want" >"$out/.inputs"
 echo "build-image: $ref in ${out#"$top"/}:" >&2
 ls -l "$out" >&2
