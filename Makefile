@@ -11,7 +11,7 @@ HELM := .cache/tools/helm
 SYSTEMD_TOOLS := .cache/tools/systemd
 CHROMIUM ?= chromium
 
-.PHONY: all venv runtime components sim i2c-tools browser run demo check check-rules test lint bench fleet clean dashboards mixin helm helm-lint systemd-analyze
+.PHONY: all venv runtime components sim i2c-tools browser run demo check check-rules test lint bench fleet clean dashboards mixin helm helm-lint systemd-analyze image image-tools image-test-tools
 
 all: venv components sim
 
@@ -75,6 +75,30 @@ browser:
 	@command -v $(CHROMIUM) >/dev/null 2>&1 || \
 	  { echo "make: installing Debian's chromium (apt-get, as root)"; apt-get update -qq && apt-get install -y --no-install-recommends chromium; }
 
+# The collector's image, for linux/amd64, linux/arm64 and linux/arm/v7, without a registry: OCI archives,
+# the multi-arch index and an SBOM each in build/image/ (tools/build-image.sh; docs/kubernetes.md#get-the-image-onto-your-nodes).
+# `make image BASE=python:3.11-slim-bookworm` builds on the usual base instead (needs a registry).
+# skopeo is what docs/kubernetes.md pushes the multi-arch archive to a registry with.
+IMAGE_TOOLS := podman runc mmdebstrap uidmap debian-archive-keyring skopeo
+# What the image tests add: emulation of the ARM images, the simulator cross-built for them, k3s's containerd.
+IMAGE_TEST_TOOLS := qemu-user-static containerd gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf \
+  libc6-dev-armhf-cross
+BASE ?= debian
+define apt-install
+@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+  [ -z "$$missing" ] || { echo "make: installing Debian's $$missing (apt-get, as root)"; \
+  apt-get update -qq && apt-get install -y --no-install-recommends $$missing; }
+endef
+
+image-tools:
+	$(call apt-install,$(IMAGE_TOOLS))
+
+image-test-tools:
+	$(call apt-install,$(IMAGE_TEST_TOOLS))
+
+image: runtime image-tools
+	BASE=$(BASE) PYTHON=$(BIN)/python bash tools/build-image.sh
+
 # Run the product on its bundled default: the seed's example node with simulated sensors.
 run: runtime sim i2c-tools
 	@mkdir -p .run/textfile
@@ -104,7 +128,7 @@ check-rules: venv components
 # module-scoped fixtures start once; the fleets take a lock so that only one runs at a time (tests/fleet/conftest.py).
 # The slowest tests are listed at the end (docs/testing.md).
 TEST_WORKERS ?= 4
-test: venv components sim browser helm systemd-analyze lint
+test: venv components sim browser helm systemd-analyze image image-test-tools lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=30
 
 # Regenerate the mixin: the Grafana dashboards (deploy/grafana/dashboards/*.json, from deploy/grafana/*.py),

@@ -27,6 +27,7 @@ import pytest
 
 from tests.e2e.stack import Pki, http_get
 from tests.helpers import REPO, SIM_LIB, Processes, components, processes, wait_until
+from tests.image.engine import image_ref
 from tests.k8s.manifests import container, dockerfile_entrypoint, find, rendered
 from tests.k8s.podsim import Container, LocalImage, Node, Pod, _resolve_port
 
@@ -58,7 +59,7 @@ def local_images() -> dict[str, LocalImage]:
         "quay.io/prometheus/prometheus": LocalImage([parts["PROMETHEUS_BIN"]]),
         # This machine has no I2C bus: the collector runs under the simulator with the sensors'
         # model, exactly as `edge-metrics simulate --model ... -- edge-metrics run` is documented.
-        "ghcr.io/edge-metrics/edge-metrics-collector": LocalImage(
+        image_ref().name: LocalImage(
             [str(EDGE_METRICS), "simulate", "--model", str(MODEL), "--", *collector_entrypoint], collector_env
         ),
     }
