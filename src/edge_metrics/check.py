@@ -77,8 +77,8 @@ def check_configmap(path: Path, *, default_interval: float, node: str | None, ou
                                 node=node, out=plans, err=problems)
             out.write(plans.getvalue().replace(temp, name))
             err.write(problems.getvalue().replace(temp, name))
-            entries, _ = inspect_config(Path(temp) / "nodes.conf", scripts_dir=Path(temp),
-                                        default_interval=default_interval)
+            entries = inspect_config(Path(temp) / "nodes.conf", scripts_dir=Path(temp),
+                                     default_interval=default_interval).entries
             for script_file in missing_script_files(entries, list(configmap["data"])):
                 print(missing_script_fix(script_file), file=err)
         status = max(status, code)

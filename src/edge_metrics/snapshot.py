@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import os
 import re
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -29,6 +31,13 @@ from edge_metrics.samples import Job, Plan
 
 PREFIX = "edge-metrics-scripts-"
 _OWN_DIR = re.compile(re.escape(PREFIX) + r"(\d+)-")
+# A living collector holds an exclusive lock on this file in its directory for as long as it runs. A lock, not the
+# pid in the name: a collector in another pid namespace (a container sharing the folder) sees other pids, and
+# would take a living collector's directory for a dead one's.
+LOCK = ".lock"
+# A directory without its lock is being created, or was left by a collector killed in that instant: only the latter
+# is old.
+UNLOCKED_GRACE_SECONDS = 600.0
 
 
 class SnapshotError(ConfigError):
@@ -47,6 +56,7 @@ class ScriptSnapshots:
     def __init__(self, *, bases: Sequence[str] | None = None) -> None:
         self.bases = tuple(bases) if bases is not None else default_bases()
         self.root: Path | None = None
+        self.lock_fd: int | None = None
         self.generation = 0
 
     def install(self, plan: Plan, scripts_dir: Path) -> Plan:
@@ -76,6 +86,9 @@ class ScriptSnapshots:
         if self.root is not None:
             _remove_tree(str(self.root))
             self.root = None
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
 
     def _root(self) -> Path:
         if self.root is not None:
@@ -85,7 +98,11 @@ class ScriptSnapshots:
             root = Path(base, f"{PREFIX}{os.getpid()}-{os.urandom(6).hex()}")
             try:
                 os.mkdir(root, 0o700)  # not tempfile.mkdtemp: its imports cost the long-lived process memory
+                # CLOEXEC: a script's process that outlives the collector must not keep its directory alive.
+                self.lock_fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
             except OSError as error:
+                _remove_tree(str(root))
                 failures.append(f"{base}: {error.strerror or error}")
                 continue
             self.root = root
@@ -99,7 +116,7 @@ class ScriptSnapshots:
         if self.root is None:
             return
         for entry in os.listdir(self.root):
-            if entry != keep:
+            if entry not in (keep, LOCK):
                 _remove_tree(os.path.join(self.root, entry))
 
 
@@ -126,21 +143,33 @@ def _link_siblings(directory: Path, scripts_dir: Path, copied: set[str]) -> None
 
 
 def _remove_stale(base: str) -> None:
-    """Directories of earlier collectors that were killed before they could remove theirs."""
+    """Directories of earlier collectors that were killed before they could remove theirs: no one holds their lock."""
     try:
         entries = os.listdir(base)
     except OSError:
         return
     for entry in entries:
-        match = _OWN_DIR.match(entry)
-        if match is None or int(match.group(1)) == os.getpid():
-            continue
-        try:
-            os.kill(int(match.group(1)), 0)
-        except ProcessLookupError:
+        if _OWN_DIR.match(entry) is not None and not _in_use(os.path.join(base, entry)):
             _remove_tree(os.path.join(base, entry))
+
+
+def _in_use(directory: str) -> bool:
+    try:
+        fd = os.open(os.path.join(directory, LOCK), os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        try:
+            return time.time() - os.stat(directory).st_mtime < UNLOCKED_GRACE_SECONDS
         except OSError:
-            continue  # alive under another user
+            return True
+    except OSError:
+        return True  # another user's: not ours to judge
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True  # held: its collector runs
+    finally:
+        os.close(fd)  # closing releases a lock this look took
+    return False
 
 
 def _remove_tree(path: str) -> None:

@@ -97,10 +97,12 @@ class TestHealthyPipeline:
         and the webhook gets no notification, the clock alerts excepted only while this machine's kernel clock
         is unsynchronised (the collector is then given a synchronised clock, so that its readings flow)."""
         assert SIM_LIB.exists(), "run `make sim` first (make test does)"
-        alertmanager = Alertmanager(procs, tmp_path / "alertmanager", webhook_url=webhook.url, timings=FAST)
-        alertmanager.start()
         stack = pipeline(node="bupt-a")
+        # Alertmanager with the centre's credentials, as the Deployment runs it (TLS, its users).
+        alertmanager = Alertmanager(procs, tmp_path / "alertmanager", webhook_url=webhook.url, timings=FAST,
+                                    pki=stack.pki)
         stack.central.send_alerts_to(alertmanager.address)
+        alertmanager.start()
         stack.start_infrastructure()
         wait_until(lambda: stack.central.api("alertmanagers")["activeAlertmanagers"], timeout=30,
                    what="the centre's Alertmanager")

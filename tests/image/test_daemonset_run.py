@@ -105,6 +105,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, podman: Podman, amd64_i
     pki = Pki(root / "pki")
     pki.make(nodes=[NODE_NAME])
     node = Node(root / "fs", NODE_NAME, objs, local_images(), secrets={"central-credentials": pki.files()},
+                config_maps=pki.config_maps(),
                 host_paths={"/etc/edge-metrics/credentials": pki.node_dir(NODE_NAME)})
     edge = node.pod("DaemonSet", "node-exporter-arm64")
     central = node.pod("Deployment", "central-prometheus")

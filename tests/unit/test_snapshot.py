@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 from edge_metrics.config import ConfigError, load_config
 from edge_metrics.runner import RunLimits, run_script
 from edge_metrics.samples import Plan
-from edge_metrics.snapshot import PREFIX, ScriptSnapshots, SnapshotError
+from edge_metrics.snapshot import LOCK, PREFIX, UNLOCKED_GRACE_SECONDS, ScriptSnapshots, SnapshotError
 
 BASH = shutil.which("bash") or "/bin/bash"
 
@@ -102,7 +104,7 @@ class TestPrivateDirectory:
         assert first.jobs[0].run_from is not None and not first.jobs[0].run_from.exists()
         assert second.jobs[0].run_from is not None and second.jobs[0].run_from.exists()
         assert snapshots.root is not None
-        assert os.listdir(snapshots.root) == [second.jobs[0].run_from.parent.name]
+        assert sorted(os.listdir(snapshots.root)) == sorted([LOCK, second.jobs[0].run_from.parent.name])
         assert oct(snapshots.root.stat().st_mode & 0o777) == "0o700"
         snapshots.close()
         assert os.listdir(tmp_path / "private") == []
@@ -126,13 +128,35 @@ class TestPrivateDirectory:
 
     def test_a_killed_collectors_directory_is_removed_at_start(self, tmp_path: Path, scripts: Path,
                                                                snapshots: ScriptSnapshots) -> None:
-        """A directory left by a collector that is gone (SIGKILL, power cut) is removed; a living one's is kept."""
+        """A directory left by a collector that is gone (SIGKILL, power cut: no one holds its lock) is removed; a
+        living one's is kept whatever pid its name says, as a collector in another pid namespace sees it (its pid
+        there names no process here), and so is one still being created (no lock yet)."""
         base = tmp_path / "private"
-        dead = base / f"{PREFIX}999999999-0a0b"  # above any pid_max
-        living = base / f"{PREFIX}1-0a0b"  # init is always alive
-        for directory in (dead, living):
+        dead = base / f"{PREFIX}1-0a0b"
+        living = base / f"{PREFIX}999999999-0a0b"  # above any pid_max here: another pid namespace's
+        creating = base / f"{PREFIX}999999998-0a0b"
+        abandoned = base / f"{PREFIX}999999997-0a0b"  # killed between its mkdir and its lock, long ago
+        for directory in (dead, living, creating, abandoned):
             (directory / "1").mkdir(parents=True)
             (directory / "1" / "s.sh").write_text("#!/bin/bash\n")
+        for directory in (dead, living):
+            (directory / LOCK).touch()
+        os.utime(abandoned, (time.time() - 2 * UNLOCKED_GRACE_SECONDS,) * 2)
         (scripts / "s.sh").write_text("#!/bin/bash\necho v=1\n")
-        snapshots.install(accepted(scripts, "n1=s\n"), scripts)
-        assert not dead.exists() and living.exists()
+        with (living / LOCK).open() as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            snapshots.install(accepted(scripts, "n1=s\n"), scripts)
+        assert not dead.exists() and not abandoned.exists()
+        assert living.exists() and creating.exists()
+
+    def test_a_running_collectors_directory_is_locked(self, scripts: Path, snapshots: ScriptSnapshots) -> None:
+        """Another collector's look at this one's directory finds it in use for as long as this one runs."""
+        (scripts / "s.sh").write_text("#!/bin/bash\necho v=1\n")
+        plan = snapshots.install(accepted(scripts, "n1=s\n"), scripts)
+        root = plan.jobs[0].run_from.parent.parent  # type: ignore[union-attr]
+        with (root / LOCK).open() as lock:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            snapshots.close()
+            assert not root.exists()
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released with the collector
