@@ -1,7 +1,8 @@
 """Values for the upstream charts (deploy/helm/values): the collector as a sidecar of the prometheus-node-exporter
-chart, and kube-prometheus-stack's Prometheus as the centre. Those charts cannot be fetched here, so this checks
-what can be checked without them: valid YAML, the sidecar is the DaemonSet's metric-sidecar (less the push
-settings), and every path agrees between the sidecar, node_exporter's flags and the shared volumes."""
+chart, and kube-prometheus-stack's Prometheus as the centre. Those charts are not fetched here (they were rendered
+by hand: docs/kubernetes.md), so this checks what can be checked without them: valid YAML, the sidecar is the
+DaemonSet's metric-sidecar (less the push settings), and every path agrees between the sidecar, node_exporter's
+flags and the volumes, counting the mounts the node-exporter chart adds to every sidecar itself."""
 
 from __future__ import annotations
 
@@ -38,17 +39,24 @@ class TestNodeExporterSidecar:
         ours = container(find(rendered(), "DaemonSet", "node-exporter-arm64")["spec"]["template"]["spec"],
                          "metric-sidecar")
         sidecar = self.sidecar()
-        for field in ("image", "args", "livenessProbe", "resources", "securityContext"):
+        for field in ("image", "args", "livenessProbe", "resources"):
             assert sidecar[field] == ours[field], field
+        # The chart's pod securityContext has runAsNonRoot: true, which a root container must override.
+        assert sidecar["securityContext"] == {**ours["securityContext"], "runAsNonRoot": False}
         assert sidecar["env"] == [e for e in ours["env"] if e["name"] not in PUSH_ONLY]
 
     def test_paths_agree(self) -> None:
         values = load("prometheus-node-exporter.yaml")
         sidecar = self.sidecar()
         env = {e["name"]: e.get("value") for e in sidecar["env"]}
-        mounts = {m["mountPath"]: m["name"] for m in sidecar["volumeMounts"]}
         shared = {m["name"]: m["mountPath"] for m in values["sidecarVolumeMount"]}
+        own = sidecar["volumeMounts"]
+        # The chart mounts every sidecarVolumeMount into the sidecar itself: repeating one is a duplicate mount.
+        assert not {m["name"] for m in own} & set(shared)
+        assert not {m["mountPath"] for m in own} & set(shared.values())
+        mounts = {m["mountPath"]: m["name"] for m in own} | {path: name for name, path in shared.items()}
         configmaps = {c["name"]: c["mountPath"] for c in values["configmaps"]}
+        volumes = {v["name"]: v for v in values.get("extraVolumes", [])}
         textfile_dir = [a.split("=", 1)[1] for a in values["extraArgs"]
                         if a.startswith("--collector.textfile.directory=")]
         output_dir = directory_of(env["EDGE_OUTPUT"])
@@ -56,9 +64,9 @@ class TestNodeExporterSidecar:
         assert shared[mounts[output_dir]] == output_dir, "the textfile directory is the shared emptyDir"
         config_dir = directory_of(env["EDGE_CONFIG"])
         assert configmaps[mounts[config_dir]] == config_dir, "nodes.conf is in the ConfigMap volume"
-        assert shared[mounts["/tmp"]] == "/tmp"
-        # Every mount of the sidecar is a volume the chart creates: a shared emptyDir or a ConfigMap.
-        assert set(mounts.values()) <= set(shared) | set(configmaps)
+        assert "emptyDir" in volumes[mounts["/tmp"]], "/tmp is the sidecar's own emptyDir, not node_exporter's"
+        # Every mount of the sidecar is a volume the chart creates: shared emptyDir, ConfigMap or extra volume.
+        assert set(mounts.values()) <= set(shared) | set(configmaps) | set(volumes)
 
 
 class TestKubePrometheusStack:
@@ -68,9 +76,17 @@ class TestKubePrometheusStack:
         assert spec["enableRemoteWriteReceiver"] is True
         assert spec["tsdb"]["outOfOrderTimeWindow"] == prometheus["storage"]["tsdb"]["out_of_order_time_window"]
 
+    def test_self_monitoring_scrapes_over_tls(self) -> None:
+        prometheus = load("kube-prometheus-stack.yaml")["prometheus"]
+        assert prometheus["serviceMonitor"]["scheme"] == "https"
+        assert prometheus["serviceMonitor"]["tlsConfig"]["ca"]["secret"] == {"name": "central-credentials",
+                                                                             "key": "ca.crt"}
+        assert prometheus["prometheusSpec"]["externalUrl"].startswith("https://")
+
     def test_tls_comes_from_the_secret_make_certs_fills(self) -> None:
         tls = load("kube-prometheus-stack.yaml")["prometheus"]["prometheusSpec"]["web"]["tlsConfig"]
         docs = (REPO / "docs" / "security.md").read_text()
         for ref in (tls["cert"]["secret"], tls["keySecret"]):
             assert ref["name"] == "central-credentials"
             assert f"--from-file=.run/pki/{ref['key']}" in docs, ref
+
