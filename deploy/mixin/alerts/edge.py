@@ -369,7 +369,10 @@ sum by (%(clusterLabel)s, %(nodeLabel)s, instance) (
 The centre refused a block for good (HTTP 400/409: a sample out of bounds, too old, or a
 future-dated one since Prometheus 2.54): vmagent logs "rejected (skipping the block)", counts
 it and moves on. Those samples are lost, silently unless alerted. Same comparison with an
-hour ago as EdgeVmagentQueueDropping: the series may start at a non-zero value.
+hour ago as EdgeVmagentQueueDropping: the series may start at a non-zero value. Through the
+shipped centre the node's vmagent gets 204 from the central vmagent, which holds the node's own
+queue: a refusal by the store shows there, as EdgeCentreRefusesNodeSamples; this alert covers
+a node writing to a store directly, or vmauth refusing it.
 """,
                     expr="""
 sum by (%(clusterLabel)s, %(nodeLabel)s, instance) (
@@ -388,7 +391,8 @@ sum by (%(clusterLabel)s, %(nodeLabel)s, instance) (
                     description=(
                         "Those samples are lost. Usual cause: the node's clock (EdgeClockNotSynchronised, "
                         "EdgeCentreRejectsRemoteWrite, EdgeCentreRejectsLateSamples). vmagent's log on the node "
-                        'has the centre\'s answer ("rejected (skipping the block)").'
+                        'has the centre\'s answer ("rejected (skipping the block)"). Through the shipped centre, '
+                        "the store's refusals of this node's samples show as EdgeCentreRefusesNodeSamples instead."
                     ),
                     view=View(DASHBOARD_UIDS.pipeline, per_node=True),
                 ),
