@@ -18,10 +18,10 @@ from pathlib import Path
 from edge_metrics import __version__
 from edge_metrics.durations import DurationError, parse_duration
 from edge_metrics.runner import DEFAULT_MAX_SERIES, SET_FOR_SCRIPTS
+from edge_metrics.selfmetrics import PREFIX as SELF_METRIC_PREFIX
 
 BUNDLED_DIR = (Path(__file__).resolve().parent / "bundled").resolve()
 DEFAULT_OUTPUT = "/var/lib/prometheus/node-exporter/custom_metrics.prom"  # Debian node_exporter's textfile dir
-SELF_METRIC_PREFIX = "edge_collector_"
 _PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")

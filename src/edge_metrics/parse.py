@@ -6,8 +6,7 @@ import math
 import re
 
 from edge_metrics.samples import Labels, Metadata, ParseResult, RejectedLine, Sample
-
-SELF_METRIC_PREFIX = "edge_collector_"
+from edge_metrics.selfmetrics import PREFIX as SELF_METRIC_PREFIX
 
 # The common case, a bare `key=<decimal number>`, takes one regex and float(); anything else (NaN/Inf, errors,
 # labels) goes through the slower checks below, which give the reasons. Measured in bench/collector_bench.py.

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from edge_metrics.httppost import ERROR_CAUSES, SEND_TIMEOUT, Endpoint, PushError, parse_url, post
-from edge_metrics.render import escape_help, format_value, render_labels
+from edge_metrics.render import header, render_labels, sample_line, stamp_lines
 from edge_metrics.samples import Sample, Value
 
 TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
@@ -64,33 +64,19 @@ def make_pusher(settings: PushSettings, timekeeper: Timekeeper, log: Logger) -> 
 
 
 def render_lines(samples: tuple[Sample, ...], metadata: Mapping[str, Metadata] | None = None) -> bytes:
-    """One run's samples in Prometheus text, one `series value` line each, still without a timestamp; the HELP
-    and TYPE the script declared go before the first line of their family."""
-    if not metadata:
-        return "".join([f"{s.name}{render_labels(s.labels)} {format_value(s.value)}\n" for s in samples]).encode()
+    """One run's samples in Prometheus text, one series line each, still without a timestamp (stamp_lines adds
+    it); the HELP and TYPE the script declared go before the first line of their family."""
     lines: list[str] = []
     described: set[str] = set()
     for s in samples:
-        declared = metadata.get(s.name)
-        if declared is not None and s.name not in described:
+        if metadata and s.name in metadata and s.name not in described:
             described.add(s.name)
-            if declared.help is not None:
-                lines.append(f"# HELP {s.name} {escape_help(declared.help)}\n")
-            if declared.type is not None:
-                lines.append(f"# TYPE {s.name} {declared.type}\n")
-        lines.append(f"{s.name}{render_labels(s.labels)} {format_value(s.value)}\n")
-    return "".join(lines).encode()
-
-
-def stamp_lines(lines: bytes, timestamp_ms: int) -> bytes:
-    """Every series line with the run's millisecond timestamp: a 13-digit number (CLOCK_FLOOR), never a small
-    integer, which vmagent would take as seconds. A label value cannot hold a raw newline (it is escaped), so a
-    line that starts with `#` is a HELP or TYPE line, which takes none."""
-    if not lines.startswith(b"#") and b"\n#" not in lines:
-        return lines.replace(b"\n", b" %d\n" % timestamp_ms)
-    stamp = b" %d" % timestamp_ms
-    return b"".join(line + b"\n" if line.startswith(b"#") else line + stamp + b"\n"
-                    for line in lines.split(b"\n")[:-1])
+            declared = metadata[s.name]
+            if declared.help is not None or declared.type is not None:
+                lines.append(header(s.name, declared.help, declared.type))
+        lines.append(sample_line(s.name, render_labels(s.labels), s.value))
+    lines.append("")
+    return "\n".join(lines).encode()
 
 
 def _boot_time() -> float:

@@ -1,6 +1,9 @@
 """The collector's own metric families, always named `edge_collector_*` whatever the script prefix.
 
-Built fresh from the daemon's state at every write, so a script removed from the plan leaves nothing behind.
+The one declaration of their names (PREFIX and the tables below, collected in FAMILIES): the code that emits them
+reads the tables, and tests/unit/test_selfmetric_names.py checks that every `edge_collector_*` name the rules,
+dashboards, runbooks and manifests use is one of them. Built fresh from the daemon's state at every write, so a
+script removed from the plan leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -8,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from edge_metrics import __version__
-from edge_metrics.render import Block, escape_help, escape_label_value, format_value
-from edge_metrics.samples import Family, Job, Sample, ScriptStats, Value
+from edge_metrics.render import Block, header, render_labels, sample_line
+from edge_metrics.samples import Job, ScriptStats, Value
 
 TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
 if TYPE_CHECKING:
@@ -18,6 +21,7 @@ if TYPE_CHECKING:
     from edge_metrics.clock import ClockReading
 
 PREFIX = "edge_collector_"
+"""Reserved for the collector's own families: a script's reading under it is rejected (parse.py, cli.py)."""
 
 
 class CollectorHealth(Value):
@@ -47,8 +51,8 @@ class CollectorHealth(Value):
         self.other_nodes_problems = other_nodes_problems
 
 
-# name suffix, type, help, value of the script's stats (None: no sample yet)
-_PER_SCRIPT: tuple[tuple[str, str, str, Callable[[ScriptStats, Job], float | None]], ...] = (
+# Per script (label `script`): name suffix, type, help, value of the script's stats (None: no sample yet).
+PER_SCRIPT: tuple[tuple[str, str, str, Callable[[ScriptStats, Job], float | None]], ...] = (
     ("script_success", "gauge", "1 if the script's last run exited 0 within its timeout, else 0.",
      lambda s, _: None if s.last_success is None else float(s.last_success)),
     ("script_exit_code", "gauge", "Exit code of the script's last run (128+N when ended by signal N).",
@@ -83,7 +87,7 @@ _PER_SCRIPT: tuple[tuple[str, str, str, Callable[[ScriptStats, Job], float | Non
 
 
 # The collector-wide families: name suffix, type, help, value (None: no sample yet). `info` is apart: it has labels.
-_GLOBAL: tuple[tuple[str, str, str, Callable[[CollectorHealth], float | None]], ...] = (
+COLLECTOR_WIDE: tuple[tuple[str, str, str, Callable[[CollectorHealth], float | None]], ...] = (
     ("textfile_write_failures_total", "counter", "Failed attempts to replace the metrics file.",
      lambda h: float(h.write_failures)),
     ("config_last_reload_successful", "gauge", "1 if the last load of nodes.conf and the scripts succeeded.",
@@ -99,72 +103,47 @@ _GLOBAL: tuple[tuple[str, str, str, Callable[[CollectorHealth], float | None]], 
      "this node runs regardless.",
      lambda h: float(h.other_nodes_problems)),
 )
-_INFO = ("info", "gauge", "Collector build and node.")
-
-
-def self_metric_families(
-    jobs: tuple[Job, ...], stats: Mapping[str, ScriptStats], health: CollectorHealth
-) -> list[Family]:
-    """The self-metrics as families, for `render.render`; the daemon renders the same through SelfMetrics."""
-    families: list[Family] = []
-    for suffix, kind, help_text, value_of in _PER_SCRIPT:
-        samples = []
-        for job in jobs:
-            value = value_of(stats[job.script], job)
-            if value is not None:
-                samples.append(Sample(PREFIX + suffix, (("script", job.script),), value))
-        families.append(Family(PREFIX + suffix, help_text, kind, tuple(samples)))
-    for suffix, kind, help_text, global_value in _GLOBAL:
-        value = global_value(health)
-        single = (Sample(PREFIX + suffix, (), value),) if value is not None else ()
-        families.append(Family(PREFIX + suffix, help_text, kind, single))
-    suffix, kind, help_text = _INFO
-    labels = (("node", health.node), ("version", __version__))
-    families.append(Family(PREFIX + suffix, help_text, kind, (Sample(PREFIX + suffix, labels, 1.0),)))
-    return families
+INFO = ("info", "gauge", "Collector build and node.")
 
 
 class SelfMetrics:
-    """The self-metrics rendered straight into blocks for `render.render`, with every header and label
-    string prepared once per plan: building ~15 families of samples, then rendering them, cost ~0.2 ms of each
-    run's CPU. Renders exactly what `render.render(self_metric_families(...))` renders (a unit test checks)."""
+    """The self-metrics rendered straight into blocks for `render.render`, with every header and label string
+    prepared once per plan rather than built as families of samples at every write (what that saves is in the
+    table of docs/performance.md). Renders exactly what `render.render` renders for the same families (a unit
+    test checks)."""
 
     def __init__(self, jobs: tuple[Job, ...], node: str) -> None:
         # Series sorted by their rendered labels, as render() sorts them.
-        labelled = sorted((f'{{script="{escape_label_value(job.script)}"}}', job) for job in jobs)
+        labelled = sorted((render_labels((("script", job.script),)), job) for job in jobs)
         self.jobs = jobs
         self.per_script = [
-            (PREFIX + suffix, _header(suffix, kind, help_text), value_of, labelled)
-            for suffix, kind, help_text, value_of in _PER_SCRIPT
+            (PREFIX + suffix, header(PREFIX + suffix, help_text, kind), value_of, labelled)
+            for suffix, kind, help_text, value_of in PER_SCRIPT
         ]
         self.collector_wide = [
-            (PREFIX + suffix, _header(suffix, kind, help_text), value_of)
-            for suffix, kind, help_text, value_of in _GLOBAL
+            (PREFIX + suffix, header(PREFIX + suffix, help_text, kind), value_of)
+            for suffix, kind, help_text, value_of in COLLECTOR_WIDE
         ]
-        suffix, kind, help_text = _INFO
-        info_labels = f'{{node="{escape_label_value(node)}",version="{escape_label_value(__version__)}"}}'
-        self.info = (PREFIX + suffix, f"{_header(suffix, kind, help_text)}\n{PREFIX}{suffix}{info_labels} 1")
+        suffix, kind, help_text = INFO
+        name = PREFIX + suffix
+        labels = render_labels((("node", node), ("version", __version__)))
+        self.info = (name, f"{header(name, help_text, kind)}\n{sample_line(name, labels, 1)}")
 
     def blocks(self, stats: Mapping[str, ScriptStats], health: CollectorHealth) -> list[Block]:
         blocks: list[Block] = [self.info]
-        for name, header, value_of, labelled in self.per_script:
-            lines = [header]
+        for name, head, value_of, labelled in self.per_script:
+            lines = [head]
             for labels, job in labelled:
                 value = value_of(stats[job.script], job)
                 if value is not None:
-                    lines.append(f"{name}{labels} {format_value(value)}")
+                    lines.append(sample_line(name, labels, value))
             if len(lines) > 1:
                 blocks.append((name, "\n".join(lines)))
-        for name, header, global_value in self.collector_wide:
+        for name, head, global_value in self.collector_wide:
             value = global_value(health)
             if value is not None:
-                blocks.append((name, f"{header}\n{name} {format_value(value)}"))
+                blocks.append((name, f"{head}\n{sample_line(name, '', value)}"))
         return blocks
-
-
-def _header(suffix: str, kind: str, help_text: str) -> str:
-    name = PREFIX + suffix
-    return f"# HELP {name} {escape_help(help_text)}\n# TYPE {name} {kind}"
 
 
 class PushHealth(Value):
@@ -203,40 +182,59 @@ class PushHealth(Value):
         self.spool_max_bytes = spool_max_bytes
 
 
+# The push and clock families, exported in both modes: name suffix, type, help, value (None: no sample).
+PUSH: tuple[tuple[str, str, str, Callable[[PushHealth], float | None]], ...] = (
+    ("push_enabled", "gauge", "1 in push mode (--push-url), 0 on the textfile path.", lambda h: float(h.enabled)),
+    ("push_samples_total", "counter", "Readings sent to vmagent and acknowledged.", lambda h: float(h.sent_samples)),
+    ("push_resent_samples_total", "counter",
+     "Readings sent again after an attempt that went out but was not answered in time (vmagent may have "
+     "imported them twice; the centre stores one).", lambda h: float(h.resent_samples)),
+    ("push_spooled_samples", "gauge", "Readings in the spool waiting for vmagent.",
+     lambda h: float(h.spooled_samples)),
+    ("push_spooled_bytes", "gauge", "Bytes in the spool waiting for vmagent.", lambda h: float(h.spooled_bytes)),
+    # The limit beside the level, so that an alert can see the spool fill up before it drops readings.
+    ("push_spool_max_bytes", "gauge", "The spool's limit (--spool-max-bytes): beyond it the oldest readings go.",
+     lambda h: None if h.spool_max_bytes is None else float(h.spool_max_bytes)),
+    ("push_last_success_timestamp_seconds", "gauge", "Unix time of the last acknowledged push.",
+     lambda h: h.last_success),
+    ("clock_synchronized", "gauge",
+     "1 if the kernel clock is synchronised (adjtimex) and past the collector's floor date, else 0.",
+     lambda h: float(h.clock.synchronized)),
+    ("clock_estimated_error_seconds", "gauge", "The kernel's estimated clock error (adjtimex esterror).",
+     lambda h: h.clock.esterror),
+    ("clock_max_error_seconds", "gauge", "The kernel's maximum clock error (adjtimex maxerror).",
+     lambda h: h.clock.maxerror),
+    ("clock_steps_total", "counter", "Steps of the wall clock the collector noticed between two readings.",
+     lambda h: float(h.clock_steps)),
+    ("clock_held_samples", "gauge", "Readings held until the clock is synchronised.",
+     lambda h: float(h.held_samples)),
+)
+# Counters by one label: name suffix, label, help, the counts by label value.
+PUSH_BY_LABEL: tuple[tuple[str, str, str, Callable[[PushHealth], Mapping[str, int]]], ...] = (
+    ("push_dropped_samples_total", "reason", "Readings dropped before vmagent acknowledged them, by reason.",
+     lambda h: h.dropped),
+    ("push_errors_total", "cause", "Failed pushes to vmagent, by cause.", lambda h: h.errors),
+)
+
+FAMILIES: frozenset[str] = frozenset(
+    PREFIX + suffix for suffix in (*(row[0] for row in PER_SCRIPT), *(row[0] for row in COLLECTOR_WIDE), INFO[0],
+                                   *(row[0] for row in PUSH), *(row[0] for row in PUSH_BY_LABEL))
+)
+"""The name of every family the collector exports about itself (a counter's with its `_total`)."""
+
+
 def push_blocks(health: PushHealth) -> list[Block]:
     """The push and clock families, exported in both modes (zeros in textfile mode) so dashboards need no `or`."""
-    clock = health.clock
-    singles: list[tuple[str, str, str, float | None]] = [
-        ("push_enabled", "gauge", "1 in push mode (--push-url), 0 on the textfile path.", float(health.enabled)),
-        ("push_samples_total", "counter", "Readings sent to vmagent and acknowledged.", float(health.sent_samples)),
-        ("push_resent_samples_total", "counter",
-         "Readings sent again after an attempt that went out but was not answered in time (vmagent may have "
-         "imported them twice; the centre stores one).", float(health.resent_samples)),
-        ("push_spooled_samples", "gauge", "Readings in the spool waiting for vmagent.", float(health.spooled_samples)),
-        ("push_spooled_bytes", "gauge", "Bytes in the spool waiting for vmagent.", float(health.spooled_bytes)),
-        # The limit beside the level, so that an alert can see the spool fill up before it drops readings.
-        ("push_spool_max_bytes", "gauge", "The spool's limit (--spool-max-bytes): beyond it the oldest readings go.",
-         None if health.spool_max_bytes is None else float(health.spool_max_bytes)),
-        ("push_last_success_timestamp_seconds", "gauge", "Unix time of the last acknowledged push.",
-         health.last_success),
-        ("clock_synchronized", "gauge",
-         "1 if the kernel clock is synchronised (adjtimex) and past the collector's floor date, else 0.",
-         float(clock.synchronized)),
-        ("clock_estimated_error_seconds", "gauge", "The kernel's estimated clock error (adjtimex esterror).",
-         clock.esterror),
-        ("clock_max_error_seconds", "gauge", "The kernel's maximum clock error (adjtimex maxerror).", clock.maxerror),
-        ("clock_steps_total", "counter", "Steps of the wall clock the collector noticed between two readings.",
-         float(health.clock_steps)),
-        ("clock_held_samples", "gauge", "Readings held until the clock is synchronised.", float(health.held_samples)),
-    ]
-    blocks = [(PREFIX + suffix, f"{_header(suffix, kind, help_text)}\n{PREFIX}{suffix} {format_value(value)}")
-              for suffix, kind, help_text, value in singles if value is not None]
-    for suffix, label, help_text, counts in (
-        ("push_dropped_samples_total", "reason", "Readings dropped before vmagent acknowledged them, by reason.",
-         health.dropped),
-        ("push_errors_total", "cause", "Failed pushes to vmagent, by cause.", health.errors),
-    ):
-        lines = [_header(suffix, "counter", help_text)]
-        lines.extend(f'{PREFIX}{suffix}{{{label}="{key}"}} {value}' for key, value in sorted(counts.items()))
-        blocks.append((PREFIX + suffix, "\n".join(lines)))
+    blocks: list[Block] = []
+    for suffix, kind, help_text, value_of in PUSH:
+        value = value_of(health)
+        if value is not None:
+            name = PREFIX + suffix
+            blocks.append((name, f"{header(name, help_text, kind)}\n{sample_line(name, '', value)}"))
+    for suffix, label, help_text, counts_of in PUSH_BY_LABEL:
+        name = PREFIX + suffix
+        lines = [header(name, help_text, "counter")]
+        lines.extend(sample_line(name, render_labels(((label, key),)), value)
+                     for key, value in sorted(counts_of(health).items()))
+        blocks.append((name, "\n".join(lines)))
     return blocks

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from edge_metrics import __version__
 from edge_metrics.merge import script_families
 from edge_metrics.render import render
-from edge_metrics.samples import Job, Sample, ScriptStats
-from edge_metrics.selfmetrics import CollectorHealth, SelfMetrics, self_metric_families
+from edge_metrics.samples import Family, Job, Sample, ScriptStats
+from edge_metrics.selfmetrics import COLLECTOR_WIDE, INFO, PER_SCRIPT, PREFIX, CollectorHealth, SelfMetrics
 
 REQUIRED = {
     "edge_collector_script_success", "edge_collector_script_exit_code", "edge_collector_script_duration_seconds",
@@ -19,6 +21,29 @@ REQUIRED = {
 }
 
 
+def self_metric_families(
+    jobs: tuple[Job, ...], stats: Mapping[str, ScriptStats], health: CollectorHealth
+) -> list[Family]:
+    """The self-metrics as families of samples, rendered by `render.render` as any script's: the reference that
+    SelfMetrics' precomputed blocks must match."""
+    families: list[Family] = []
+    for suffix, kind, help_text, value_of in PER_SCRIPT:
+        samples = []
+        for job in jobs:
+            value = value_of(stats[job.script], job)
+            if value is not None:
+                samples.append(Sample(PREFIX + suffix, (("script", job.script),), value))
+        families.append(Family(PREFIX + suffix, help_text, kind, tuple(samples)))
+    for suffix, kind, help_text, global_value in COLLECTOR_WIDE:
+        value = global_value(health)
+        single = (Sample(PREFIX + suffix, (), value),) if value is not None else ()
+        families.append(Family(PREFIX + suffix, help_text, kind, single))
+    suffix, kind, help_text = INFO
+    labels = (("node", health.node), ("version", __version__))
+    families.append(Family(PREFIX + suffix, help_text, kind, (Sample(PREFIX + suffix, labels, 1.0),)))
+    return families
+
+
 class TestSelfMetrics:
     def test_every_documented_family_with_its_type(self) -> None:
         """All self-metrics of the contract are present, counters as counters, gauges as gauges."""
@@ -27,7 +52,7 @@ class TestSelfMetrics:
                             last_success_timestamp=1.7e9)
         health = CollectorHealth(node="bupt-a", write_failures=2, reload_successful=True,
                                  reload_success_timestamp=1.7e9, write_timestamp=1.7e9)
-        text = render(self_metric_families((job,), {"space_server": stats}, health))
+        text = render([], SelfMetrics((job,), "bupt-a").blocks({"space_server": stats}, health))
         families = {f.name: f for f in text_string_to_metric_families(text)}
         assert set(families) == REQUIRED | {
             "edge_collector_script_output_truncated",
@@ -45,7 +70,8 @@ class TestSelfMetrics:
         job = Job("s", Path("s.sh"), 10.0)
         health = CollectorHealth(node="n", write_failures=0, reload_successful=False,
                                  reload_success_timestamp=None, write_timestamp=1.0)
-        text = render(self_metric_families((job,), {"s": ScriptStats(runs=1, failures=1, last_success=False)}, health))
+        stats = {"s": ScriptStats(runs=1, failures=1, last_success=False)}
+        text = render([], SelfMetrics((job,), "n").blocks(stats, health))
         assert "edge_collector_script_last_success_timestamp_seconds" not in text
         assert "edge_collector_config_last_reload_success_timestamp_seconds" not in text
         assert "edge_collector_config_last_reload_successful 0" in text
