@@ -18,6 +18,7 @@ from pathlib import Path
 from edge_metrics import __version__
 from edge_metrics.durations import DurationError, parse_duration
 from edge_metrics.runner import DEFAULT_MAX_SERIES, SET_FOR_SCRIPTS
+from edge_metrics.samples import Value
 from edge_metrics.selfmetrics import PREFIX as SELF_METRIC_PREFIX
 
 BUNDLED_DIR = (Path(__file__).resolve().parent / "bundled").resolve()
@@ -139,18 +140,21 @@ def _spool_dir(text: str) -> str:
 
 TYPE_CHECKING = False  # `typing` for the type checker only: the collector process never imports it (see log.py)
 if TYPE_CHECKING:
-    from typing import NamedTuple
+    from typing import Final, Generic, NamedTuple, TextIO, TypeVar
 
     from edge_metrics.log import Logger
     from edge_metrics.push import PushSettings
 
-    class Option(NamedTuple):
-        """An option of `run`/`check`, its environment variable, its default (None: none) and its check."""
+    T = TypeVar("T")
+
+    class Option(NamedTuple, Generic[T]):
+        """An option of `run`/`check`, its environment variable, its default (None: none) and its check, which
+        gives the option's value its type."""
 
         flag: str
         env: str
         default: str | None
-        check: Callable[[str], object]
+        check: Callable[[str], T]
         metavar: str
         help: str
         commands: tuple[str, ...] = ("run",)
@@ -158,42 +162,107 @@ else:
     Option = namedtuple("Option", "flag env default check metavar help commands", defaults=(("run",),))
 
 
-OPTIONS = (
-    Option("--config", "EDGE_CONFIG", None, _file, "FILE", "nodes.conf (default: the bundled scripts/nodes.conf)",
-           ("run", "check")),
-    Option("--scripts-dir", "EDGE_SCRIPTS_DIR", None, _directory, "DIR",
-           "directory of the <script>.sh files (default: the directory of --config)", ("run", "check")),
-    Option("--default-interval", "EDGE_DEFAULT_INTERVAL", "15s", _duration, "DURATION",
-           "interval of a script listed without one; heartbeat of an idle node", ("run", "check")),
-    Option("--output", "EDGE_OUTPUT", DEFAULT_OUTPUT, _output_path, "PATH",
-           "metrics file in node_exporter's textfile directory (the directory must exist), or - for stdout "
-           "with --once"),
-    Option("--metric-prefix", "EDGE_METRIC_PREFIX", "edge_", _prefix, "PREFIX", "prefix of script metrics"),
-    Option("--timeout", "EDGE_SCRIPT_TIMEOUT", "10s", _duration, "DURATION",
-           "a script's time limit; its whole process group is killed"),
-    Option("--log-format", "EDGE_LOG_FORMAT", "text", _choice(*LOG_FORMATS), "|".join(LOG_FORMATS),
-           "log line format"),
-    Option("--log-level", "EDGE_LOG_LEVEL", "info", _choice(*LOG_LEVELS), "|".join(LOG_LEVELS),
-           "least severe level logged (a run is shown at info on a terminal, at debug otherwise)"),
-    Option("--max-series", "EDGE_MAX_SERIES", str(DEFAULT_MAX_SERIES), _max_series, "N",
-           "series one script may export, the first in output order; the rest are dropped and counted"),
-    Option("--script-env", "EDGE_SCRIPT_ENV", "", _variable_names, "NAME[,NAME...]",
-           "variables of this environment passed on to scripts (default: none beyond the documented set)"),
-    Option("--push-url", "EDGE_PUSH_URL", None, _push_url, "URL",
-           "push mode: send readings with their own time to this vmagent import URL, e.g. "
-           "http://127.0.0.1:8429/api/v1/import/prometheus (default: the textfile carries the readings)"),
-    Option("--spool-dir", "EDGE_SPOOL_DIR", None, _spool_dir, "DIR",
-           "push mode: keep unsent readings here across restarts (default: in memory)"),
-    Option("--spool-max-bytes", "EDGE_SPOOL_MAX_BYTES", "64MiB", _size, "SIZE",
-           "push mode: spool bound; the oldest readings go first"),
-    Option("--clock-check", "EDGE_CLOCK_CHECK", "adjtimex", _choice("adjtimex", "none"), "adjtimex|none",
-           "push mode holds readings while adjtimex says the clock is unsynchronised; none trusts the clock"),
-    Option("--metrics-listen", "EDGE_METRICS_LISTEN", None, _listen, "HOST:PORT",
-           "also serve the metrics file at http://HOST:PORT/metrics (loopback only) for the node's vmagent, "
-           "where no node_exporter reads the textfile (default: off)"),
-)
+CONFIG = Option("--config", "EDGE_CONFIG", None, _file, "FILE", "nodes.conf (default: the bundled scripts/nodes.conf)",
+                ("run", "check"))
+SCRIPTS_DIR = Option("--scripts-dir", "EDGE_SCRIPTS_DIR", None, _directory, "DIR",
+                     "directory of the <script>.sh files (default: the directory of --config)", ("run", "check"))
+DEFAULT_INTERVAL = Option("--default-interval", "EDGE_DEFAULT_INTERVAL", "15s", _duration, "DURATION",
+                          "interval of a script listed without one; heartbeat of an idle node", ("run", "check"))
+OUTPUT = Option("--output", "EDGE_OUTPUT", DEFAULT_OUTPUT, _output_path, "PATH",
+                "metrics file in node_exporter's textfile directory (the directory must exist), or - for stdout "
+                "with --once")
+METRIC_PREFIX = Option("--metric-prefix", "EDGE_METRIC_PREFIX", "edge_", _prefix, "PREFIX", "prefix of script metrics")
+TIMEOUT = Option("--timeout", "EDGE_SCRIPT_TIMEOUT", "10s", _duration, "DURATION",
+                 "a script's time limit; its whole process group is killed")
+LOG_FORMAT = Option("--log-format", "EDGE_LOG_FORMAT", "text", _choice(*LOG_FORMATS), "|".join(LOG_FORMATS),
+                    "log line format")
+LOG_LEVEL = Option("--log-level", "EDGE_LOG_LEVEL", "info", _choice(*LOG_LEVELS), "|".join(LOG_LEVELS),
+                   "least severe level logged (a run is shown at info on a terminal, at debug otherwise)")
+MAX_SERIES = Option("--max-series", "EDGE_MAX_SERIES", str(DEFAULT_MAX_SERIES), _max_series, "N",
+                    "series one script may export, the first in output order; the rest are dropped and counted")
+SCRIPT_ENV = Option("--script-env", "EDGE_SCRIPT_ENV", "", _variable_names, "NAME[,NAME...]",
+                    "variables of this environment passed on to scripts (default: none beyond the documented set)")
+PUSH_URL = Option("--push-url", "EDGE_PUSH_URL", None, _push_url, "URL",
+                  "push mode: send readings with their own time to this vmagent import URL, e.g. "
+                  "http://127.0.0.1:8429/api/v1/import/prometheus (default: the textfile carries the readings)")
+SPOOL_DIR = Option("--spool-dir", "EDGE_SPOOL_DIR", None, _spool_dir, "DIR",
+                   "push mode: keep unsent readings here across restarts (default: in memory)")
+SPOOL_MAX_BYTES = Option("--spool-max-bytes", "EDGE_SPOOL_MAX_BYTES", "64MiB", _size, "SIZE",
+                         "push mode: spool bound; the oldest readings go first")
+CLOCK_CHECK = Option("--clock-check", "EDGE_CLOCK_CHECK", "adjtimex", _choice("adjtimex", "none"), "adjtimex|none",
+                     "push mode holds readings while adjtimex says the clock is unsynchronised; none trusts the clock")
+METRICS_LISTEN = Option("--metrics-listen", "EDGE_METRICS_LISTEN", None, _listen, "HOST:PORT",
+                        "also serve the metrics file at http://HOST:PORT/metrics (loopback only) for the node's "
+                        "vmagent, where no node_exporter reads the textfile (default: off)")
+OPTIONS = (CONFIG, SCRIPTS_DIR, DEFAULT_INTERVAL, OUTPUT, METRIC_PREFIX, TIMEOUT, LOG_FORMAT, LOG_LEVEL, MAX_SERIES,
+           SCRIPT_ENV, PUSH_URL, SPOOL_DIR, SPOOL_MAX_BYTES, CLOCK_CHECK, METRICS_LISTEN)
 
-_PATH_CHECKS = (_file, _directory, _output_path)
+
+class RunOptions(Value):
+    """The options of `run`, resolved and checked (resolve_run)."""
+
+    __slots__ = ("clock_check", "config", "default_interval", "log_format", "log_level", "max_series",
+                 "metric_prefix", "metrics_listen", "node_name", "once", "output", "push_url", "script_env",
+                 "scripts_dir", "spool_dir", "spool_max_bytes", "timeout")
+    config: Final[Path | None]  # None: the bundled nodes.conf
+    scripts_dir: Final[Path | None]  # None: the directory of the config
+    default_interval: Final[float]
+    output: Final[str]  # a path, or "-" (stdout)
+    metric_prefix: Final[str]
+    timeout: Final[float]
+    log_format: Final[str]
+    log_level: Final[str]
+    max_series: Final[int]
+    script_env: Final[tuple[str, ...]]
+    push_url: Final[str | None]  # None: the textfile carries the readings
+    spool_dir: Final[str | None]  # None: the spool is in memory
+    spool_max_bytes: Final[int]
+    clock_check: Final[str]
+    metrics_listen: Final[str | None]
+    node_name: Final[str | None]  # None: the hostname
+    once: Final[bool]
+
+    def __init__(self, *, config: Path | None, scripts_dir: Path | None, default_interval: float, output: str,
+                 metric_prefix: str, timeout: float, log_format: str, log_level: str, max_series: int,
+                 script_env: tuple[str, ...], push_url: str | None, spool_dir: str | None, spool_max_bytes: int,
+                 clock_check: str, metrics_listen: str | None, node_name: str | None, once: bool) -> None:
+        self.config = config
+        self.scripts_dir = scripts_dir
+        self.default_interval = default_interval
+        self.output = output
+        self.metric_prefix = metric_prefix
+        self.timeout = timeout
+        self.log_format = log_format
+        self.log_level = log_level
+        self.max_series = max_series
+        self.script_env = script_env
+        self.push_url = push_url
+        self.spool_dir = spool_dir
+        self.spool_max_bytes = spool_max_bytes
+        self.clock_check = clock_check
+        self.metrics_listen = metrics_listen
+        self.node_name = node_name
+        self.once = once
+
+
+class CheckOptions(Value):
+    """The options of `check`, resolved and checked (resolve_check)."""
+
+    __slots__ = ("config", "configmap", "default_interval", "node_name", "scripts_dir")
+    config: Final[Path | None]
+    scripts_dir: Final[Path | None]
+    default_interval: Final[float]
+    node_name: Final[str | None]  # None: every node's plan
+    configmap: Final[Path | None]  # a rendered manifest to check instead of --config
+
+    def __init__(self, *, config: Path | None, scripts_dir: Path | None, default_interval: float,
+                 node_name: str | None, configmap: Path | None) -> None:
+        self.config = config
+        self.scripts_dir = scripts_dir
+        self.default_interval = default_interval
+        self.node_name = node_name
+        self.configmap = configmap
+
 
 RUN_DESCRIPTION = """\
 Run this node's scripts on their schedule. With --push-url (as the DaemonSet runs it), each run's
@@ -240,10 +309,9 @@ def main(argv: Sequence[str]) -> int:
         args = _build_parser().parse_args(argv)
         if args.command is None:
             raise UsageError("a command is required: run, check or simulate (see edge-metrics --help)")
-        values = resolve(args, os.environ)
         if args.command == "run":
-            return _run(args, values)
-        return _check(args, values)
+            return _run(resolve_run(args, os.environ))
+        return _check(resolve_check(args, os.environ))
     except UsageError as error:
         print(f"edge-metrics: error: {error}", file=sys.stderr)
         return 2
@@ -287,40 +355,85 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, object]:
-    """Every option of the command: command line, else environment, else default; each checked alike."""
-    values: dict[str, object] = {}
-    # Plain values before paths: a bad value is the error shown even where a default path is missing.
-    for option in sorted(OPTIONS, key=lambda option: option.check in _PATH_CHECKS):
-        if args.command not in option.commands:
-            continue
-        given = getattr(args, _dest(option.flag))
+def resolve_run(args: argparse.Namespace, environ: Mapping[str, str]) -> RunOptions:
+    """Every option of `run`: command line, else environment, else default; each checked alike."""
+    get = _Resolver(args, environ)
+    # Keyword arguments are evaluated in order: plain values before paths, so a bad value is the error shown even
+    # where a default path is missing.
+    return RunOptions(
+        default_interval=get.value(DEFAULT_INTERVAL),
+        metric_prefix=get.value(METRIC_PREFIX),
+        timeout=get.value(TIMEOUT),
+        log_format=get.value(LOG_FORMAT),
+        log_level=get.value(LOG_LEVEL),
+        max_series=get.value(MAX_SERIES),
+        script_env=get.value(SCRIPT_ENV),
+        push_url=get.optional(PUSH_URL),
+        spool_dir=get.optional(SPOOL_DIR),
+        spool_max_bytes=get.value(SPOOL_MAX_BYTES),
+        clock_check=get.value(CLOCK_CHECK),
+        metrics_listen=get.optional(METRICS_LISTEN),
+        config=get.optional(CONFIG),
+        scripts_dir=get.optional(SCRIPTS_DIR),
+        output=get.value(OUTPUT),
+        node_name=_node_name(args, environ),
+        once=bool(args.once),
+    )
+
+
+def resolve_check(args: argparse.Namespace, environ: Mapping[str, str]) -> CheckOptions:
+    """Every option of `check`, as resolve_run() resolves them."""
+    get = _Resolver(args, environ)
+    return CheckOptions(
+        default_interval=get.value(DEFAULT_INTERVAL),
+        config=get.optional(CONFIG),
+        scripts_dir=get.optional(SCRIPTS_DIR),
+        node_name=_node_name(args, environ),
+        configmap=None if args.configmap is None else Path(args.configmap),
+    )
+
+
+class _Resolver:
+    def __init__(self, args: argparse.Namespace, environ: Mapping[str, str]) -> None:
+        self.args = args
+        self.environ = environ
+
+    def optional(self, option: Option[T]) -> T | None:
+        """The option's checked value; None when it is given nowhere and has no default."""
+        assert self.args.command in option.commands, option.flag
+        given = getattr(self.args, _dest(option.flag))
         source = option.flag
-        if given is None and environ.get(option.env):
-            given, source = environ[option.env], f"{option.env} ({option.flag})"
+        if given is None and self.environ.get(option.env):
+            given, source = self.environ[option.env], f"{option.env} ({option.flag})"
         if given is None:
             given = option.default
         if given is None:
-            values[option.flag] = None
-            continue
+            return None
         try:
-            values[option.flag] = option.check(given)
+            return option.check(given)
         except ValueError as error:
             raise UsageError(f"{source}: {error}") from None
-    values["--node-name"] = args.node_name or environ.get("NODE_NAME") or None
-    return values
+
+    def value(self, option: Option[T]) -> T:
+        """The checked value of an option that has a default."""
+        value = self.optional(option)
+        assert value is not None, f"{option.flag} has a default"
+        return value
+
+
+def _node_name(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
+    return args.node_name or environ.get("NODE_NAME") or None
 
 
 def _dest(flag: str) -> str:
     return flag.lstrip("-").replace("-", "_")
 
 
-def _paths(values: dict[str, object]) -> tuple[Path, Path]:
-    config = values["--config"]
-    if not isinstance(config, Path):
+def _paths(config: Path | None, scripts_dir: Path | None) -> tuple[Path, Path]:
+    """nodes.conf and the scripts directory: the bundled ones unless given."""
+    if config is None:
         config = shown_path(BUNDLED_DIR / "nodes.conf")
-    scripts = values["--scripts-dir"]
-    return config, scripts if isinstance(scripts, Path) else config.parent
+    return config, scripts_dir if scripts_dir is not None else config.parent
 
 
 def shown_path(path: Path) -> Path:
@@ -331,48 +444,45 @@ def shown_path(path: Path) -> Path:
         return path
 
 
-def _output(values: dict[str, object], once: bool) -> Path | None:
-    output = str(values["--output"])
-    if output != "-":
-        return Path(output)
-    if not once:
+def _output(options: RunOptions) -> Path | None:
+    if options.output != "-":
+        return Path(options.output)
+    if not options.once:
         raise UsageError("--output -: printing to stdout needs --once")
     return None
 
 
-def _run(args: argparse.Namespace, values: dict[str, object]) -> int:
+def _run(options: RunOptions) -> int:
     from edge_metrics.daemon import serve
     from edge_metrics.log import Logger
     from edge_metrics.node import Collector, Settings
     from edge_metrics.runner import RunLimits
 
-    config, scripts = _paths(values)
-    output = _output(values, args.once)
+    config, scripts = _paths(options.config, options.scripts_dir)
+    output = _output(options)
     bash = _which("bash")
     if bash is None:
         raise UsageError("bash not found on PATH")
     settings = Settings(
         config_path=config,
         scripts_dir=scripts,
-        node=str(values["--node-name"] or os.uname().nodename),
+        node=options.node_name or os.uname().nodename,
         output=output,
-        prefix=str(values["--metric-prefix"]),
-        default_interval=float(values["--default-interval"]),  # type: ignore[arg-type]
-        limits=RunLimits(timeout=float(values["--timeout"]),  # type: ignore[arg-type]
-                         max_series=int(values["--max-series"])),  # type: ignore[call-overload]
+        prefix=options.metric_prefix,
+        default_interval=options.default_interval,
+        limits=RunLimits(timeout=options.timeout, max_series=options.max_series),
         bash=bash,
-        script_env=values["--script-env"],  # type: ignore[arg-type]
-        push=_push_settings(values),
-        trust_unsynchronized_clock=values["--clock-check"] == "none",
+        script_env=options.script_env,
+        push=_push_settings(options),
+        trust_unsynchronized_clock=options.clock_check == "none",
     )
-    log = Logger(level=str(values["--log-level"]), json_format=values["--log-format"] == "json",
-                 progress=_is_terminal(sys.stderr))
+    log = Logger(level=options.log_level, json_format=options.log_format == "json", progress=_is_terminal(sys.stderr))
     collector = Collector(settings, log)
     loaded = collector.load()
-    if args.once:
+    if options.once:
         return collector.run_once() if loaded else 1
-    if values["--metrics-listen"]:
-        _serve_metrics(str(values["--metrics-listen"]), output, log)
+    if options.metrics_listen:
+        _serve_metrics(options.metrics_listen, output, log)
     return serve(collector)
 
 
@@ -388,45 +498,37 @@ def _serve_metrics(listen: str, output: Path | None, log: Logger) -> None:
         raise UsageError(f"--metrics-listen: {error}") from None
 
 
-def _push_settings(values: dict[str, object]) -> PushSettings | None:
+def _push_settings(options: RunOptions) -> PushSettings | None:
     from edge_metrics.push import PushSettings
 
-    if not values["--push-url"]:
+    if not options.push_url:
         return None
-    spool = values["--spool-dir"]
-    return PushSettings(str(values["--push-url"]), str(spool) if spool else None,
-                        int(values["--spool-max-bytes"]))  # type: ignore[call-overload]
+    return PushSettings(options.push_url, options.spool_dir or None, options.spool_max_bytes)
 
 
-def _check(args: argparse.Namespace, values: dict[str, object]) -> int:
+def _check(options: CheckOptions) -> int:
     from edge_metrics.check import check_config, check_configmap
 
-    node = values["--node-name"]
-    interval = float(values["--default-interval"])  # type: ignore[arg-type]
-    if args.configmap is not None:
-        if values["--config"] is not None or values["--scripts-dir"] is not None:
+    if options.configmap is not None:
+        if options.config is not None or options.scripts_dir is not None:
             raise UsageError("--configmap: checks the ConfigMap's nodes.conf and scripts; drop --config/--scripts-dir")
-        return check_configmap(Path(args.configmap), default_interval=interval, node=_str(node),
+        return check_configmap(options.configmap, default_interval=options.default_interval, node=options.node_name,
                                out=sys.stdout, err=sys.stderr)
-    config, scripts = _paths(values)
+    config, scripts = _paths(options.config, options.scripts_dir)
     return check_config(
         config,
         scripts_dir=scripts,
-        default_interval=interval,
-        node=_str(node),
+        default_interval=options.default_interval,
+        node=options.node_name,
         out=sys.stdout,
         err=sys.stderr,
     )
 
 
-def _str(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-def _is_terminal(stream: object) -> bool:
+def _is_terminal(stream: TextIO | None) -> bool:
     try:
-        return bool(stream.isatty())  # type: ignore[attr-defined]
-    except (AttributeError, ValueError):
+        return stream is not None and stream.isatty()
+    except ValueError:  # closed
         return False
 
 
