@@ -170,7 +170,7 @@ DEFAULT_INTERVAL = Option("--default-interval", "EDGE_DEFAULT_INTERVAL", "15s", 
                           "interval of a script listed without one; heartbeat of an idle node", ("run", "check"))
 OUTPUT = Option("--output", "EDGE_OUTPUT", DEFAULT_OUTPUT, _output_path, "PATH",
                 "metrics file in node_exporter's textfile directory (the directory must exist), or - for stdout "
-                "with --once")
+                "with --once; with --push-url it carries the collector's own metrics only")
 METRIC_PREFIX = Option("--metric-prefix", "EDGE_METRIC_PREFIX", "edge_", _prefix, "PREFIX", "prefix of script metrics")
 TIMEOUT = Option("--timeout", "EDGE_SCRIPT_TIMEOUT", "10s", _duration, "DURATION",
                  "a script's time limit; its whole process group is killed")
@@ -339,12 +339,13 @@ def _build_parser() -> argparse.ArgumentParser:
     subs = {"run": run, "check": check}
     for option in OPTIONS:
         for name in option.commands:
-            default = f"; default {option.default}" if option.default is not None else ""
+            default = f"; default {option.default}" if option.default else ""  # `--script-env`'s is empty
             subs[name].add_argument(option.flag, metavar=option.metavar, default=None,
                                     help=f"{option.help} (env {option.env}{default})")
     run.add_argument("--node-name", metavar="NAME", help="this node (env NODE_NAME; default: the hostname)")
     run.add_argument("--once", action="store_true",
-                     help="run each script once, write, exit 0 if all succeeded and 1 otherwise")
+                     help="run each script once, write the file (with --push-url: push the readings; what is not sent "
+                          "in time stays in --spool-dir), exit 0 if all succeeded and 1 otherwise")
     check.add_argument("--node-name", metavar="NAME",
                        help="print only this node's plan (env NODE_NAME; default: every node of nodes.conf)")
     check.add_argument("--configmap", metavar="FILE",

@@ -68,7 +68,7 @@ class ScriptRef(Value):
         self.interval = interval
 
 
-class Entry(Value):
+class NodeLine(Value):
     """One `NODE=SCRIPT[:INTERVAL][,...]` line."""
 
     __slots__ = ("line", "node", "scripts")
@@ -106,7 +106,7 @@ class NodesConfig(Value):
     __slots__ = ("contents", "entries", "other_problems", "path", "scripts_dir")
     path: Final[Path]
     scripts_dir: Final[Path]
-    entries: Final[tuple[Entry, ...]]
+    entries: Final[tuple[NodeLine, ...]]
     other_problems: Final[tuple[str, ...]]  # problems of lines that cannot apply to the node it was loaded for
     contents: Final[Mapping[str, bytes]]  # script name -> the content read with nodes.conf (valid scripts only)
 
@@ -114,7 +114,7 @@ class NodesConfig(Value):
         self,
         path: Path,
         scripts_dir: Path,
-        entries: tuple[Entry, ...],
+        entries: tuple[NodeLine, ...],
         other_problems: tuple[str, ...] = (),
         contents: Mapping[str, bytes] | None = None,
     ) -> None:
@@ -141,7 +141,7 @@ class NodesConfig(Value):
         return Plan(node=node, jobs=jobs, line=chosen.line, pattern=chosen.node)
 
 
-def choose_entry(entries: Sequence[Entry], node: str) -> Entry | None:
+def choose_entry(entries: Sequence[NodeLine], node: str) -> NodeLine | None:
     chosen = next((e for e in entries if not e.is_glob and e.node == node), None)
     if chosen is None:
         chosen = next((e for e in entries if e.is_glob and fnmatch.fnmatchcase(node, e.node)), None)
@@ -152,11 +152,11 @@ class Inspection(Value):
     """What reading nodes.conf and its scripts found: the valid entries, every problem, the scripts' content."""
 
     __slots__ = ("contents", "entries", "problems")
-    entries: Final[list[Entry]]
+    entries: Final[list[NodeLine]]
     problems: Final[list[Problem]]
     contents: Final[dict[str, bytes]]
 
-    def __init__(self, entries: list[Entry], problems: list[Problem], contents: dict[str, bytes]) -> None:
+    def __init__(self, entries: list[NodeLine], problems: list[Problem], contents: dict[str, bytes]) -> None:
         self.entries = entries
         self.problems = problems
         self.contents = contents
@@ -187,7 +187,7 @@ def load_config(path: Path, *, scripts_dir: Path, default_interval: float, node:
     )
 
 
-def unmatched_problem(path: Path, entries: Sequence[Entry], node: str) -> str | None:
+def unmatched_problem(path: Path, entries: Sequence[NodeLine], node: str) -> str | None:
     """Why a node that no line selects is refused, with the closest names: a node left out by mistake (a line
     renamed, deleted, misspelt) would otherwise stop every reading with nothing to alert on. Running nothing is
     said on purpose with `NODE=default` (or `*=default`)."""
@@ -220,7 +220,7 @@ def inspect_config(path: Path, *, scripts_dir: Path, default_interval: float) ->
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         return Inspection([], [Problem(f"{path}:{line}: cannot read: not UTF-8 text ({error.reason})", None)], {})
-    entries, problems = _parse(text, source=str(path), default_interval=default_interval)
+    entries, problems = parse_config(text, source=str(path), default_interval=default_interval)
     if not entries and not problems:
         problems.append(Problem(
             f"{path}: no node lines (empty, or only comments): every node would run no script; list the nodes, "
@@ -244,14 +244,9 @@ def pinned_paths(config_path: Path, scripts_dir: Path) -> tuple[Path, Path]:
     return (read_dir / config_path.name if same_volume else config_path), read_dir
 
 
-def parse_config(text: str, *, source: str, default_interval: float) -> tuple[list[Entry], list[str]]:
+def parse_config(text: str, *, source: str, default_interval: float) -> tuple[list[NodeLine], list[Problem]]:
     """Entries and `source:line: reason` problems of nodes.conf text; no file system access."""
-    entries, problems = _parse(text, source=source, default_interval=default_interval)
-    return entries, [problem.text for problem in problems]
-
-
-def _parse(text: str, *, source: str, default_interval: float) -> tuple[list[Entry], list[Problem]]:
-    entries: list[Entry] = []
+    entries: list[NodeLine] = []
     problems: list[Problem] = []
     first_line_of: dict[str, int] = {}
     # A BOM (Windows editors) is no content; CRLF line endings are stripped with the other whitespace. Lines are
@@ -276,7 +271,7 @@ def _parse(text: str, *, source: str, default_interval: float) -> tuple[list[Ent
         scripts, spec_problems = _parse_spec(spec, default_interval)
         problems.extend(Problem(f"{where}: {problem}", node) for problem in spec_problems)
         if not spec_problems:
-            entries.append(Entry(line=number, node=node, scripts=scripts))
+            entries.append(NodeLine(line=number, node=node, scripts=scripts))
     return entries, problems
 
 
@@ -322,7 +317,7 @@ def _parse_spec(spec: str, default_interval: float) -> tuple[tuple[ScriptRef, ..
 
 
 def _read_scripts(
-    entries: list[Entry], config_path: Path, scripts_dir: Path, read_dir: Path
+    entries: list[NodeLine], config_path: Path, scripts_dir: Path, read_dir: Path
 ) -> tuple[dict[str, bytes], list[Problem]]:
     """The content of every named script that is valid, and a problem on each line naming an invalid one. Paths
     are strings here: a line may name very many scripts, and a Path per name cost more than the reads."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 import sys
 import time
 
-# `typing` costs the long-lived process about 0.45 MB of RSS and is needed for annotations only; mypy treats a
-# name TYPE_CHECKING as true whatever it is bound to (bench/collector_bench.py measures the RSS).
+# `typing` costs the long-lived process resident memory and is needed for annotations only; mypy treats a
+# name TYPE_CHECKING as true whatever it is bound to (bench/collector_bench.py measures the RSS; the table of
+# changes in docs/performance.md has the figure).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import TextIO

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from edge_metrics.config import Entry, script_path
+from edge_metrics.config import NodeLine, script_path
 from edge_metrics.durations import DurationError, format_duration, parse_duration
 
 # Where the shipped manifests generate the collector's ConfigMap from (deploy/kubernetes uses it as a resource).
@@ -22,7 +22,7 @@ _PROBE_WINDOW = re.compile(r"-lt\s+(\d+)\b")
 _DEFAULTS = {"EDGE_DEFAULT_INTERVAL": "15s", "EDGE_SCRIPT_TIMEOUT": "10s"}
 
 
-def missing_script_files(entries: Sequence[Entry], keys: Iterator[str] | Sequence[str]) -> list[str]:
+def missing_script_files(entries: Sequence[NodeLine], keys: Iterator[str] | Sequence[str]) -> list[str]:
     """The script files nodes.conf names that are no key of the ConfigMap."""
     named = {script_path(Path(), ref.name).name for entry in entries for ref in entry.scripts}
     return sorted(named - set(keys))

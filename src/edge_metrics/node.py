@@ -42,7 +42,7 @@ LOGGED_COMMANDS = 10  # commands named in the log line about processes a script 
 GC_THRESHOLD = 50_000  # tracked allocations between young-generation collections (CPython's default: 700)
 
 Runner = Callable[..., RunResult]  # run_script's signature
-Writer = Callable[[Path, str], None]  # write_atomically's
+Writer = Callable[[Path, str], None]  # textfile.write_atomically
 
 
 class Stop:
@@ -156,7 +156,7 @@ class Collector:
 
         With `quiet_failure`, a rejected config changes nothing and logs nothing: the caller retries shortly.
         """
-        fingerprint = watched_state(self.settings.config_path, self.settings.scripts_dir)
+        fingerprint = stat_config_and_scripts(self.settings.config_path, self.settings.scripts_dir)
         try:
             config = load_config(
                 self.settings.config_path,
@@ -204,15 +204,17 @@ class Collector:
         """Whether nodes.conf or the scripts changed since the last load.
 
         Not `full` (the check before every run): only nodes.conf and the scripts seen at the last load are
-        stat'ed, without listing the scripts directory, which cost ~0.1 ms of CPU per run. A ConfigMap update
+        stat'ed, without listing the scripts directory, a noticeable share of a run's CPU (the table of changes in
+        docs/performance.md). A ConfigMap update
         still shows (new inodes behind nodes.conf and the scripts); a script added on its own, which matters only
         to a config waiting for it, shows at the next full check (every RELOAD_POLL_SECONDS).
         """
         if self.fingerprint is None:
             return True
         if full:
-            return watched_state(self.settings.config_path, self.settings.scripts_dir) != self.fingerprint
-        return known_state(self.settings.config_path, self.settings.scripts_dir, self.fingerprint) != self.fingerprint
+            return stat_config_and_scripts(self.settings.config_path, self.settings.scripts_dir) != self.fingerprint
+        known = stat_config_and_known_scripts(self.settings.config_path, self.settings.scripts_dir, self.fingerprint)
+        return known != self.fingerprint
 
     # -- one run -------------------------------------------------------------------------------------------
 
@@ -368,11 +370,15 @@ class Collector:
                           scripts=describe_jobs(self.plan.jobs))
         return True
 
-    def prepare_output(self) -> None:
+    def adopt_orphans(self) -> None:
+        """Become the child subreaper, so what a script leaves running is reparented to the collector (reaper.py)."""
         problem = self.become_subreaper()
         if problem is not None:
             self.log.warning("cannot become the child subreaper; processes that leave a script's process group "
                              "may survive it", reason=problem)
+
+    def clear_stale_temp_files(self) -> None:
+        """The temp files an earlier collector, killed mid-write, left beside the output file."""
         output = self.settings.output
         if output is None:
             return
@@ -389,7 +395,8 @@ class Collector:
     def run_once(self) -> int:
         """Each script of the plan once, then write; 0 when every run succeeded."""
         tune_gc()
-        self.prepare_output()
+        self.adopt_orphans()
+        self.clear_stale_temp_files()
         all_ok = True
         for job in self.plan.jobs:
             all_ok = self.run_job(job).succeeded and all_ok
@@ -400,7 +407,8 @@ class Collector:
 
     def start(self) -> None:
         tune_gc()
-        self.prepare_output()
+        self.adopt_orphans()
+        self.clear_stale_temp_files()
         output = self.settings.output
         if not self.plan.jobs or output is None or not output.exists():
             # After a restart, the previous file keeps its readings until the first run (due now) replaces it,
@@ -482,8 +490,8 @@ class Collector:
 def tune_gc() -> None:
     """Fewer cyclic-GC passes. The collector's data is acyclic (strings, tuples, immutable value objects) and freed by
     reference counting, yet at the default threshold the GC rescanned the growing heap again and again while a
-    big output was parsed: about a third of parse + render of 100,000 lines (bench/collector_bench.py). What is
-    alive at start-up (modules, config) is frozen out of every collection."""
+    big output was parsed (bench/collector_bench.py; the share it took is in the table of changes in
+    docs/performance.md). What is alive at start-up (modules, config) is frozen out of every collection."""
     gc.freeze()
     gc.set_threshold(GC_THRESHOLD)
 
@@ -492,7 +500,7 @@ StatKey = tuple[int, int, int, int] | None  # device, inode, mtime, size; None: 
 Fingerprint = tuple[StatKey, tuple[tuple[str, StatKey], ...]]  # nodes.conf, then every `*.sh` by name
 
 
-def watched_state(config_path: Path, scripts_dir: Path) -> Fingerprint:
+def stat_config_and_scripts(config_path: Path, scripts_dir: Path) -> Fingerprint:
     """What a change to nodes.conf or the scripts looks like from outside: following symlinks, so a kubelet
     `..data` swap (new inodes behind the same names) counts as a change."""
     try:
@@ -504,9 +512,9 @@ def watched_state(config_path: Path, scripts_dir: Path) -> Fingerprint:
     return _stat_key(config_path), tuple([(name, _stat_key(path)) for name, path in scripts])
 
 
-def known_state(config_path: Path, scripts_dir: Path, previous: Fingerprint) -> Fingerprint:
-    """watched_state() for the scripts that `previous` lists, without listing the directory: equal to `previous`
-    unless nodes.conf or one of those scripts changed or disappeared."""
+def stat_config_and_known_scripts(config_path: Path, scripts_dir: Path, previous: Fingerprint) -> Fingerprint:
+    """stat_config_and_scripts() for the scripts that `previous` lists, without listing the directory: equal to
+    `previous` unless nodes.conf or one of those scripts changed or disappeared."""
     directory = os.fspath(scripts_dir)
     return _stat_key(config_path), tuple([(name, _stat_key(os.path.join(directory, name))) for name, _ in previous[1]])
 

@@ -34,8 +34,10 @@ TIMEOUT_MAX = 60.0  # a late answer lengthens the next attempt's deadline up to 
 HELD_CHECK_SECONDS = 1.0  # how often held readings look at the clock again between runs
 HOLD_LIMIT_SAMPLES = 50_000  # readings held while the clock is not synchronised
 STOP_GRACE = 0.5  # seconds the sender gets at shutdown to finish the request it is in
+# Every reason of edge_collector_push_dropped_samples_total; the spool counts its own (SPOOL_DROP_REASONS).
 DROP_REASONS = ("spool_full", "clock_hold_limit", "clock_step", "rejected", "damaged", "held_reboot",
                 "unsaved_at_exit")
+SPOOL_DROP_REASONS = ("spool_full", "damaged", "held_reboot")
 
 Post = Callable[[Endpoint, bytes, float], int]
 
@@ -108,7 +110,7 @@ class Pusher:
         self.unanswered: set[str] = set()  # entries of such attempts, by file name
         self.last_success: float | None = None
         self.errors = dict.fromkeys(ERROR_CAUSES, 0)
-        self.dropped = dict.fromkeys(DROP_REASONS, 0)
+        self.dropped = {reason: 0 for reason in DROP_REASONS if reason not in SPOOL_DROP_REASONS}
         self.backoff = RETRY_MIN
         self.timeout = SEND_TIMEOUT
         self.failed_attempts = 0  # in a row, since the last success

@@ -53,7 +53,7 @@ def end_leftovers(pgid: int, deadline: float, seen: dict[int, str], spared: froz
         if not alive:
             break
         now = time.monotonic()
-        first_sight(alive, seen)
+        terminate_unseen(alive, seen)
         if now >= deadline:
             for pid in alive:
                 kill_quietly(pid, signal.SIGKILL)
@@ -65,7 +65,8 @@ def end_leftovers(pgid: int, deadline: float, seen: dict[int, str], spared: froz
     return tuple(seen.values())
 
 
-def first_sight(pids: list[int], seen: dict[int, str]) -> None:
+def terminate_unseen(pids: list[int], seen: dict[int, str]) -> None:
+    """SIGTERM to each of `pids` not in `seen` yet, which then holds its command; signalled once only."""
     for pid in pids:
         if pid not in seen:
             seen[pid] = _command(pid)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from edge_metrics.reaper import children, descendants, end_leftovers, first_sight, kill_quietly
+from edge_metrics.reaper import children, descendants, end_leftovers, kill_quietly, terminate_unseen
 from edge_metrics.samples import RunResult, Value
 
 TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
@@ -116,7 +116,7 @@ def run_script(
         return RunResult(
             exit_code=None, signal=None, timed_out=False, cancelled=False,
             duration=time.monotonic() - started, stdout=b"", stderr=b"",
-            stdout_truncated=False, stderr_truncated=False, spawn_error=f"cannot start {bash}: {error.strerror}",
+            stdout_truncated=False, spawn_error=f"cannot start {bash}: {error.strerror}",
         )
     os.close(out_write)
     os.close(err_write)
@@ -127,7 +127,7 @@ def run_script(
         exit_code=result.exit_code, signal=result.signal, timed_out=result.timed_out, cancelled=result.cancelled,
         duration=result.duration, stdout=result.stdout,
         stderr=result.stderr.replace(os.fsencode(path), os.fsencode(shown_as)),
-        stdout_truncated=result.stdout_truncated, stderr_truncated=result.stderr_truncated,
+        stdout_truncated=result.stdout_truncated,
         spawn_error=result.spawn_error, killed=result.killed,
     )
 
@@ -218,7 +218,6 @@ def _supervise(
         stdout=captures[out_fd].data(),
         stderr=captures[err_fd].data(),
         stdout_truncated=captures[out_fd].truncated,
-        stderr_truncated=captures[err_fd].truncated,
         killed=killed,
     )
 
@@ -267,7 +266,7 @@ def _terminate_group(pid: int, pidfd: int, grace: float, spared: frozenset[int])
     deadline = time.monotonic() + grace
     seen: dict[int, str] = {}
     _signal_group(pid, signal.SIGTERM)
-    first_sight(descendants(pid), seen)  # also those that left the group (setsid) while the script runs
+    terminate_unseen(descendants(pid), seen)  # also those that left the group (setsid) while the script runs
     ready = select.select([pidfd], [], [], grace)[0] if grace > 0 else []
     if not ready:
         _signal_group(pid, signal.SIGKILL)

@@ -1,9 +1,10 @@
 """Value types shared by the pipeline steps: no logic beyond construction, no imports of other modules.
 
 Plain `__slots__` classes rather than dataclasses: `import dataclasses` pulls `inspect` into the long-lived
-process (about 2.7 MB of RSS), and a frozen dataclass pays an `object.__setattr__` per field on every
-construction, once per sample parsed. Immutability is the type checker's job (`Final` attributes); `Value`
-gives the equality, hash and repr the frozen dataclasses had.
+process, which then stays larger for good, and a frozen dataclass pays an `object.__setattr__` per field on every
+construction, once per sample parsed (what both cost is measured in the table of changes in
+docs/performance.md). Immutability is the type checker's job (`Final` attributes); `Value` gives the equality,
+hash and repr the frozen dataclasses had.
 """
 
 from __future__ import annotations
@@ -160,7 +161,6 @@ class RunResult(Value):
         "signal",
         "spawn_error",
         "stderr",
-        "stderr_truncated",
         "stdout",
         "stdout_truncated",
         "timed_out",
@@ -173,7 +173,6 @@ class RunResult(Value):
     stdout: Final[bytes]
     stderr: Final[bytes]
     stdout_truncated: Final[bool]
-    stderr_truncated: Final[bool]
     spawn_error: Final[str | None]
     killed: Final[tuple[str, ...]]  # commands of the processes the script left behind, ended by the collector
 
@@ -187,7 +186,6 @@ class RunResult(Value):
         stdout: bytes,
         stderr: bytes,
         stdout_truncated: bool,
-        stderr_truncated: bool,
         spawn_error: str | None = None,
         killed: tuple[str, ...] = (),
     ) -> None:
@@ -199,7 +197,6 @@ class RunResult(Value):
         self.stdout = stdout
         self.stderr = stderr
         self.stdout_truncated = stdout_truncated
-        self.stderr_truncated = stderr_truncated
         self.spawn_error = spawn_error
         self.killed = killed
 

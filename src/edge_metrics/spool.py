@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable
 
 from edge_metrics.samples import Value
-from edge_metrics.textfile import WriteError, write_bytes_atomically
+from edge_metrics.textfile import WriteError, write_atomically
 
 TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ class Spool:
     """FIFO of entries bounded by `max_bytes`; survives a restart of the collector when `directory` is set."""
 
     def __init__(self, directory: str | None, max_bytes: int, log: Logger, *,
-                 write: Writer = write_bytes_atomically, boot_id: str | None = None,
+                 write: Writer = write_atomically, boot_id: str | None = None,
                  memory_max: int = MEMORY_MAX_BYTES) -> None:
         self.directory = directory
         self.max_bytes = max_bytes

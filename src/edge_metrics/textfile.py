@@ -1,4 +1,5 @@
-"""Atomic, durable replacement of the metrics file, so node_exporter never reads a partial one.
+"""Atomic, durable replacement of a file (the metrics file, the push spool's entries, the simulator's compiled
+model), so its reader never sees a partial one.
 
 The temp file sits beside the target (rename is only atomic within one file system) and is named
 `<file>.tmp.<pid>.<random>`: node_exporter reads only `*.prom`, so it never sees the temp file. The random part
@@ -20,27 +21,19 @@ class WriteError(Exception):
     """The metrics file could not be replaced; the previous file is intact."""
 
 
-def temp_prefix(target: Path) -> str:
-    """The start of every temp file name this process uses for `target` (the rest is random)."""
-    return f"{target.name}.tmp.{os.getpid()}."
+def temp_prefix(target: Path | str) -> str:
+    """The path of every temp file this process uses for `target`, but for its random end."""
+    return f"{os.fspath(target)}.tmp.{os.getpid()}."
 
 
-def _temp_name(target: str) -> str:
-    return f"{target}.tmp.{os.getpid()}.{os.urandom(6).hex()}"
-
-
-def write_atomically(target: Path, content: str) -> None:
-    """Write `content` to a temp file, fsync it, rename it over `target`, fsync the directory."""
-    write_bytes_atomically(target, content.encode("utf-8"))
-
-
-def write_bytes_atomically(target: Path | str, data: bytes) -> None:
-    """write_atomically() for bytes (the push spool's entries)."""
+def write_atomically(target: Path | str, content: bytes | str) -> None:
+    """Write `content` (text as UTF-8) to a temp file, fsync it, rename it over `target`, fsync the directory."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
     # Plain strings from here on: this runs after every script run, and pathlib operations (with_name, parent)
     # cost more of it than the file system calls of a small file on tmpfs (bench/collector_bench.py).
     target_name = os.fspath(target)
     for _ in range(_NAME_ATTEMPTS):
-        temp = _temp_name(target_name)
+        temp = temp_prefix(target_name) + os.urandom(6).hex()
         try:
             fd = _create_exclusive(temp)
             break

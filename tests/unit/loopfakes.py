@@ -33,7 +33,7 @@ class FakeClock:
 
 
 def result(duration: float, stdout: bytes = b"v=1\n", *, cancelled: bool = False) -> RunResult:
-    return RunResult(None if cancelled else 0, None, False, cancelled, duration, stdout, b"", False, False)
+    return RunResult(None if cancelled else 0, None, False, cancelled, duration, stdout, b"", False)
 
 
 class FakeRunner:

@@ -102,8 +102,8 @@ class TestProblems:
         """Every malformed line is reported as `file:line: reason`."""
         _, problems = parse_config(f"# header\n{line}\n", source="nodes.conf", default_interval=15)
         assert len(problems) == 1
-        assert problems[0].startswith("nodes.conf:2: ")
-        assert reason in problems[0]
+        assert problems[0].text.startswith("nodes.conf:2: ")
+        assert reason in problems[0].text
 
     def test_all_problems_at_once(self, tmp_path: Path) -> None:
         """Several problems, including a missing script and a duplicate node, are reported together."""

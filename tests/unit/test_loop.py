@@ -17,7 +17,7 @@ from edge_metrics.log import Logger
 from edge_metrics.node import Collector
 from edge_metrics.push import RETRY_MAX, Pusher
 from edge_metrics.spool import Spool
-from edge_metrics.textfile import WriteError, write_bytes_atomically
+from edge_metrics.textfile import WriteError, write_atomically
 from tests.unit.loopfakes import Loop
 
 
@@ -108,7 +108,7 @@ class TestStop:
             if refusals:
                 refusals.pop()
                 raise WriteError(f"{path}: {errno.errorcode[errno.ENOSPC]}")
-            write_bytes_atomically(path, data)
+            write_atomically(path, data)
 
         def pusher(collector: Collector) -> Pusher:
             log = collector.log

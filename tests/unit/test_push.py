@@ -308,9 +308,9 @@ class TestDiskFull:
         def disk(path: str, data: bytes) -> None:
             if full[0]:
                 enospc(path, data)
-            from edge_metrics.textfile import write_bytes_atomically
+            from edge_metrics.textfile import write_atomically
 
-            write_bytes_atomically(path, data)
+            write_atomically(path, data)
 
         spool = Spool(str(tmp_path), 1 << 20, log, write=disk)
         clock = iter([reading(NOW + 10, 10.0)] * 10)

@@ -27,7 +27,7 @@ class TestWriteAtomically:
         """The temp file never ends in .prom, so node_exporter never reads it; its name starts with the pid and
         ends with a random part."""
         prefix = temp_prefix(tmp_path / "custom_metrics.prom")
-        assert prefix == f"custom_metrics.prom.tmp.{os.getpid()}."
+        assert prefix == f"{tmp_path}/custom_metrics.prom.tmp.{os.getpid()}."
         assert not prefix.endswith(".prom")
 
     @pytest.mark.parametrize("kind", ["directory", "fifo", "symlink", "dangling-symlink", "file"])

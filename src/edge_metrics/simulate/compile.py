@@ -17,10 +17,6 @@ One record per line, space-separated, numbers in decimal, so C parses it with st
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 from edge_metrics.simulate.model import Bytes, Const, Model, Ramp, Sequence, Sine, Value
 
 FORMAT_VERSION = 1
@@ -60,15 +56,3 @@ def _spec(value: Value) -> str:
         case Bytes(data):
             return f"bytes {len(data)} " + " ".join(map(str, data))
     raise AssertionError(f"unknown value {value!r}")
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` in one step: the library sees the old file or the new one, never half of it."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

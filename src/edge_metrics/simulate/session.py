@@ -11,9 +11,10 @@ import tempfile
 import threading
 from pathlib import Path
 
-from edge_metrics.simulate.compile import compile_model, write_atomically
+from edge_metrics.simulate.compile import compile_model
 from edge_metrics.simulate.library import REPO, LibraryError, library_path
 from edge_metrics.simulate.model import Model, ModelError, load_model, source_stamp
+from edge_metrics.textfile import WriteError, write_atomically
 
 POLL_SECONDS = 0.05
 
@@ -91,7 +92,7 @@ class Session:
                 if self._current_stamp() != self._stamp:
                     self._compile(raise_errors=False)
                 reported = ""
-            except (OSError, ModelError) as error:
+            except (OSError, ModelError, WriteError) as error:
                 # Editors replace files in several steps; the next poll sees the finished file. A file
                 # that stays away is reported once, not at every poll.
                 message = f"edge-metrics simulate: cannot re-read the model, keeping the previous one: {error}"
