@@ -5,7 +5,7 @@ import math
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge_metrics.merge import reject_conflicts, script_families, type_changes
-from edge_metrics.render import format_value, render
+from edge_metrics.render import format_value, header, render, stamp_lines
 from edge_metrics.samples import Family, Metadata, Sample
 
 
@@ -45,6 +45,28 @@ class TestRender:
     def test_empty_family_is_left_out(self) -> None:
         """A family with no samples writes no HELP/TYPE lines."""
         assert render([Family("edge_x", "X.", "gauge", ())]) == ""
+
+
+class TestLines:
+    def test_header_escapes_help_and_leaves_out_what_is_not_declared(self) -> None:
+        """HELP text escaped as the exposition format reads it; a HELP or TYPE not declared is not written."""
+        assert header("edge_t", "a\\b\nc", "gauge") == "# HELP edge_t a\\\\b\\nc\n# TYPE edge_t gauge"
+        assert header("edge_t", None, "counter") == "# TYPE edge_t counter"
+        assert header("edge_t", "Help.", None) == "# HELP edge_t Help."
+
+    def test_stamp_goes_on_series_lines_only(self) -> None:
+        """A header on the first line, headers in a row, and `#` inside a label value (also after an escaped
+        newline): only the series lines get the timestamp."""
+        lines = (b"# HELP edge_a A.\n# TYPE edge_a gauge\nedge_a 1\n"
+                 b'edge_b{v="x#y"} 2\nedge_c{v="l1\\n#l2"} 3\n# TYPE edge_d counter\nedge_d 4\n')
+        assert stamp_lines(lines, 1_800_000_000_123) == (
+            b"# HELP edge_a A.\n# TYPE edge_a gauge\nedge_a 1 1800000000123\n"
+            b'edge_b{v="x#y"} 2 1800000000123\nedge_c{v="l1\\n#l2"} 3 1800000000123\n'
+            b"# TYPE edge_d counter\nedge_d 4 1800000000123\n"
+        )
+        assert stamp_lines(b"edge_a 1\nedge_b 2\n", 1_800_000_000_123) == (
+            b"edge_a 1 1800000000123\nedge_b 2 1800000000123\n")
+        assert stamp_lines(b"", 1_800_000_000_123) == b""
 
 
 class TestMerge:
