@@ -216,7 +216,18 @@ class Pusher:
     def _sender(self) -> None:
         while not self.stopping:
             delay = self.drain()
-            self.wake.wait(delay)
+            if delay is None:
+                self.wake.wait()  # until the next run is recorded
+                self.wake.clear()
+            else:
+                self._back_off(delay)
+
+    def _back_off(self, delay: float) -> None:
+        # Runs recorded meanwhile do not cut the wait short: an attempt per run would re-read the whole backlog
+        # from disk at every run of an outage. Only stop() does.
+        until = self.boot_clock() + delay
+        while not self.stopping and (left := until - self.boot_clock()) > 0:
+            self.wake.wait(left)
             self.wake.clear()
 
     def drain(self, *, until: float | None = None) -> float | None:
@@ -244,7 +255,11 @@ class Pusher:
         started = self.boot_clock()
         try:
             self.send(self.endpoint, b"".join(parts), timeout)
-        except PushError as error:
+        except PushError as raised:
+            # Returned, an exception keeps its traceback's frames, and through them this batch, alive in a
+            # reference cycle until the cyclic collector runs: memory grew with every attempt of an outage.
+            error = raised.with_traceback(None)
+            error.__context__ = None
             with self.lock:
                 self.errors[error.cause] += 1
                 if error.cause != "http_4xx":
