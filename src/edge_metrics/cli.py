@@ -111,6 +111,11 @@ def _variable_names(text: str) -> tuple[str, ...]:
     return names
 
 
+def _credential_files(text: str) -> tuple[Path, ...]:
+    # Not required to exist: saying that they are missing is what the option is for (credentials.py).
+    return tuple(Path(name.strip()) for name in text.split(",") if name.strip())
+
+
 def _push_url(text: str) -> str:
     from edge_metrics.httppost import parse_url
 
@@ -191,6 +196,9 @@ OPTIONS = (
     Option("--metrics-listen", "EDGE_METRICS_LISTEN", None, _listen, "HOST:PORT",
            "also serve the metrics file at http://HOST:PORT/metrics (loopback only) for the node's vmagent, "
            "where no node_exporter reads the textfile (default: off)"),
+    Option("--credential-files", "EDGE_CREDENTIAL_FILES", "", _credential_files, "PATH[,PATH...]",
+           "the files the node's vmagent writes to the centre with (its bearer token, the centre's CA): one log "
+           "line and edge_collector_node_credentials_missing while one is missing or empty (default: not checked)"),
 )
 
 _PATH_CHECKS = (_file, _directory, _output_path)
@@ -364,6 +372,7 @@ def _run(args: argparse.Namespace, values: dict[str, object]) -> int:
         script_env=values["--script-env"],  # type: ignore[arg-type]
         push=_push_settings(values),
         trust_unsynchronized_clock=values["--clock-check"] == "none",
+        credential_files=values["--credential-files"],  # type: ignore[arg-type]
     )
     log = Logger(level=str(values["--log-level"]), json_format=values["--log-format"] == "json",
                  progress=_is_terminal(sys.stderr))
