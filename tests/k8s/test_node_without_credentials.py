@@ -20,6 +20,7 @@ import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -79,11 +80,17 @@ class TestTheCollectorChecksVmagentsFiles:
         assert checked_files(spec) < vmagent_files(spec)
 
 
-@pytest.fixture(scope="module")
-def bare_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, Path]]:
+# The kustomize pod (its node_exporter serves the collector's file) and the chart's default (no node_exporter:
+# the collector's own endpoint), each as rendered.
+RENDERS: dict[str, Callable[[], list[dict[str, Any]]]] = {"kustomize": rendered, "chart": template}
+
+
+@pytest.fixture(scope="module", params=sorted(RENDERS))
+def bare_node(request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, Path]]:
     root = tmp_path_factory.mktemp("node")
     credentials = root / "host" / "etc-edge-metrics-credentials"  # never provisioned: not even the directory
-    with run_pods(rendered(), root, credentials=credentials) as deployment:
+    with run_pods(RENDERS[request.param](), root, credentials=credentials) as deployment:
         yield deployment, credentials
 
 

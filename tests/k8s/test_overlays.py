@@ -3,6 +3,7 @@ strictly, and do what docs/kubernetes.md says; the docs show exactly these files
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -59,10 +60,20 @@ class TestOwnScripts:
             assert (OVERLAYS / "own-scripts" / name).read_text() in docs, name
 
 
+def _credentials_label() -> dict[str, str]:
+    """The label tools/node-credentials.sh puts on a node once its credentials are in place (its --label default)."""
+    script = (REPO / "tools" / "node-credentials.sh").read_text()
+    match = re.search(r"^label=(\S+)=(\S+)$", script, re.M)
+    assert match, "tools/node-credentials.sh: no label= default"
+    return {match.group(1): match.group(2)}
+
+
 class TestSiteDefaults:
-    def test_patch_sets_arm64_the_zone_and_the_cluster(self) -> None:
+    def test_patch_sets_arm64_the_sensor_nodes_the_zone_and_the_cluster(self) -> None:
+        """The pods go only where tools/node-credentials.sh has placed credentials: the label it sets."""
         spec = pod_spec(load_all(kustomize(OVERLAYS / "site")))
-        assert spec["nodeSelector"] == {"kubernetes.io/os": "linux", "kubernetes.io/arch": "arm64"}
+        label = _credentials_label()
+        assert spec["nodeSelector"] == {"kubernetes.io/os": "linux", "kubernetes.io/arch": "arm64", **label}
         assert env_of(container(spec, "metric-sidecar"))["TZ"] == "Europe/Berlin"
         assert env_of(container(spec, "vmagent"))["CLUSTER"] == "site-7"
 
