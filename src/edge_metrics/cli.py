@@ -112,6 +112,11 @@ def _variable_names(text: str) -> tuple[str, ...]:
     return names
 
 
+def _credential_files(text: str) -> tuple[Path, ...]:
+    # Not required to exist: saying that they are missing is what the option is for (credentials.py).
+    return tuple(Path(name.strip()) for name in text.split(",") if name.strip())
+
+
 def _push_url(text: str) -> str:
     from edge_metrics.httppost import parse_url
 
@@ -194,16 +199,37 @@ CLOCK_CHECK = Option("--clock-check", "EDGE_CLOCK_CHECK", "adjtimex", _choice("a
 METRICS_LISTEN = Option("--metrics-listen", "EDGE_METRICS_LISTEN", None, _listen, "HOST:PORT",
                         "also serve the metrics file at http://HOST:PORT/metrics (loopback only) for the node's "
                         "vmagent, where no node_exporter reads the textfile (default: off)")
+CREDENTIAL_FILES = Option("--credential-files", "EDGE_CREDENTIAL_FILES", "", _credential_files, "PATH[,PATH...]",
+                          "the files the node's vmagent writes to the centre with (its bearer token, the centre's "
+                          "CA): one log line and edge_collector_node_credentials_missing while one is missing or "
+                          "empty (default: not checked)")
 OPTIONS = (CONFIG, SCRIPTS_DIR, DEFAULT_INTERVAL, OUTPUT, METRIC_PREFIX, TIMEOUT, LOG_FORMAT, LOG_LEVEL, MAX_SERIES,
-           SCRIPT_ENV, PUSH_URL, SPOOL_DIR, SPOOL_MAX_BYTES, CLOCK_CHECK, METRICS_LISTEN)
+           SCRIPT_ENV, PUSH_URL, SPOOL_DIR, SPOOL_MAX_BYTES, CLOCK_CHECK, METRICS_LISTEN, CREDENTIAL_FILES)
 
 
 class RunOptions(Value):
     """The options of `run`, resolved and checked (resolve_run)."""
 
-    __slots__ = ("clock_check", "config", "default_interval", "log_format", "log_level", "max_series",
-                 "metric_prefix", "metrics_listen", "node_name", "once", "output", "push_url", "script_env",
-                 "scripts_dir", "spool_dir", "spool_max_bytes", "timeout")
+    __slots__ = (
+        "clock_check",
+        "config",
+        "credential_files",
+        "default_interval",
+        "log_format",
+        "log_level",
+        "max_series",
+        "metric_prefix",
+        "metrics_listen",
+        "node_name",
+        "once",
+        "output",
+        "push_url",
+        "script_env",
+        "scripts_dir",
+        "spool_dir",
+        "spool_max_bytes",
+        "timeout",
+    )
     config: Final[Path | None]  # None: the bundled nodes.conf
     scripts_dir: Final[Path | None]  # None: the directory of the config
     default_interval: Final[float]
@@ -219,13 +245,15 @@ class RunOptions(Value):
     spool_max_bytes: Final[int]
     clock_check: Final[str]
     metrics_listen: Final[str | None]
+    credential_files: Final[tuple[Path, ...]]  # empty: not checked
     node_name: Final[str | None]  # None: the hostname
     once: Final[bool]
 
     def __init__(self, *, config: Path | None, scripts_dir: Path | None, default_interval: float, output: str,
                  metric_prefix: str, timeout: float, log_format: str, log_level: str, max_series: int,
                  script_env: tuple[str, ...], push_url: str | None, spool_dir: str | None, spool_max_bytes: int,
-                 clock_check: str, metrics_listen: str | None, node_name: str | None, once: bool) -> None:
+                 clock_check: str, metrics_listen: str | None, credential_files: tuple[Path, ...],
+                 node_name: str | None, once: bool) -> None:
         self.config = config
         self.scripts_dir = scripts_dir
         self.default_interval = default_interval
@@ -241,6 +269,7 @@ class RunOptions(Value):
         self.spool_max_bytes = spool_max_bytes
         self.clock_check = clock_check
         self.metrics_listen = metrics_listen
+        self.credential_files = credential_files
         self.node_name = node_name
         self.once = once
 
@@ -374,6 +403,7 @@ def resolve_run(args: argparse.Namespace, environ: Mapping[str, str]) -> RunOpti
         spool_max_bytes=get.value(SPOOL_MAX_BYTES),
         clock_check=get.value(CLOCK_CHECK),
         metrics_listen=get.optional(METRICS_LISTEN),
+        credential_files=get.value(CREDENTIAL_FILES),
         config=get.optional(CONFIG),
         scripts_dir=get.optional(SCRIPTS_DIR),
         output=get.value(OUTPUT),
@@ -476,6 +506,7 @@ def _run(options: RunOptions) -> int:
         script_env=options.script_env,
         push=_push_settings(options),
         trust_unsynchronized_clock=options.clock_check == "none",
+        credential_files=options.credential_files,
     )
     log = Logger(level=options.log_level, json_format=options.log_format == "json", progress=_is_terminal(sys.stderr))
     collector = Collector(settings, log)

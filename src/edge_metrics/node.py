@@ -16,6 +16,7 @@ from pathlib import Path
 
 from edge_metrics.clock import ClockReading, Timekeeper, read_clock
 from edge_metrics.config import ConfigError, load_config
+from edge_metrics.credentials import CredentialsWatch
 from edge_metrics.durations import format_duration
 from edge_metrics.httppost import ERROR_CAUSES
 from edge_metrics.log import Logger
@@ -58,8 +59,8 @@ class Stop:
 
 class Settings(Value):
     __slots__ = (
-        "bash", "config_path", "default_interval", "limits", "node", "output", "prefix", "push", "script_env",
-        "scripts_dir", "trust_unsynchronized_clock",
+        "bash", "config_path", "credential_files", "default_interval", "limits", "node", "output", "prefix", "push",
+        "script_env", "scripts_dir", "trust_unsynchronized_clock",
     )
     config_path: Final[Path]
     scripts_dir: Final[Path]
@@ -72,6 +73,7 @@ class Settings(Value):
     script_env: Final[tuple[str, ...]]  # names of variables of the collector's environment passed to scripts
     push: Final[PushSettings | None]  # None: the textfile carries the readings (no --push-url)
     trust_unsynchronized_clock: Final[bool]  # --clock-check none
+    credential_files: Final[tuple[Path, ...]]  # --credential-files: the node vmagent's token and CA
 
     def __init__(
         self,
@@ -86,6 +88,7 @@ class Settings(Value):
         script_env: tuple[str, ...] = (),
         push: PushSettings | None = None,
         trust_unsynchronized_clock: bool = False,
+        credential_files: tuple[Path, ...] = (),
     ) -> None:
         self.config_path = config_path
         self.scripts_dir = scripts_dir
@@ -98,6 +101,7 @@ class Settings(Value):
         self.script_env = script_env
         self.push = push
         self.trust_unsynchronized_clock = trust_unsynchronized_clock
+        self.credential_files = credential_files
 
 
 class Collector:
@@ -144,6 +148,7 @@ class Collector:
         if pusher is None and settings.push is not None:
             pusher = make_pusher(settings.push, self.timekeeper, log)
         self.pusher = pusher
+        self.credentials = CredentialsWatch(settings.credential_files, log)
         # The scripts' environment, built once: reading os.environ decodes every variable.
         self.script_env = script_environment(
             os.environ, node=settings.node, timeout=settings.limits.timeout, passed=settings.script_env
@@ -321,6 +326,7 @@ class Collector:
             reload_success_timestamp=self.reload_success_timestamp,
             write_timestamp=round(self.wall(), 3),
             other_nodes_problems=self.other_nodes_problems,
+            credentials_missing=self.credentials.missing,
         )
         # Push mode: the readings travel with their own time; the file carries the self-metrics only, so no reading
         # reaches the centre twice (docs/time.md).
@@ -344,6 +350,7 @@ class Collector:
 
     def write(self) -> bool:
         self.last_write = self.clock()
+        self.credentials.check()  # two stat() calls: the file says what holds now
         output = self.settings.output
         if output is None:
             data = memoryview(self.exposition().encode())

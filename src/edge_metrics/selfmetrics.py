@@ -25,14 +25,15 @@ PREFIX = "edge_collector_"
 
 
 class CollectorHealth(Value):
-    __slots__ = ("node", "other_nodes_problems", "reload_success_timestamp", "reload_successful", "write_failures",
-                 "write_timestamp")
+    __slots__ = ("credentials_missing", "node", "other_nodes_problems", "reload_success_timestamp",
+                 "reload_successful", "write_failures", "write_timestamp")
     node: Final[str]
     write_failures: Final[int]
     reload_successful: Final[bool]
     reload_success_timestamp: Final[float | None]
     write_timestamp: Final[float]
     other_nodes_problems: Final[int]
+    credentials_missing: Final[bool | None]  # None: not checked (no --credential-files)
 
     def __init__(
         self,
@@ -42,6 +43,7 @@ class CollectorHealth(Value):
         reload_success_timestamp: float | None,
         write_timestamp: float,
         other_nodes_problems: int = 0,
+        credentials_missing: bool | None = None,
     ) -> None:
         self.node = node
         self.write_failures = write_failures
@@ -49,6 +51,7 @@ class CollectorHealth(Value):
         self.reload_success_timestamp = reload_success_timestamp
         self.write_timestamp = write_timestamp
         self.other_nodes_problems = other_nodes_problems
+        self.credentials_missing = credentials_missing
 
 
 # Per script (label `script`): name suffix, type, help, value of the script's stats (None: no sample yet).
@@ -102,6 +105,10 @@ COLLECTOR_WIDE: tuple[tuple[str, str, str, Callable[[CollectorHealth], float | N
      "Problems of the loaded nodes.conf in lines that apply only to other nodes (a missing script...); "
      "this node runs regardless.",
      lambda h: float(h.other_nodes_problems)),
+    ("node_credentials_missing", "gauge",
+     "1 while a file the node's vmagent writes to the centre with (--credential-files) is missing or empty: "
+     "it queues every reading on disk until they are placed.",
+     lambda h: None if h.credentials_missing is None else float(h.credentials_missing)),
 )
 INFO = ("info", "gauge", "Collector build and node.")
 

@@ -18,7 +18,8 @@ from tests.k8s.manifests import container, find, rendered
 pytestmark = pytest.mark.k8s
 
 VALUES = REPO / "deploy" / "helm" / "values"
-PUSH_ONLY = {"EDGE_PUSH_URL", "EDGE_SPOOL_DIR", "EDGE_SPOOL_MAX_BYTES"}
+# What only a pod with the node's own vmagent needs: the push to it, and the check of the files it writes with.
+PUSH_ONLY = {"EDGE_PUSH_URL", "EDGE_SPOOL_DIR", "EDGE_SPOOL_MAX_BYTES", "EDGE_CREDENTIAL_FILES"}
 
 
 def load(name: str) -> Any:

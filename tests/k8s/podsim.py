@@ -10,7 +10,8 @@ What is emulated, and how faithfully:
 - Secret volumes: laid out like ConfigMap volumes (with `items` projecting keys to paths) from the
   Secrets the test passes in, as an operator would have created them (they are never in the manifests).
 - emptyDir and PersistentVolumeClaim volumes: temporary directories. hostPath volumes: the directory
-  the test says the node was provisioned with (`host_paths`), else the machine's own path when every
+  the test says the node was provisioned with (`host_paths`; type `Directory` must exist there, as the
+  kubelet checks, `DirectoryOrCreate` is created), else the machine's own path when every
   mount of it is read-only (this machine plays the node), a temporary directory when a container may
   write to it (a test never writes into the machine's /var/lib).
 - Each container gets its own root directory with every volumeMount placed at its mountPath, and
@@ -243,7 +244,7 @@ class Pod:
             self.config_map_volumes[name] = ConfigMapVolume(directory, data)
             self.volumes[name] = directory
         elif "hostPath" in volume and volume["hostPath"]["path"] in self.node.host_paths:
-            self.volumes[name] = self.node.host_paths[volume["hostPath"]["path"]]
+            self.volumes[name] = self._provisioned(volume)
         elif "emptyDir" in volume or "persistentVolumeClaim" in volume:
             directory.mkdir(parents=True)
             self.volumes[name] = directory
@@ -258,6 +259,21 @@ class Pod:
                 self.volumes[name] = directory
         else:
             raise PodSpecError(f"volume {name}: kind {sorted(volume)} is not emulated")
+
+    def _provisioned(self, volume: Obj) -> Path:
+        """The directory the test provisioned for a hostPath, checked against the volume's type as the kubelet
+        checks it: `Directory` must exist (else the pod waits in ContainerCreating), `DirectoryOrCreate` is made."""
+        host_path = volume["hostPath"]
+        directory = self.node.host_paths[host_path["path"]]
+        kind = host_path.get("type", "")
+        if kind == "DirectoryOrCreate":
+            directory.mkdir(parents=True, exist_ok=True)
+        elif kind == "Directory" and not directory.is_dir():
+            raise PodSpecError(f"volume {volume['name']}: hostPath {host_path['path']} (type Directory) does not "
+                               "exist on the node: the kubelet leaves the pod in ContainerCreating")
+        elif kind not in ("", "Directory", "DirectoryOrCreate"):
+            raise PodSpecError(f"volume {volume['name']}: hostPath type {kind} is not emulated")
+        return directory
 
     def update_config_map(self, volume: str, data: Mapping[str, str]) -> None:
         """A ConfigMap update as the kubelet delivers it to a directory mount: a `..data` swap."""

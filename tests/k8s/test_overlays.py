@@ -3,14 +3,18 @@ strictly, and do what docs/kubernetes.md says; the docs show exactly these files
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from tests.helm.chart import template
 from tests.helpers import REPO
-from tests.k8s.manifests import SCHEMA_VERSIONS, container, find, kustomize, load_all, schema_errors
+from tests.k8s.manifests import ALL_IN_ONE, SCHEMA_VERSIONS, container, find, kustomize, load_all, schema_errors
 
 pytestmark = pytest.mark.k8s
 
@@ -59,10 +63,20 @@ class TestOwnScripts:
             assert (OVERLAYS / "own-scripts" / name).read_text() in docs, name
 
 
+def _credentials_label() -> dict[str, str]:
+    """The label tools/node-credentials.sh puts on a node once its credentials are in place (its --label default)."""
+    script = (REPO / "tools" / "node-credentials.sh").read_text()
+    match = re.search(r"^label=(\S+)=(\S+)$", script, re.M)
+    assert match, "tools/node-credentials.sh: no label= default"
+    return {match.group(1): match.group(2)}
+
+
 class TestSiteDefaults:
-    def test_patch_sets_arm64_the_zone_and_the_cluster(self) -> None:
+    def test_patch_sets_arm64_the_sensor_nodes_the_zone_and_the_cluster(self) -> None:
+        """The pods go only where tools/node-credentials.sh has placed credentials: the label it sets."""
         spec = pod_spec(load_all(kustomize(OVERLAYS / "site")))
-        assert spec["nodeSelector"] == {"kubernetes.io/os": "linux", "kubernetes.io/arch": "arm64"}
+        label = _credentials_label()
+        assert spec["nodeSelector"] == {"kubernetes.io/os": "linux", "kubernetes.io/arch": "arm64", **label}
         assert env_of(container(spec, "metric-sidecar"))["TZ"] == "Europe/Berlin"
         assert env_of(container(spec, "vmagent"))["CLUSTER"] == "site-7"
 
@@ -90,3 +104,67 @@ class TestNoNodeExporter:
         assert "9100" not in yaml.safe_dump(spec)
         assert "9100" not in find(objects, "ConfigMap", "vmagent-config")["data"]["scrape.yml"]
         assert {v["name"] for v in spec["volumes"]} & {"proc", "sys", "root"} == set()  # type: ignore[attr-defined]
+
+
+def host_ports(spec: dict[str, Any]) -> set[int]:
+    """The node ports the pod claims, as the scheduler sees them: with host network every containerPort is one (the
+    API server sets hostPort to it), so a second pod claiming one of them cannot be placed on that node."""
+    return {int(port.get("hostPort", port["containerPort"])) for entry in spec["containers"]
+            for port in entry.get("ports", []) if spec.get("hostNetwork") or "hostPort" in port}
+
+
+def own_kustomization(tmp_path: Path) -> list[dict[str, Any]]:
+    """A kustomization of yours as the docs combine them: your scripts' overlay plus the no-node-exporter component."""
+    here = tmp_path / "mine"
+    here.mkdir()
+    (here / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(OVERLAYS / "own-scripts", here)],
+        "components": [os.path.relpath(COMPONENT, here)],
+    }))
+    return load_all(kustomize(here))
+
+
+def step_three_table() -> dict[str, list[str]]:
+    """docs/kubernetes.md, Before any path, step 3: "with"/"without" -> its Helm, kustomize, all-in-one cells."""
+    rows = re.findall(r"^ *\| (a node_exporter already|none \([^|]*\)) \| (.*) \|$", DOCS.read_text(), re.M)
+    assert len(rows) == 2, rows
+    return {("with" if first.startswith("a node") else "without"): [c.strip() for c in rest.split(" | ")]
+            for first, rest in rows}
+
+
+class TestChoosingNodeExporter:
+    """Issue 20, item 2: each path has its variant for a cluster that already runs node_exporter on every node's
+    :9100, and the docs' table names them. Every variant the table names for such a cluster claims no port 9100 of
+    the node (so its pods can be placed beside that node_exporter); every variant for a node without one runs ours
+    on 9100."""
+
+    def test_docs_name_each_paths_variant(self) -> None:
+        table = step_three_table()
+        helm, kustomize_cell, all_in_one = table["with"]
+        assert "`nodeExporter.bundled: false`" in helm and "default" in helm
+        assert "`deploy/overlays/no-node-exporter`" in kustomize_cell
+        assert "components/no-node-exporter" in kustomize_cell
+        assert "Pending" in all_in_one
+        helm, kustomize_cell, all_in_one = table["without"]
+        assert "`nodeExporter.bundled: true`" in helm and "`deploy/kubernetes`" in kustomize_cell
+
+    def test_beside_a_node_exporter_nothing_claims_9100(self, tmp_path: Path) -> None:
+        variants = {
+            "helm default": pod_spec(template()),
+            "deploy/overlays/no-node-exporter": pod_spec(load_all(kustomize(OVERLAYS / "no-node-exporter"))),
+            "own-scripts + the component": pod_spec(own_kustomization(tmp_path)),
+        }
+        claims = {name: host_ports(spec) for name, spec in variants.items()}
+        assert {name: 9100 in ports for name, ports in claims.items()} == dict.fromkeys(variants, False), claims
+        # The collector's own endpoint is what vmagent scrapes there instead.
+        assert all(ports == {8429, 9101} for ports in claims.values()), claims
+
+    def test_without_one_ours_runs_on_9100(self) -> None:
+        variants = {
+            "helm nodeExporter.bundled=true": pod_spec(template(sets=("nodeExporter.bundled=true",))),
+            "deploy/kubernetes": pod_spec(load_all(kustomize())),
+            "all-in-one.yaml": pod_spec(load_all(ALL_IN_ONE.read_text())),
+        }
+        claims = {name: host_ports(spec) for name, spec in variants.items()}
+        assert all(ports == {8429, 9100} for ports in claims.values()), claims

@@ -109,9 +109,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
 
 
 @contextmanager
-def run_pods(objects: list[Any], root: Path) -> Iterator[Deployment]:
+def run_pods(objects: list[Any], root: Path, *, credentials: Path | None = None) -> Iterator[Deployment]:
     """The edge DaemonSet and the central Deployment of `objects` (a render of the manifests or of the chart),
-    started as local processes: the centre first, until it is ready."""
+    started as local processes: the centre first, until it is ready. `credentials`: the node's
+    /etc/edge-metrics/credentials (default: make-certs' files for the node, as provisioned)."""
     for required in (EDGE_METRICS, MODEL, SIM_LIB):
         assert required.exists(), f"{required} missing: run `make test` (it builds the venv and the simulator)"
     logs = root / "logs"
@@ -124,7 +125,7 @@ def run_pods(objects: list[Any], root: Path) -> Iterator[Deployment]:
         root / "fs", NODE_NAME, objects, local_images(),
         secrets={"central-credentials": pki.files()},
         config_maps=pki.config_maps(),
-        host_paths={"/etc/edge-metrics/credentials": pki.node_dir(NODE_NAME)},
+        host_paths={"/etc/edge-metrics/credentials": credentials or pki.node_dir(NODE_NAME)},
     )
     edge = node.pod("DaemonSet", "node-exporter-arm64")
     central = node.pod("Deployment", "central-prometheus")

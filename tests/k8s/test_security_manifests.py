@@ -202,14 +202,18 @@ class TestCredentials:
         assert keys["vmauth"] >= {"auth.yml", "central.crt", "central.key"}
 
     def test_edge_credentials_are_the_nodes_own_files(self) -> None:
-        """The node's token and CA come from its own host directory, read-only, and the pod does not
-        start without them."""
+        """The node's token and CA come from its own host directory, read-only in every container that mounts it
+        (vmagent, and the collector, which only looks whether they are there); without them the pod still starts
+        and vmagent queues (tests/k8s/test_node_without_credentials.py)."""
         spec = pod_specs()["node-exporter-arm64"]
         vmagent = container(spec, "vmagent")
         mount = next(m for m in vmagent["volumeMounts"] if m["mountPath"] == "/etc/edge-metrics/credentials")
-        assert mount["readOnly"] is True
         volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
-        assert volume["hostPath"] == {"path": "/etc/edge-metrics/credentials", "type": "Directory"}
+        assert volume["hostPath"] == {"path": "/etc/edge-metrics/credentials", "type": "DirectoryOrCreate"}
+        mounts = [(entry["name"], m) for entry in spec["containers"] for m in entry.get("volumeMounts", [])
+                  if m["name"] == mount["name"]]
+        assert {name for name, _ in mounts} == {"vmagent", "metric-sidecar"}
+        assert all(m["readOnly"] is True for _, m in mounts), mounts
         assert "-remoteWrite.bearerTokenFile=/etc/edge-metrics/credentials/token" in vmagent["args"]
         assert "-remoteWrite.tlsCAFile=/etc/edge-metrics/credentials/ca.crt" in vmagent["args"]
 
