@@ -113,6 +113,7 @@ class Gate:
         self.slots = threading.BoundedSemaphore(settings.max_concurrent_requests)
         self.in_flight = 0
         self.nodes: dict[str, NodeState] = {}
+        self.clusters: dict[str, str] = {}  # a node's cluster, as vmauth's path names it
         self.node_limits: dict[str, Limits] = {}
         self.limits_problems = 0
         self.limits_mtime: float | None = None
@@ -145,7 +146,9 @@ class Gate:
                 state.limits = parsed.nodes.get(node, self.settings.default)
         self.log.info("limits loaded", path=str(path), nodes=len(parsed.nodes), problems=len(parsed.problems))
 
-    def state(self, node: str) -> NodeState:
+    def state(self, node: str, cluster: str | None = None) -> NodeState:
+        if cluster is not None:
+            self.clusters[node] = cluster
         if time.monotonic() - self.limits_checked >= LIMITS_RECHECK_SECONDS:
             self.load_limits()
         with self.lock:
@@ -156,12 +159,12 @@ class Gate:
             return state
 
     # -- one request --------------------------------------------------------------------------------------------
-    def limits(self, node: str) -> Limits:
-        return self.state(node).limits
+    def limits(self, node: str, cluster: str) -> Limits:
+        return self.state(node, cluster).limits
 
     def write(self, node: str, cluster: str, body: bytes) -> Answer:
         """A node's whole request body (its size already checked against the node's limit)."""
-        state = self.state(node)
+        state = self.state(node, cluster)
         try:
             max_decoded = state.limits.request_bytes * DECODED_FACTOR
             if uncompressed_length(body) > max_decoded:
@@ -206,7 +209,7 @@ class Gate:
         self.add("edge_gate_requests_total", node, 1, code=str(status))
 
     def add(self, name: str, node: str, amount: float, **labels: str) -> None:
-        key = (name, (("node", node), *sorted(labels.items())))
+        key = (name, (("cluster", self.clusters.get(node, "")), ("node", node), *sorted(labels.items())))
         with self.lock:
             self.counters[key] = self.counters.get(key, 0.0) + amount
 
@@ -215,6 +218,7 @@ class Gate:
         with self.lock:
             counters = dict(self.counters)
             nodes = dict(self.nodes)
+            clusters = dict(self.clusters)
             unavailable, in_flight, problems = self.store_unavailable, self.in_flight, self.limits_problems
         samples: dict[str, list[Sample]] = {name: [] for name in _HELP}
 
@@ -224,7 +228,7 @@ class Gate:
         for (name, labels), value in counters.items():
             put(name, labels, value)
         for node, state in nodes.items():
-            limits, labels = state.limits, (("node", node),)
+            limits, labels = state.limits, (("cluster", clusters.get(node, "")), ("node", node))
             put("edge_gate_series", labels, state.series_count())
             put("edge_gate_limit_series_per_hour", labels, limits.series_per_hour)
             put("edge_gate_limit_samples_per_second", labels, limits.samples_per_second)
@@ -276,6 +280,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.reply(Answer(404, b"only POST /node/<node>/<cluster>/api/v1/write\n"))
             return
         node, cluster = match.groups()
+        gate.state(node, cluster)
         if self.headers.get("Content-Encoding", "snappy").lower() != "snappy":
             # vmagent's own protocol (zstd) first: 415 makes it fall back to Prometheus remote write for good.
             self.close_connection = True
@@ -286,7 +291,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             self.reply(gate.refuse_request(node, 411, "no_length", b"Content-Length required\n"))
             return
-        length, limit = int(length_text), gate.limits(node).request_bytes
+        length, limit = int(length_text), gate.limits(node, cluster).request_bytes
         if length > limit:
             # Before reading a byte of it: the connection is closed with the body unread.
             self.close_connection = True

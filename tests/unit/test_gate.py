@@ -219,10 +219,10 @@ class TestGateWrite:
         gate = self.gate(fake)
         assert gate.write("culprit", "c", self.body(1.0, 2.0, 3.0)).status == 204
         text = gate.exposition()
-        assert 'edge_gate_samples_received_total{node="culprit"} 3' in text
-        assert 'edge_gate_samples_stored_total{node="culprit"} 2' in text
-        assert 'edge_gate_samples_refused_total{node="culprit",reason="duplicate"} 1' in text
-        assert 'edge_gate_requests_total{code="204",node="culprit"} 1' in text
+        assert 'edge_gate_samples_received_total{cluster="c",node="culprit"} 3' in text
+        assert 'edge_gate_samples_stored_total{cluster="c",node="culprit"} 2' in text
+        assert 'edge_gate_samples_refused_total{cluster="c",node="culprit",reason="duplicate"} 1' in text
+        assert 'edge_gate_requests_total{cluster="c",code="204",node="culprit"} 1' in text
 
     def test_store_down_is_503(self) -> None:
         answer = self.gate(FakeStore({1.0}, 503)).write("a", "c", self.body(1.0))
