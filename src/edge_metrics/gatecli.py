@@ -32,6 +32,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _duration(text: str) -> float:
+    # Days too: the store's windows are written that way (prometheus.yml's out_of_order_time_window: 1d).
+    if text.endswith("d") and text[:-1].isdigit():
+        return int(text[:-1]) * 86400.0
     try:
         return parse_duration(text)
     except DurationError as error:
@@ -71,8 +74,8 @@ def parser() -> argparse.ArgumentParser:
                    help="per-node limits (`NODE series=N rate=N bytes=N`), re-read when it changes")
     p.add_argument("--max-series-per-hour", type=_positive(int), default=20000, metavar="N",
                    help="fleet default: distinct series a node may write per hour (default 20000)")
-    p.add_argument("--max-samples-per-second", type=_positive(float), default=2000.0, metavar="N",
-                   help="fleet default: samples a node may write per second (default 2000)")
+    p.add_argument("--max-samples-per-second", type=_positive(float), default=10000.0, metavar="N",
+                   help="fleet default: samples a node may write per second (default 10000)")
     p.add_argument("--max-request-bytes", type=_positive(int), default=8 << 20, metavar="N",
                    help="fleet default: size of one request as sent, compressed (default 8388608)")
     p.add_argument("--max-age", type=_duration, default=86400.0, metavar="DURATION",
