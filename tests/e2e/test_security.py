@@ -155,7 +155,8 @@ class TestSecurePath:
             what="the four forged series at the centre",
         )
         assert {series["metric"]["node"] for series in found} == {NODE}
-        assert all("authenticated_node" not in series["metric"] for series in found)
+        # The old relabeling's internal label is an ordinary label of the node's to the gate.
+        assert {series["metric"].get("authenticated_node") for series in found} == {None, "edge-b"}
         assert stack.central.query(f'{{node="{OTHER}"}}') == []
 
     def test_centre_answers_only_over_tls_with_credentials(self, stack: Pipeline) -> None:
