@@ -133,6 +133,13 @@ class Gate:
             if mtime == self.limits_mtime:
                 return
             parsed = parse_limits(path.read_text(), path, self.settings.default)
+        except FileNotFoundError:
+            # The ConfigMap is optional: without it every node has the defaults (said once, not every recheck).
+            if self.limits_mtime != -1.0:
+                self.log.info("no limits file; every node has the defaults", path=str(path))
+                with self.lock:
+                    self.limits_mtime = -1.0
+            return
         except (OSError, UnicodeDecodeError) as error:
             self.log.error("cannot read the limits file; keeping the limits in force", path=str(path), error=str(error))
             return

@@ -236,3 +236,26 @@ class TestGateWrite:
         """A small body that claims to decode to more than the node's limit allows: 413 before decoding."""
         answer = self.gate(FakeStore(set())).write("a", "c", b"\xff\xff\xff\x7f\x00")
         assert answer.status == 413
+
+
+class TestLimitsReload:
+    def test_the_file_sets_a_nodes_limits_and_a_bad_line_is_counted(self, tmp_path: Path) -> None:
+        limits = tmp_path / "gate-limits.conf"
+        limits.write_text("small series=1\nbad rate=x\n")
+        log = io.StringIO()
+        settings = Settings(default=DEFAULT, limits_file=limits, max_age_seconds=86400.0, max_ahead_seconds=600.0,
+                            centre_jobs=frozenset(), max_concurrent_requests=1)
+        gate = Gate(settings, send=FakeStore(set()).send, log=Logger(stream=log), clock=lambda: NOW)
+        assert gate.limits("small", "c").series_per_hour == 1
+        assert gate.limits("bad", "c") == DEFAULT
+        assert "edge_gate_limits_file_problems 1" in gate.exposition()
+        assert f"{limits}:2: 'rate=x': not a number" in log.getvalue()
+
+    def test_no_file_is_the_defaults_said_once(self, tmp_path: Path) -> None:
+        log = io.StringIO()
+        settings = Settings(default=DEFAULT, limits_file=tmp_path / "absent.conf", max_age_seconds=86400.0,
+                            max_ahead_seconds=600.0, centre_jobs=frozenset(), max_concurrent_requests=1)
+        gate = Gate(settings, send=FakeStore(set()).send, log=Logger(stream=log), clock=lambda: NOW)
+        gate.load_limits()
+        assert gate.limits("a", "c") == DEFAULT
+        assert log.getvalue().count("no limits file") == 1
