@@ -95,7 +95,7 @@ def main() -> None:
         elapsed = time.monotonic() - started
         done.set()
         thread.join()
-        query = f"{store}/api/v1/query?" + urllib.parse.urlencode({"query": "count(bomb)"})
+        query = f"{store}/api/v1/query?" + urllib.parse.urlencode({"query": "count(count_over_time(bomb[1h]))"})
         stored = json.loads(urllib.request.urlopen(query, timeout=30).read())["data"]["result"]
         metrics = urllib.request.urlopen(f"{base}/metrics", timeout=30).read().decode()
         refused = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
