@@ -164,7 +164,8 @@ EdgeVmagentRemoteWriteRejected.
                     ),
                     description=(
                         "Those samples are lost; other nodes are not affected. "
-                        "`edge_gate_samples_refused_total{%(nodeLabel)s=\"{{ $labels.%(nodeLabel)s }}\"}` says why (reason "
+                        "`edge_gate_samples_refused_total{%(nodeLabel)s=\"{{ $labels.%(nodeLabel)s }}\"}` "
+                        "says why (reason "
                         "too_old, too_far_ahead, duplicate, ...): a clock (EdgeClockNotSynchronised), an outage "
                         "longer than the out-of-order window (EdgeCentreRejectsLateSamples), or a node writing what "
                         "it should not."
