@@ -6,7 +6,7 @@
 #   webhook receiver that appends every notification to $run/webhook.log
 #
 # Secure as shipped (docs/security.md): tools/make-certs.sh makes a CA, the centre's certificate and the
-# node's token in $run/pki; vmagent writes over TLS with its token to vmauth, whose central vmagent sets
+# node's token in $run/pki; vmagent writes over TLS with its token to vmauth, whose gate sets
 # the node label from the token and writes to Prometheus, which serves only TLS with basic auth.
 # EDGE_DEMO_INSECURE=1: plain HTTP straight to Prometheus, no authentication (a warning says so).
 #
@@ -119,18 +119,16 @@ else
   am_url="https://127.0.0.1:$am_port"
 fi
 CLUSTER=${CLUSTER:-demo}
-# The central vmagent's queue per node is written for this Prometheus and read from $pki.
+# vmauth routes the node's token to the gate on $relabel_port (its limits: $pki/gate-limits.conf).
 bash tools/make-certs.sh --out "$pki" --node "$node" --backend "http://127.0.0.1:$relabel_port" \
-  --store "$prom_url/api/v1/write" --queues-dir "$pki/central-vmagent-queues" --cluster "$CLUSTER" 2>/dev/null
-CENTRAL_QUEUE_URLS=$(<"$pki/central-vmagent-queues/urls")
-CENTRAL_QUEUE_RELABEL=$(<"$pki/central-vmagent-queues/relabel-configs")
+  --cluster "$CLUSTER" 2>/dev/null
 
 cp -r deploy/prometheus "$run/prometheus-config"
 sed -i "s/127\.0\.0\.1:9090/127.0.0.1:$prom_port/; s/127\.0\.0\.1:8426/127.0.0.1:$ingest_admin_port/;
   s/central-alertmanager:9093/127.0.0.1:$am_port/;
   s/127\.0\.0\.1:8430/127.0.0.1:$relabel_port/; s|/etc/edge-metrics-central/|$pki/|" \
   "$run/prometheus-config/prometheus.yml"
-if [[ $insecure == 1 ]]; then # the self-scrape and Alertmanager over plain HTTP, no vmauth or central vmagent
+if [[ $insecure == 1 ]]; then # the self-scrape and Alertmanager over plain HTTP, no vmauth or gate
   sed -i 's/^    scheme: https$/    scheme: http/; s/^    - scheme: https$/    - scheme: http/' \
     "$run/prometheus-config/prometheus.yml"
 fi
@@ -170,18 +168,18 @@ declare -A va_over=(
   [-tlsCertFile]="$pki/central.crt"
   [-tlsKeyFile]="$pki/central.key"
 )
-declare -A cv_over=(
-  [-httpListenAddr]="127.0.0.1:$relabel_port"
-  [-remoteWrite.tlsCAFile]="$pki/ca.crt"
-  [-remoteWrite.basicAuth.passwordFile]="$pki/ingest.password"
-  [-remoteWrite.relabelConfig]="$top/deploy/vmauth/node-label.yml"
-  [-remoteWrite.tmpDataPath]="$run/central-vmagent-data"
+declare -A gate_over=(
+  [--listen]="127.0.0.1:$relabel_port"
+  [--store-url]="$prom_url/api/v1/write"
+  [--store-ca-file]="$pki/ca.crt"
+  [--store-password-file]="$pki/ingest.password"
+  [--limits]="$pki/gate-limits.conf"
 )
 NODE_NAME=$node
 REMOTE_WRITE_URL="https://127.0.0.1:$ingest_port/api/v1/write"
 [[ $insecure == 1 ]] && REMOTE_WRITE_URL="$prom_url/api/v1/write"
 read_flags deploy/vmauth/vmauth.flags va_flags va_over
-read_flags deploy/vmauth/central-vmagent.flags cv_flags cv_over
+read_flags deploy/vmauth/gate.flags gate_flags gate_over
 read_flags deploy/node-exporter/node-exporter.flags ne_flags ne_over
 read_flags deploy/vmagent/vmagent.flags vm_flags vm_over
 
@@ -193,8 +191,8 @@ start prometheus "$PROMETHEUS_BIN" --config.file="$run/prometheus-config/prometh
   --storage.tsdb.path="$run/prometheus-data" --web.listen-address="127.0.0.1:$prom_port" \
   --web.enable-remote-write-receiver --web.user-assets="$top/tools/demo-ui" "${web_config[@]}"
 if [[ $insecure != 1 ]]; then
-  say "vmauth (TLS, one token per node) on 127.0.0.1:$ingest_port, central vmagent on 127.0.0.1:$relabel_port"
-  start central-vmagent "$VMAGENT_BIN" "${cv_flags[@]}"
+  say "vmauth (TLS, one token per node) on 127.0.0.1:$ingest_port, the gate on 127.0.0.1:$relabel_port"
+  start gate "$venv_bin/edge-metrics" gate "${gate_flags[@]}"
   start vmauth "$VMAUTH_BIN" "${va_flags[@]}"
 fi
 say "node_exporter on 127.0.0.1:$ne_port, textfile directory $run/textfile"

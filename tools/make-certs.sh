@@ -3,21 +3,20 @@
 # token per edge node, the passwords of the centre's own users, and the configs that use them.
 #
 #   tools/make-certs.sh [--out DIR] [--node NAME]... [--san NAME]... [--backend URL] [--backend-auth]
-#                       [--store URL] [--queues-dir DIR] [--cluster NAME] [--days N] [--expired]
+#                       [--direct] [--cluster NAME] [--days N] [--expired]
 #
 #   --out DIR       where everything goes (default .run/pki, git-ignored); an existing CA there is kept,
 #                   so running it again adds nodes and renews certificates without breaking the others
 #   --node NAME     an edge node that may write (repeat; default bupt-a)
 #   --san NAME      an extra DNS name or IP address for the centre's certificate (repeat)
-#   --backend URL   where vmauth forwards an authenticated node's write (default: the central
-#                   vmagent beside it, http://127.0.0.1:8430; the request path is appended); `extra_label=node=<node>`
-#                   is appended for every node, so the node label comes from the credential
+#   --backend URL   where vmauth forwards an authenticated node's write (default: the gate beside it,
+#                   http://127.0.0.1:8430); vmauth sends it to URL/node/<node>/<cluster>/api/v1/write, so
+#                   the node and cluster labels come from the credential (docs/security.md, "The gate")
+#   --direct        the backend is the store itself, no gate (tests, benchmarks): vmauth sends
+#                   `?extra_label=node=<node>&extra_label=cluster=<cluster>` (VictoriaMetrics sets the labels,
+#                   Prometheus ignores them) instead of the path, for import and remote write
 #   --backend-auth  vmauth sends the `ingest` user's basic auth to the backend (a backend that is the
-#                   central Prometheus itself, with web.yml)
-#   --store URL     where the central vmagent writes each node's own queue (default the Prometheus
-#                   beside it, https://127.0.0.1:9090/api/v1/write)
-#   --queues-dir DIR  where the central vmagent finds central-vmagent-queues/ (default its mount in the
-#                   manifests, /etc/central-vmagent-queues)
+#                   central Prometheus itself, with web.yml); implies --direct
 #   --cluster NAME  the `cluster` label the centre sets on everything the --node nodes of this run write
 #                   (kept in nodes/<node>/cluster; default `default`, the DaemonSet's CLUSTER)
 #   --days N        validity of the certificates (default 365)
@@ -31,10 +30,8 @@
 #   nodes/<node>/admin-key             key for the node vmagent's /-/reload, /flags, pprof
 #   auth.yml                           vmauth's -auth.config: one user per node (holds the tokens)
 #   web.yml                            Prometheus --web.config.file: TLS + bcrypt basic auth
-#   central-vmagent-queues/            the central vmagent's queue per node (the ConfigMap
-#                                      central-vmagent-queues): `urls` and `relabel-configs` (its
-#                                      -remoteWrite.url and -remoteWrite.urlRelabelConfig lists), and
-#                                      <node>.yml / new-nodes.yml (what each queue keeps)
+#   gate-limits.conf                   the gate's per-node limits (the ConfigMap central-gate-limits):
+#                                      a line per node, new nodes appended, the operator's edits kept
 #   <user>.password                    plain passwords of the centre's users: admin (UI/API),
 #                                      ingest (remote write), prometheus (its self-scrape)
 #   alertmanager.crt alertmanager.key  Alertmanager's own server certificate (its pod holds no centre key)
@@ -50,21 +47,19 @@ nodes=()
 sans=()
 backend=http://127.0.0.1:8430
 backend_auth=0
-store=https://127.0.0.1:9090/api/v1/write
-queues_dir=/etc/central-vmagent-queues
+direct=0
 cluster=
 days=365
 expired=0
-usage() { sed -n '5,23p' "$0" >&2; exit 2; }
+usage() { sed -n '5,22p' "$0" >&2; exit 2; }
 while (($#)); do
   case $1 in
     --out) out=${2:?--out needs a directory}; shift 2 ;;
     --node) nodes+=("${2:?--node needs a name}"); shift 2 ;;
     --san) sans+=("${2:?--san needs a name}"); shift 2 ;;
     --backend) backend=${2:?--backend needs a URL}; shift 2 ;;
-    --backend-auth) backend_auth=1; shift ;;
-    --store) store=${2:?--store needs a URL}; shift 2 ;;
-    --queues-dir) queues_dir=${2:?--queues-dir needs a directory}; shift 2 ;;
+    --backend-auth) backend_auth=1; direct=1; shift ;;
+    --direct) direct=1; shift ;;
     --cluster) cluster=${2:?--cluster needs a name}; shift 2 ;;
     --days) days=${2:?--days needs a number}; shift 2 ;;
     --expired) expired=1; shift ;;
@@ -79,7 +74,7 @@ for node in "${nodes[@]}"; do
 done
 # The same characters for a cluster: it becomes a label value in a URL too.
 [[ -z $cluster || $cluster =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] || { echo "make-certs: bad cluster name '$cluster'" >&2; exit 2; }
-[[ $store == *\?* ]] && { echo "make-certs: --store takes a URL without a query ('$store')" >&2; exit 2; }
+[[ $backend == *\?* ]] && { echo "make-certs: --backend takes a URL without a query ('$backend')" >&2; exit 2; }
 
 umask 077
 mkdir -p "$out"/nodes
@@ -221,51 +216,46 @@ for node in "${nodes[@]}"; do
   [[ -f nodes/$node/cluster ]] || echo default >"nodes/$node/cluster"
 done
 
-separator='?'
-[[ $backend == *\?* ]] && separator='&'
 {
   echo "# vmauth -auth.config, written by tools/make-certs.sh. One user per edge node: the token is the"
-  echo "# node's identity, and extra_label sets the node label on everything it writes (vmauth replaces"
-  echo "# a client's own query args with these, so a node cannot choose another name)."
+  echo "# node's identity, and the backend URL names the node and its cluster (the gate sets both labels"
+  echo "# from it; a node cannot choose another name)."
   echo "users:"
   for dir in nodes/*/; do
     node=$(basename "$dir")
     echo "  - name: $node"
     echo "    bearer_token: $(cat "$dir/token")"
     echo "    url_map:"
-    echo "      - src_paths: [\"/api/v1/write\", \"/api/v1/import/prometheus\"]"
-    echo "        url_prefix: \"$backend${separator}extra_label=node=$node&extra_label=cluster=$(cat "$dir/cluster")\""
-    if ((backend_auth)); then
-      echo "        headers:"
-      echo "          - \"Authorization: Basic $(printf 'ingest:%s' "$(cat ingest.password)" | base64 -w0)\""
+    if ((direct)); then
+      # Straight to a store: vmauth replaces a client's own query args with these.
+      echo "      - src_paths: [\"/api/v1/write\", \"/api/v1/import/prometheus\"]"
+      echo "        url_prefix: \"$backend?extra_label=node=$node&extra_label=cluster=$(cat "$dir/cluster")\""
+      if ((backend_auth)); then
+        echo "        headers:"
+        echo "          - \"Authorization: Basic $(printf 'ingest:%s' "$(cat ingest.password)" | base64 -w0)\""
+      fi
+    else
+      # Remote write only: the path is matched whole, so a node cannot reach another node's prefix.
+      echo "      - src_paths: [\"/api/v1/write\"]"
+      echo "        url_prefix: \"$backend/node/$node/$(cat "$dir/cluster")\""
     fi
   done
 } >auth.yml
 
-# The central vmagent keeps one queue per node (docs/security.md, "One queue per node"): the store
-# refuses a whole request for one bad sample, so a request must never hold two nodes' samples. One
-# -remoteWrite.url per node (the node in its query, which the store ignores and the queue's metrics
-# show), each keeping only that node's series; a last queue takes nodes added since the central vmagent
-# started (vmauth knows them at once, the vmagent's list only at its next start).
-rm -rf central-vmagent-queues
-mkdir central-vmagent-queues
-umask 022 # not secret: node names and paths
-urls=()
-relabels=()
-known=()
+# The gate's per-node limits (docs/security.md, "The gate"): one line per node, `NODE [series=N] [rate=N]
+# [bytes=N]`; a node without a setting gets the gate's defaults. Kept on later runs with the operator's edits;
+# a node new to this run is appended.
+umask 022 # not secret: node names and numbers
+if [[ ! -f gate-limits.conf ]]; then
+  {
+    echo "# The gate's per-node limits (edge-metrics gate --limits), written by tools/make-certs.sh and kept with"
+    echo "# your edits: NODE [series=N] [rate=N] [bytes=N] (distinct series per hour, samples per second, request"
+    echo "# bytes). What a line leaves out is the gate's default (deploy/vmauth/gate.flags)."
+  } >gate-limits.conf
+fi
 for dir in nodes/*/; do
   node=$(basename "$dir")
-  known+=("${node//./\\.}")
-  urls+=("$store?node=$node&cluster=$(cat "$dir/cluster")")
-  relabels+=("$queues_dir/$node.yml")
-  printf '# The queue of node %s only (tools/make-certs.sh).\n- action: keep\n  source_labels: [node]\n  regex: %s\n' \
-    "$node" "'${node//./\\.}'" >"central-vmagent-queues/$node.yml"
+  awk -v node="$node" '$1 == node { found = 1 } END { exit !found }' gate-limits.conf || echo "$node" >>gate-limits.conf
 done
-urls+=("$store?queue=new-nodes")
-relabels+=("$queues_dir/new-nodes.yml")
-printf '# Nodes added to auth.yml since the central vmagent started: one shared queue until its restart.\n- action: drop\n  source_labels: [node]\n  regex: %s\n' \
-  "'$(IFS='|'; echo "${known[*]}")'" >central-vmagent-queues/new-nodes.yml
-(IFS=,; echo "${urls[*]}") >central-vmagent-queues/urls
-(IFS=,; echo "${relabels[*]}") >central-vmagent-queues/relabel-configs
 
 echo "make-certs: wrote $(pwd) (nodes: $(cd nodes && echo *))" >&2

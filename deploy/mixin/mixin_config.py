@@ -22,7 +22,7 @@ class MixinConfig(NamedTuple):
     central_selector: str
     alertmanager_selector: str
     vmauth_selector: str
-    central_vmagent_selector: str
+    gate_selector: str
     node_label: str
     cluster_label: str
     show_multi_cluster: bool
@@ -43,7 +43,7 @@ _KEYS = {
     "centralSelector": "central_selector",
     "alertmanagerSelector": "alertmanager_selector",
     "vmauthSelector": "vmauth_selector",
-    "centralVmagentSelector": "central_vmagent_selector",
+    "gateSelector": "gate_selector",
     "nodeLabel": "node_label",
     "clusterLabel": "cluster_label",
     "showMultiCluster": "show_multi_cluster",

@@ -36,10 +36,10 @@ Obj = dict[str, Any]
 # job is the server's own /metrics, which an operator-managed Prometheus (or VMAgent) scrapes by
 # itself; a job in neither place stops the generation, so a new job is never silently left out.
 JOB_CONTAINERS = {"vmagent": "vmagent"}
-# vmauth and the central vmagent sit in the central pod in front of Prometheus (docs/security.md): an
+# vmauth and the gate sit in the central pod in front of Prometheus (docs/security.md): an
 # operator-managed centre has its own ingestion in front of it, so they are left to that installation;
 # the same for the Alertmanager it runs (the operators scrape their own Alertmanager).
-SELF_JOBS = {"prometheus", "vmauth", "central-vmagent", "alertmanager"}
+SELF_JOBS = {"prometheus", "vmauth", "gate", "alertmanager"}
 COMMON_LABELS = {"app.kubernetes.io/part-of": "edge-metrics"}
 
 

@@ -334,6 +334,11 @@ def main(argv: Sequence[str]) -> int:
         from edge_metrics.simulate import main as simulate_main
 
         return simulate_main(argv[1:])
+    if argv[:1] == ["gate"]:
+        # The centre's per-node gate (docs/security.md): its own options; the collector never imports it.
+        from edge_metrics.gatecli import main as gate_main
+
+        return gate_main(argv[1:])
     try:
         args = _build_parser().parse_args(argv)
         if args.command is None:
@@ -357,12 +362,13 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     version = f"edge-metrics {__version__}"
     parser.add_argument("--version", action="version", version=version)
-    commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="{run,check,simulate}")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="{run,check,simulate,gate}")
     run = commands.add_parser("run", help="run the node's scripts on schedule; push the readings or write the file",
                               description=RUN_DESCRIPTION)
     # Listed for --help only: main() hands `simulate` to the simulator before this parser runs.
     commands.add_parser("simulate", add_help=False,
                         help="run a command under the I2C simulator (edge-metrics simulate --help)")
+    commands.add_parser("gate", add_help=False, help="the centre's per-node gate (edge-metrics gate --help)")
     check = commands.add_parser("check", help="validate nodes.conf and its scripts; print the plan",
                                 description=CHECK_DESCRIPTION)
     subs = {"run": run, "check": check}

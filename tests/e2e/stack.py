@@ -9,8 +9,9 @@ Secure as shipped (docs/security.md): tools/make-certs.sh makes a CA, the centre
 node tokens in the test's directory; the node writes over TLS with its bearer token to vmauth, and
 Prometheus serves only TLS with basic auth (its --web.config.file). By default vmauth forwards to
 Prometheus itself, so the node sees the centre's own answers (its queue tests depend on that); with
-`enforce_node=True` the central vmagent of production sits between them, sets the node and cluster labels
-from the credential and keeps one queue per node (make-certs writes the list for the test's Prometheus).
+`enforce_node=True` the gate of production (`edge-metrics gate`, deploy/vmauth/gate.flags) sits between
+them, sets the node and cluster labels from the credential and enforces the per-node limits of make-certs'
+gate-limits.conf.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any
 import yaml
 
 from edge_metrics.durations import parse_duration
+from edge_metrics.remotewrite import encode_write_request, snappy_encode
 from tests.helpers import REPO, Processes, components, free_port, wait_until
 
 DEPLOY = REPO / "deploy"
@@ -52,8 +54,7 @@ ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
 ALERTMANAGER_MANIFEST = DEPLOY / "kubernetes" / "central" / "alertmanager.yaml"
 RUN_ALERTMANAGER = REPO / "tools" / "run-alertmanager.sh"
 VMAUTH_FLAGS = DEPLOY / "vmauth" / "vmauth.flags"
-CENTRAL_VMAGENT_FLAGS = DEPLOY / "vmauth" / "central-vmagent.flags"
-NODE_LABEL_RELABEL = DEPLOY / "vmauth" / "node-label.yml"
+GATE_FLAGS = DEPLOY / "vmauth" / "gate.flags"
 MAKE_CERTS = REPO / "tools" / "make-certs.sh"
 # Where the manifests mount the centre's Secret and a node's credentials; the tests' files live elsewhere.
 CENTRAL_SECRET_DIR = "/etc/edge-metrics-central/"
@@ -100,6 +101,38 @@ def http_get(
         return bytes(response.read())
 
 
+_IMPORT_LINE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+(\d+))?")
+_IMPORT_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"')
+
+
+def remote_write_body(text: bytes) -> bytes:
+    """Lines of the import format (`name{a="b"} value [ms]`, labels without `"` or `,` in values, a name
+    repeated kept) as a remote-write 1.0 body: what a node's vmagent, or a root on the node, sends the centre."""
+    series = []
+    for line in text.decode().splitlines():
+        match = _IMPORT_LINE.fullmatch(line.strip())
+        assert match, f"not an import line: {line!r}"
+        name, inner, value, stamp = match.groups()
+        labels = (("__name__", name), *_IMPORT_LABEL.findall(inner or ""))
+        series.append((labels, [(int(stamp) if stamp else int(time.time() * 1000), float(value))]))
+    return snappy_encode(encode_write_request(series))
+
+
+def post_lines(url: str, text: bytes, *, context: ssl.SSLContext | None, headers: Mapping[str, str]) -> int:
+    """POST import-format lines as remote write to `url` (vmauth's /api/v1/write); the HTTP status."""
+    request = urllib.request.Request(
+        url,
+        data=remote_write_body(text),
+        headers={"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf", **headers},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
 class Pki:
     """The files tools/make-certs.sh writes into `directory` (see its header)."""
 
@@ -117,35 +150,25 @@ class Pki:
         backend_auth: bool = False,
         expired: bool = False,
         sans: Sequence[str] = (),
-        store: str | None = None,
         cluster: str | None = None,
-        queues_here: bool = False,
+        gate: bool = False,
     ) -> None:
-        """Run tools/make-certs.sh; `backend` None keeps its default (the central vmagent of the manifests),
-        `store` None the central vmagent's (the Prometheus beside it); `queues_here`: the central vmagent's
-        queue files name this directory (a test's process) instead of the manifests' mount."""
+        """Run tools/make-certs.sh; `backend` None keeps its default (the gate of the manifests); a `backend`
+        given is the store itself (make-certs --direct) unless `gate`."""
         argv = ["bash", str(MAKE_CERTS), "--out", str(self.dir), *(["--backend", backend] if backend else [])]
+        argv += ["--direct"] if backend and not gate else []
         for node in nodes:
             argv += ["--node", node]
         for san in sans:
             argv += ["--san", san]
-        argv += ["--store", store] if store else []
         argv += ["--cluster", cluster] if cluster else []
-        argv += ["--queues-dir", str(self.queues)] if queues_here else []
         argv += ["--backend-auth"] * backend_auth + ["--expired"] * expired
         subprocess.run(argv, check=True, capture_output=True, timeout=60 + len(nodes))  # a fleet: many
 
     @property
-    def queues(self) -> Path:
-        """make-certs' central-vmagent-queues/: the ConfigMap of the central vmagent's queue per node."""
-        return self.dir / "central-vmagent-queues"
-
-    def queue_env(self) -> dict[str, str]:
-        """The central vmagent's env as the Deployment takes it from that ConfigMap (its $(NAME) args)."""
-        return {
-            "CENTRAL_QUEUE_URLS": (self.queues / "urls").read_text().strip(),
-            "CENTRAL_QUEUE_RELABEL": (self.queues / "relabel-configs").read_text().strip(),
-        }
+    def gate_limits(self) -> Path:
+        """make-certs' gate-limits.conf: the ConfigMap central-gate-limits of the gate's per-node limits."""
+        return self.dir / "gate-limits.conf"
 
     def share_credentials(self, other: Pki) -> None:
         """Take `other`'s CA and node tokens before make(): make-certs keeps an existing CA and token, so
@@ -165,8 +188,8 @@ class Pki:
         return (self.node_dir(node) / "token").read_text().strip()
 
     def config_maps(self) -> dict[str, dict[str, str]]:
-        """The ConfigMaps docs/security.md creates from make-certs' output: the central vmagent's queues."""
-        return {"central-vmagent-queues": {f.name: f.read_text() for f in sorted(self.queues.iterdir())}}
+        """The ConfigMaps docs/security.md creates from make-certs' output: the gate's limits."""
+        return {"central-gate-limits": {self.gate_limits.name: self.gate_limits.read_text()}}
 
     def files(self) -> dict[str, str]:
         """The centre's files (not the CA key, not the nodes' directories): the data of the Secret
@@ -478,8 +501,8 @@ def alertmanager_args() -> list[str]:
 
 
 class Ingest:
-    """The centre's door: vmauth (TLS, one bearer token per node) and, with `enforce_node`, the central
-    vmagent that sets the node label from the credential; started from deploy/vmauth/*.flags."""
+    """The centre's door: vmauth (TLS, one bearer token per node) and, with `enforce_node`, the gate that
+    sets the node label from the credential and enforces the node's limits; started from deploy/vmauth/*.flags."""
 
     def __init__(
         self,
@@ -490,8 +513,11 @@ class Ingest:
         prometheus_url: str,
         enforce_node: bool,
         host: str = "127.0.0.1",
+        max_age: str | None = None,
     ) -> None:
+        """`max_age`: the gate's --max-age, when the test's Prometheus has another out-of-order window."""
         self.procs = procs
+        self.max_age = max_age
         self.host = host  # where the nodes reach it (the fleet: its bridge's address)
         self.workdir = workdir
         self.pki = pki
@@ -501,14 +527,14 @@ class Ingest:
         self.internal_port = free_port()
         self.url = f"https://{host}:{self.port}"
         self.write_url = f"{self.url}/api/v1/write"
-        self.vmagent_port = free_port() if enforce_node else None
+        self.gate_port = free_port() if enforce_node else None
         self.vmauth: subprocess.Popen[bytes] | None = None
-        self.vmagent: subprocess.Popen[bytes] | None = None
+        self.gate: subprocess.Popen[bytes] | None = None
 
     @property
     def backend(self) -> str:
-        """Where vmauth forwards: the central vmagent, or Prometheus itself."""
-        return f"http://127.0.0.1:{self.vmagent_port}" if self.vmagent_port else self.prometheus_url
+        """Where vmauth forwards: the gate, or Prometheus itself."""
+        return f"http://127.0.0.1:{self.gate_port}" if self.gate_port else self.prometheus_url
 
     def vmauth_argv(self, auth_config: Path | None = None, tls_name: str = "central") -> list[str]:
         secret = self.pki.dir
@@ -527,31 +553,36 @@ class Ingest:
             flags.append(f"-backend.TLSCAFile={self.pki.ca}")
         return [components()["VMAUTH_BIN"], *flags]
 
-    def central_vmagent_argv(self) -> list[str]:
-        # The queue per node: make-certs wrote their URLs for this test's Prometheus and their files here.
-        flags = override_flags(
-            read_flags(CENTRAL_VMAGENT_FLAGS, self.pki.queue_env()),
-            {
-                "-httpListenAddr": f"127.0.0.1:{self.vmagent_port}",
-                "-remoteWrite.tlsCAFile": str(self.pki.ca),
-                "-remoteWrite.basicAuth.passwordFile": str(self.pki.dir / "ingest.password"),
-                "-remoteWrite.relabelConfig": str(NODE_LABEL_RELABEL),
-                "-remoteWrite.tmpDataPath": str(self.workdir / "central-vmagent-queue"),
-            },
-        )
-        return [components()["VMAGENT_BIN"], *flags]
+    def gate_argv(self) -> list[str]:
+        overrides = {
+            "--listen": f"127.0.0.1:{self.gate_port}",
+            "--store-url": f"{self.prometheus_url}/api/v1/write",
+            "--store-ca-file": str(self.pki.ca),
+            "--store-password-file": str(self.pki.dir / "ingest.password"),
+            "--limits": str(self.pki.gate_limits),
+        }
+        if self.max_age is not None:
+            overrides["--max-age"] = self.max_age
+        return [str(EDGE_METRICS), "gate", *override_flags(read_flags(GATE_FLAGS, {}), overrides)]
 
     def start(self, *, tls_name: str = "central") -> None:
-        if self.vmagent_port and self.vmagent is None:
-            self.vmagent = self.procs.start(self.central_vmagent_argv(), log=self.workdir / "central-vmagent.log")
-            wait_until(
-                lambda: http_get(f"http://127.0.0.1:{self.vmagent_port}/health"), timeout=30, what="central vmagent"
-            )
+        if self.gate_port and self.gate is None:
+            self.start_gate()
         self.vmauth = self.procs.start(self.vmauth_argv(tls_name=tls_name), log=self.workdir / "vmauth.log")
         # Up is up, whatever certificate it serves (a test may give it an expired one on purpose).
         unverified = ssl._create_unverified_context()
         health = f"https://127.0.0.1:{self.internal_port}/health"
         wait_until(lambda: http_get(health, context=unverified), timeout=30, what="vmauth serving /health")
+
+    def start_gate(self) -> None:
+        assert self.gate is None
+        self.gate = self.procs.start(self.gate_argv(), log=self.workdir / "gate.log")
+        wait_until(lambda: http_get(f"http://127.0.0.1:{self.gate_port}/health"), timeout=30, what="the gate")
+
+    def stop_gate(self, sig: int = signal.SIGTERM) -> None:
+        assert self.gate is not None
+        self.procs.stop(self.gate, sig, timeout=30)
+        self.gate = None
 
     def stop_vmauth(self) -> None:
         assert self.vmauth is not None
@@ -563,10 +594,10 @@ class Ingest:
         assert self.vmauth is not None
         self.vmauth.send_signal(signal.SIGHUP)
 
-    def vmagent_metrics(self) -> dict[str, float]:
-        """The central vmagent's /metrics (its loopback listener)."""
-        assert self.vmagent_port is not None, "no central vmagent (enforce_node=False)"
-        return parse_metrics(http_get(f"http://127.0.0.1:{self.vmagent_port}/metrics").decode())
+    def gate_metrics(self) -> dict[str, float]:
+        """The gate's /metrics (its loopback listener)."""
+        assert self.gate_port is not None, "no gate (enforce_node=False)"
+        return parse_metrics(http_get(f"http://127.0.0.1:{self.gate_port}/metrics").decode())
 
     def metrics(self) -> dict[str, float]:
         """vmauth's /metrics, from its internal listener (TLS like the public one)."""
@@ -783,8 +814,8 @@ def certainly_scraped(prints: Sequence[Print], runs: Sequence[ScrapeRun], margin
 
 
 class Centre:
-    """The centre as shipped: Prometheus behind vmauth (and, with `enforce_node`, the central vmagent that
-    sets the node label), with credentials made for `nodes`; nothing runs until start()."""
+    """The centre as shipped: Prometheus behind vmauth (and, with `enforce_node`, the gate that sets the node
+    label and enforces the node's limits), with credentials made for `nodes`; nothing runs until start()."""
 
     def __init__(
         self,
@@ -819,21 +850,24 @@ class Centre:
             host=host,
         )
         self.ingest = Ingest(
-            procs, workdir, pki=self.pki, prometheus_url=self.central.url, enforce_node=enforce_node, host=host
+            procs,
+            workdir,
+            pki=self.pki,
+            prometheus_url=self.central.url,
+            enforce_node=enforce_node,
+            host=host,
+            max_age=out_of_order_window,
         )
         self.pki.make(
             nodes=list(nodes),
             backend=self.ingest.backend,
             backend_auth=not enforce_node,
             sans=[host] if host != "127.0.0.1" else [],
-            store=f"{self.central.url}/api/v1/write",
             cluster=CLUSTER,
-            queues_here=True,
+            gate=enforce_node,
         )
         self.central.scrape_target("vmauth", f"127.0.0.1:{self.ingest.internal_port}")
-        self.central.scrape_target(
-            "central-vmagent", f"127.0.0.1:{self.ingest.vmagent_port}" if self.ingest.vmagent_port else None
-        )
+        self.central.scrape_target("gate", f"127.0.0.1:{self.ingest.gate_port}" if self.ingest.gate_port else None)
 
     def node(self, name: str, workdir: Path, **options: Any) -> Node:
         """An edge node with its credentials, writing to this centre, whose vmagent the centre pulls."""

@@ -95,10 +95,9 @@ class TestRender:
             ("Deployment", "central-alertmanager"),
             ("Service", "central-alertmanager"),
             ("ConfigMap", "central-alertmanager-config"),
-            # docs/security.md: vmauth's door, its node-label relabeling, the centre's NetworkPolicy
+            # docs/security.md: vmauth's door, the centre's NetworkPolicy
             # and who may publish scripts.
             ("Service", "central-ingest"),
-            ("ConfigMap", "central-node-label"),
             ("NetworkPolicy", "central-prometheus"),
             ("NetworkPolicy", "central-alertmanager"),
             ("Role", "edge-scripts-publisher"),

@@ -1,5 +1,5 @@
 """Revoking and rotating a node's token take effect in the running centre, with no restart and no signal:
-the rendered central pod (vmauth, central vmagent, Prometheus, with the manifest's own args and volumes,
+the rendered central pod (vmauth, the gate, Prometheus, with the manifest's own args and volumes,
 tests/k8s/podsim.py) runs with tools/make-certs.sh's credentials as the Secret central-credentials; the
 Secret is then changed the way docs/security.md says (make-certs again, the Secret re-created) and
 delivered the way the kubelet delivers it to a directory mount (a `..data` symlink swap). vmauth must
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pytest
 
 from edge_metrics.durations import parse_duration
-from tests.e2e.stack import Pki
+from tests.e2e.stack import Pki, remote_write_body
 from tests.helpers import processes, wait_until
 from tests.k8s.manifests import container, find, rendered
 from tests.k8s.podsim import Node, Pod
@@ -44,9 +44,9 @@ class Centre:
     def write(self, token: str) -> int:
         """One reading written with `token` through vmauth, as a node's vmagent would: the HTTP status."""
         request = urllib.request.Request(
-            f"https://127.0.0.1:{self.node.ports[8427]}/api/v1/import/prometheus",
-            data=b"e2e_rotation_probe 1\n",
-            headers={"Authorization": f"Bearer {token}"},
+            f"https://127.0.0.1:{self.node.ports[8427]}/api/v1/write",
+            data=remote_write_body(b"e2e_rotation_probe 1\n"),
+            headers={"Authorization": f"Bearer {token}", "Content-Encoding": "snappy"},
             method="POST",
         )
         try:

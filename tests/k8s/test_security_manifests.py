@@ -9,6 +9,7 @@ import tomllib
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.helpers import REPO
 from tests.k8s.manifests import Obj, container, find, flags_file, rendered
@@ -169,8 +170,17 @@ class TestNetworkExposure:
     def test_centre_args_are_deploys_flags(self) -> None:
         spec = pod_specs()["central-prometheus"]
         assert container(spec, "vmauth")["args"] == flags_file(REPO / "deploy" / "vmauth" / "vmauth.flags")
-        central = flags_file(REPO / "deploy" / "vmauth" / "central-vmagent.flags")
-        assert container(spec, "central-vmagent")["args"] == central
+        gate = flags_file(REPO / "deploy" / "vmauth" / "gate.flags")
+        assert container(spec, "gate")["args"] == ["gate", *gate]
+
+    def test_the_gate_runs_the_collectors_image(self) -> None:
+        """The central kustomization names the collector's image as the edge one does (one name and tag)."""
+        central = yaml.safe_load((REPO / "deploy" / "kubernetes" / "central" / "kustomization.yaml").read_text())
+        edge = yaml.safe_load((REPO / "deploy" / "kubernetes" / "edge" / "kustomization.yaml").read_text())
+        assert central["images"] == edge["images"]
+        image = central["images"][0]
+        expected = f"{image['newName']}:{image['newTag']}"
+        assert container(pod_specs()["central-prometheus"], "gate")["image"] == expected
 
 
 class TestCredentials:
@@ -197,7 +207,7 @@ class TestCredentials:
                     assert mount["readOnly"] is True
                     assert source["defaultMode"] == 0o440
                     keys[entry["name"]] = {item["key"] for item in source["items"]}
-        assert "central.key" not in keys["central-vmagent"] and "auth.yml" not in keys["prometheus"]
+        assert "central.key" not in keys["gate"] and "auth.yml" not in keys["prometheus"]
         assert "ingest.password" not in keys["vmauth"]
         assert keys["vmauth"] >= {"auth.yml", "central.crt", "central.key"}
 

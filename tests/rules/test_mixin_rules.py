@@ -32,7 +32,7 @@ MATCHER = re.compile(r'(\w+)="([^"]*)"')
 # The config keys holding a job selector.
 SELECTORS = (
     "edgeSelector", "vmagentSelector", "centralSelector", "alertmanagerSelector", "vmauthSelector",
-    "centralVmagentSelector",
+    "gateSelector",
 )
 # Every setting the rules read, changed. The default node and cluster label names must not survive
 # anywhere: the promtool tests' series are translated to these (see translate_test).
@@ -42,7 +42,7 @@ OTHER = {
     "centralSelector": 'job="centre"',
     "alertmanagerSelector": 'job="centre-alertmanager"',
     "vmauthSelector": 'job="centre-door"',
-    "centralVmagentSelector": 'job="centre-relabel"',
+    "gateSelector": 'job="centre-gate"',
     "nodeLabel": "instance_node",
     "clusterLabel": "site",
     "runbookURLBase": "https://wiki.example/edge/runbooks",

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from tests.e2e.stack import (
-    CENTRAL_VMAGENT_FLAGS,
+    EDGE_METRICS,
+    GATE_FLAGS,
     NODE_EXPORTER_FLAGS,
-    NODE_LABEL_RELABEL,
     PROMETHEUS_DIR,
     VMAGENT_FLAGS,
     VMAUTH_FLAGS,
@@ -32,7 +32,7 @@ __all__ = ["bins"]  # a fixture, used by name
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     made = Pki(tmp_path_factory.mktemp("pki"))
-    made.make(nodes=["bupt-a", "edge-b"], backend="http://127.0.0.1:8429", expired=True)
+    made.make(nodes=["bupt-a", "edge-b"], expired=True)
     return made
 
 
@@ -82,7 +82,7 @@ class TestMakeCerts:
     def test_a_second_run_keeps_the_ca_and_the_tokens(self, pki: Pki) -> None:
         """Adding a node must not invalidate the others (rotation is explicit: docs/security.md)."""
         ca, token = pki.ca.read_text(), pki.token("bupt-a")
-        pki.make(nodes=["bupt-a", "edge-b", "edge-c"], backend="http://127.0.0.1:8429")
+        pki.make(nodes=["bupt-a", "edge-b", "edge-c"])
         assert pki.ca.read_text() == ca and pki.token("bupt-a") == token
         assert {user["name"] for user in yaml.safe_load(pki.auth_config.read_text())["users"]} == {
             "bupt-a",
@@ -91,11 +91,21 @@ class TestMakeCerts:
         }
 
     def test_each_user_gets_its_own_node_and_cluster_label(self, pki: Pki) -> None:
-        """The centre names the node and its cluster (`default` unless --cluster said otherwise)."""
+        """The centre names the node and its cluster (`default` unless --cluster said otherwise) in the gate's
+        path, for remote write only (the gate takes no other format)."""
         users = yaml.safe_load(pki.auth_config.read_text())["users"]
         for user in users:
             (route,) = user["url_map"]
-            assert route["url_prefix"].endswith(f"?extra_label=node={user['name']}&extra_label=cluster=default")
+            assert route["url_prefix"] == f"http://127.0.0.1:8430/node/{user['name']}/default"
+            assert route["src_paths"] == ["/api/v1/write"]
+
+    def test_direct_to_a_store_names_them_in_the_query(self, tmp_path: Path) -> None:
+        made = Pki(tmp_path)
+        made.make(nodes=["bupt-a"], backend="http://127.0.0.1:8428")
+        (user,) = yaml.safe_load(made.auth_config.read_text())["users"]
+        assert user["url_map"][0]["url_prefix"] == (
+            "http://127.0.0.1:8428?extra_label=node=bupt-a&extra_label=cluster=default"
+        )
 
     def test_a_cluster_given_once_is_kept_for_its_nodes(self, tmp_path: Path) -> None:
         made = Pki(tmp_path)
@@ -104,24 +114,20 @@ class TestMakeCerts:
         made.make(nodes=["edge-east"])
         users = yaml.safe_load(made.auth_config.read_text())["users"]
         prefixes = {user["name"]: user["url_map"][0]["url_prefix"] for user in users}
-        assert prefixes["edge-east"].endswith("&extra_label=cluster=east")
-        assert prefixes["edge-west"].endswith("&extra_label=cluster=west")
+        assert prefixes["edge-east"].endswith("/node/edge-east/east")
+        assert prefixes["edge-west"].endswith("/node/edge-west/west")
 
-    def test_each_node_gets_its_own_central_queue(self, tmp_path: Path) -> None:
-        """One -remoteWrite.url per node, naming it and its cluster, each keeping that node's series only;
-        a last one for nodes added later (docs/security.md, "One queue per node")."""
+    def test_each_node_gets_a_line_of_gate_limits_and_edits_are_kept(self, tmp_path: Path) -> None:
+        """gate-limits.conf: a line per node (the defaults), an operator's edit kept on a later run, a new node
+        appended; the gate reads it without a problem."""
         pki = Pki(tmp_path)
-        pki.make(nodes=["bupt-a", "edge-b"], queues_here=True)
-        env = pki.queue_env()
-        urls, relabels = env["CENTRAL_QUEUE_URLS"].split(","), env["CENTRAL_QUEUE_RELABEL"].split(",")
-        assert [u.partition("?")[2] for u in urls] == [
-            "node=bupt-a&cluster=default", "node=edge-b&cluster=default", "queue=new-nodes"
-        ]
-        assert relabels == [str(pki.queues / name) for name in ("bupt-a.yml", "edge-b.yml", "new-nodes.yml")]
-        assert yaml.safe_load((pki.queues / "edge-b.yml").read_text()) == [
-            {"action": "keep", "source_labels": ["node"], "regex": "edge-b"}
-        ]
-        assert yaml.safe_load((pki.queues / "new-nodes.yml").read_text())[0]["regex"] == "bupt-a|edge-b"
+        pki.make(nodes=["bupt-a", "edge-b"])
+        lines = [line for line in pki.gate_limits.read_text().splitlines() if not line.startswith("#")]
+        assert lines == ["bupt-a", "edge-b"]
+        pki.gate_limits.write_text(pki.gate_limits.read_text().replace("\nedge-b\n", "\nedge-b series=5\n"))
+        pki.make(nodes=["edge-c"])
+        lines = [line for line in pki.gate_limits.read_text().splitlines() if not line.startswith("#")]
+        assert lines == ["bupt-a", "edge-b series=5", "edge-c"]
 
     def test_a_bad_node_name_is_refused(self, tmp_path: Path) -> None:
         with pytest.raises(subprocess.CalledProcessError):
@@ -138,19 +144,13 @@ class TestFlags:
         result = run([bins["VMAUTH_BIN"], *flags, "-dryRun"])
         assert result.returncode == 0, result.stderr[-2000:]
 
-    def test_central_vmagent_accepts_its_flags_and_relabeling(self, bins: dict[str, str], tmp_path: Path) -> None:
-        """Its flags, node-label.yml and the queue per node make-certs writes."""
-        pki = Pki(tmp_path / "pki")
-        pki.make(nodes=["bupt-a", "edge-b"], queues_here=True)
-        flags = override_flags(
-            read_flags(CENTRAL_VMAGENT_FLAGS, pki.queue_env()),
-            {
-                "-remoteWrite.relabelConfig": str(NODE_LABEL_RELABEL),
-                "-remoteWrite.tmpDataPath": str(tmp_path / "queue"),
-            },
-        )
-        result = run([bins["VMAGENT_BIN"], *flags, "-dryRun"])
+    def test_gate_accepts_its_flags(self) -> None:
+        """gate.flags parse (`edge-metrics gate --help` after them would exit 0; a bad flag exits 2), and its
+        accept window is the store's: --max-age is prometheus.yml's out-of-order window."""
+        result = run([str(EDGE_METRICS), "gate", *read_flags(GATE_FLAGS, {}), "--help"])
         assert result.returncode == 0, result.stderr[-2000:]
+        window = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())["storage"]["tsdb"]
+        assert flag_values(GATE_FLAGS)["--max-age"] == window["out_of_order_time_window"]
 
     def test_nothing_listens_beyond_what_must_reach_it(self) -> None:
         """Edge: vmagent and node_exporter on loopback only; centre: vmauth's admin endpoints on loopback."""

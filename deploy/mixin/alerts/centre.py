@@ -6,7 +6,7 @@ from mixin_config import DASHBOARD_UIDS
 from rule import Alert, Group, RulesFile, View
 
 # The centre's own series: its scrape of itself, which carries no node label. Every series a node sends
-# carries the node vmauth set (deploy/vmauth/node-label.yml), so a node cannot forge one of these and
+# carries the node vmauth named (the gate sets it, src/edge_metrics/gate.py), so a node cannot forge one of these and
 # turn an alert off or on (docs/security.md, "What a node owns").
 OWN = '%(centralSelector)s, %(nodeLabel)s=""'
 
@@ -14,26 +14,24 @@ OWN = '%(centralSelector)s, %(nodeLabel)s=""'
 def own(expr: str) -> str:
     """`expr` with each `{OWN}` the selector of the centre's own series, `OWN, ` inside a selector too."""
     return expr.replace("{OWN}", "{" + OWN + "}").replace("{OWN, ", "{" + OWN + ", ")
-# The central vmagent's own series (its /metrics, scraped by the centre: no node label either).
-CENTRAL_VMAGENT = '%(centralVmagentSelector)s, %(nodeLabel)s=""'
+# The gate's series (its /metrics, scraped by the centre as job `gate`): each names the node it counts, and no
+# node's series carries that job (the gate keeps a claimed centre job as exported_job only).
+GATE = "%(gateSelector)s"
 
 
-def per_node_queue(expr: str) -> str:
-    """`expr` over the central vmagent's queue metrics with the node and cluster its queue's URL names
-    (tools/make-certs.sh writes `?node=<node>&cluster=<cluster>`) as labels."""
-    return f"""label_replace(
-    label_replace(
-      {expr},
-      "%(nodeLabel)s", "$1", "url", ".*[?&]node=([^&]+).*"
-    ),
-    "%(clusterLabel)s", "$1", "url", ".*[?&]cluster=([^&]+).*"
+def increase_since(expr: str, offset: str) -> str:
+    """The growth of counter `expr` over `offset`, a counter born since then counted from 0."""
+    return f"""(
+    {expr}
+      - ({expr} offset {offset} or {expr} * 0)
   )"""
+
 
 FILE = RulesFile(
     name="centre-alerts",
     about="""
 Alerts on the central Prometheus's own ingestion, from its self-scrape (job="prometheus", no node
-label: a node's series always have one), and on the central vmagent's queue per node. They name a
+label: a node's series always have one), and on the gate's counts per node (job="gate"). They name a
 receiver that refuses or cannot store what the nodes send, which the per-node alerts only see as
 "silent". Unit tests: centre-alerts.test.yml; reasoning: docs/pipeline.md ("Alerts").
 
@@ -73,8 +71,8 @@ node's current samples fall behind it (500 "too old" before 2.50, dropped until 
 The receiver refuses requests for good (HTTP 4xx): Prometheus >= 2.54 answers 400 "out of
 bounds: timestamp is too far in the future" to a sender whose clock is more than 10 minutes
 ahead, before the samples reach the TSDB, so no TSDB counter sees them: only the HTTP count
-does. The central vmagent drops such a block, which holds one node's samples only (its queue per
-node): EdgeCentreRefusesNodeSamples names the node. Each
+does. The gate drops such samples before the store, and bisects a refused request down to the
+refused samples, which are one node's only: EdgeCentreRefusesNodeSamples names the node. Each
 vmagent >= 1.100 also gets one 400 when it starts (it tries VictoriaMetrics' own protocol
 first), so only a refusal lasting 15 minutes fires: a rolling restart of the fleet does not.
 """,
@@ -92,7 +90,7 @@ sum by (job, instance) (
                         "A sender's samples are refused and lost: usually a node's clock ahead (\"too far in the "
                         "future\" in the centre's log, which names each series) or behind "
                         "(EdgeCentreRejectsLateSamples). EdgeCentreRefusesNodeSamples names the node; fix its "
-                        "clock. Each node has its own queue at the centre: the others are not affected."
+                        "clock. The gate writes each node's samples apart: the others are not affected."
                     ),
                     view=View(DASHBOARD_UIDS.pipeline, per_node=False),
                     for_="15m",
@@ -147,36 +145,63 @@ sum by (job, instance) (
                 Alert(
                     "EdgeCentreRefusesNodeSamples",
                     why="""
-The store refused a block of one node's samples for good (HTTP 400: too old for the
-out-of-order window, too far ahead, a duplicate timestamp with another value) and the central
-vmagent dropped it. Prometheus rolls back a whole request for one refused sample, so the
-central vmagent keeps one queue per node: the block held that node's samples only, and the
-others lose nothing. The node's own vmagent saw 204 (the central vmagent answered it), so
-only the centre can tell. Same comparison with an hour ago as EdgeVmagentRemoteWriteRejected.
-The queue of nodes added since the central vmagent started names no node.
+The gate dropped samples of one node for good: outside the store's accept window (too old for
+the out-of-order window, too far ahead) before the store, or refused by the store itself (a
+duplicate timestamp with another value), which the gate isolates by bisecting the request. A
+node's request holds that node's samples only, so the others lose nothing. The node's own
+vmagent saw 204 (the rest of its request was stored), so only the centre can tell. Samples over
+the node's series limit are EdgeNodeOverLimits. Same comparison with an hour ago as
+EdgeVmagentRemoteWriteRejected.
 """,
-                    expr=per_node_queue(
-                        f"""vmagent_remotewrite_packets_dropped_total{{{CENTRAL_VMAGENT}}}
-        - (
-          vmagent_remotewrite_packets_dropped_total{{{CENTRAL_VMAGENT}}} offset 1h
-            or
-          vmagent_remotewrite_packets_dropped_total{{{CENTRAL_VMAGENT}}} * 0
-        )"""
-                    ).join(["sum by (%(clusterLabel)s, %(nodeLabel)s) (\n  ", "\n) > 0\n"]),
+                    expr=(
+                        "sum by (%(clusterLabel)s, %(nodeLabel)s) (\n  "
+                        + increase_since(f'edge_gate_samples_refused_total{{{GATE}, reason!="series_limit"}}', "1h")
+                        + "\n) > 0\n"
+                    ),
                     severity="critical",
                     summary=(
-                        "The centre refused {{ $value }} blocks of node {{ $labels.%(nodeLabel)s }}'s samples in "
-                        "the last hour"
+                        "The centre refused {{ $value }} of node {{ $labels.%(nodeLabel)s }}'s samples in the last hour"
                     ),
                     description=(
-                        "Those samples are lost; other nodes are not affected. The central vmagent's log names "
-                        "the answer (\"too old\", \"too far in the future\", \"duplicate sample\"): a clock "
-                        "(EdgeClockNotSynchronised), an outage longer than the out-of-order window "
-                        "(EdgeCentreRejectsLateSamples), or a node writing what it should not. An empty node is "
-                        "a node added since the central vmagent started: restart the centre's pod to give it "
-                        "its own queue (docs/security.md)."
+                        "Those samples are lost; other nodes are not affected. "
+                        "`edge_gate_samples_refused_total{%(nodeLabel)s=\"{{ $labels.%(nodeLabel)s }}\"}` "
+                        "says why (reason "
+                        "too_old, too_far_ahead, duplicate, ...): a clock (EdgeClockNotSynchronised), an outage "
+                        "longer than the out-of-order window (EdgeCentreRejectsLateSamples), or a node writing what "
+                        "it should not."
                     ),
                     view=View(DASHBOARD_UIDS.pipeline, per_node=True),
+                ),
+                Alert(
+                    "EdgeNodeOverLimits",
+                    why="""
+A node sends more than its limits at the centre's gate allow (tools/make-certs.sh's
+gate-limits.conf, or the gate's defaults): requests over its samples per second (429: its
+vmagent sends them again later, so they are late, not lost, until its queue fills) or over its
+request size (413: lost), or new series over its hourly series limit (dropped). Only that
+node's data is refused; the others are not affected. Either the node misbehaves (a series
+bomb, a compromised board) or its limits are too small for it.
+""",
+                    expr=(
+                        "sum by (%(clusterLabel)s, %(nodeLabel)s) (\n  "
+                        + increase_since(
+                            f'edge_gate_requests_refused_total{{{GATE}, reason=~"rate_limit|too_large"}}', "15m"
+                        )
+                        + "\n    or\n  "
+                        + increase_since(f'edge_gate_samples_refused_total{{{GATE}, reason="series_limit"}}', "15m")
+                        + "\n) > 0\n"
+                    ),
+                    severity="warning",
+                    summary="Node {{ $labels.%(nodeLabel)s }} is over its limits at the centre",
+                    description=(
+                        "Its requests or series are refused (`edge_gate_requests_refused_total` and "
+                        "`edge_gate_samples_refused_total{reason=\"series_limit\"}` for the node; its limits: "
+                        "`edge_gate_limit_series_per_hour`, `edge_gate_limit_samples_per_second`, "
+                        "`edge_gate_limit_request_bytes`). Other nodes are not affected. Find what it sends, or "
+                        "raise its line in gate-limits.conf (docs/security.md, \"The gate\")."
+                    ),
+                    view=View(DASHBOARD_UIDS.pipeline, per_node=True),
+                    for_="5m",
                 ),
                 Alert(
                     "EdgeCentreRemoteWriteErrors",
