@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 from edge_metrics.durations import parse_duration
-from tests.helpers import REPO, Processes, components, free_port, wait_until
+from tests.helpers import EDGE_METRICS, REPO, Processes, components, free_port, parse_metrics, wait_until
 
 DEPLOY = REPO / "deploy"
 PROMETHEUS_DIR = DEPLOY / "prometheus"
@@ -58,7 +58,6 @@ MAKE_CERTS = REPO / "tools" / "make-certs.sh"
 # Where the manifests mount the centre's Secret and a node's credentials; the tests' files live elsewhere.
 CENTRAL_SECRET_DIR = "/etc/edge-metrics-central/"
 NODE_CREDENTIALS_DIR = "/etc/edge-metrics/credentials/"
-EDGE_METRICS = REPO / ".venv" / "bin" / "edge-metrics"
 CLUSTER = "test"  # the cluster label of every sample (-remoteWrite.label=cluster=$(CLUSTER), vmagent.flags)
 
 _PLACEHOLDER = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
@@ -197,16 +196,6 @@ def secret_paths(value: Any, replacements: Mapping[str, str]) -> Any:
             if value.startswith(prefix):
                 return target + value[len(prefix) :]
     return value
-
-
-def parse_metrics(text: str) -> dict[str, float]:
-    """Exposition text -> {'name{labels}': value}; good enough for vmagent's and node_exporter's /metrics."""
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            series, _, value = line.rpartition(" ")
-            values[series] = float(value)
-    return values
 
 
 def metric_sum(metrics: Mapping[str, float], name: str, **labels: str) -> float:

@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import REPO
+from tests.helpers import EDGE_METRICS, REPO
 from tests.k8s.manifests import SCHEMA_VERSIONS, container, find, kustomize, load_all, schema_errors
 
 pytestmark = pytest.mark.k8s
 
 OVERLAYS = REPO / "deploy" / "overlays"
 COMPONENT = REPO / "deploy" / "kubernetes" / "components" / "no-node-exporter"
-EDGE_METRICS = REPO / ".venv" / "bin" / "edge-metrics"
 DOCS = REPO / "docs" / "kubernetes.md"
 
 
