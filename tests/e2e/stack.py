@@ -943,6 +943,13 @@ class Pipeline:
         samples = self.central.raw_samples(f'edge_e2e_counter{{node="{self.node.name}"}}', "1h")
         return {int(value) for _, value in samples}
 
+    def wait_scraped_after(self, moment: float, timeout: float = 30) -> None:
+        """Until a scrape of the node taken after `moment` (time.time()) is at the centre: its samples travel in
+        order with the earlier ones, so everything scraped before `moment` has arrived too."""
+        series = f'up{{job="node-exporter",node="{self.node.name}"}}'
+        wait_until(lambda: any(t > moment for t, _ in self.central.raw_samples(series, "5m")), timeout=timeout,
+                   interval=0.2, what=f"a scrape of {self.node.name} after {moment:.1f} at the centre")
+
     def outage(self, *, at_least: float, during: Callable[[float], None] | None = None) -> None:
         """Stop the centre for `at_least` seconds, then until vmagent's next retry is >= 15 s away, so the
         centre is back and has appended fresh samples (its head time is now) before the backlog arrives:

@@ -70,7 +70,7 @@ def backfill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
 
         stack.wait_drained(timeout=120)
         outcome.notes["pending_bytes_after"] = stack.node.pending_bytes()
-        time.sleep(2)  # the last scrape before the check travels too
+        stack.wait_scraped_after(time.time())  # the last scrape before the check travels too
         centre = stack.central.metrics()
         # The counter was reset by the restart.
         out_of_order += metric_sum(centre, "prometheus_tsdb_head_out_of_order_samples_appended_total")
@@ -140,7 +140,7 @@ def agent_restarts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restart
         terminated: list[float] = []
         stack.outage(at_least=20, during=restart_at(10, signal.SIGTERM, terminated))
         stack.wait_drained(timeout=90)
-        time.sleep(2)
+        stack.wait_scraped_after(time.time())
         graceful = Outcome(
             expected=certainly_scraped(read_prints(stack.scripts_dir), stack.scrape_runs()),
             present=stack.counter_values_at_centre(),
@@ -150,7 +150,7 @@ def agent_restarts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restart
         outage_started = time.time()
         stack.outage(at_least=20, during=restart_at(12, signal.SIGKILL, killed_at))
         stack.wait_drained(timeout=90)
-        time.sleep(2)
+        stack.wait_scraped_after(time.time())
         prints = read_prints(stack.scripts_dir)
         killed = Outcome(
             expected=certainly_scraped(prints, stack.scrape_runs()) - graceful.expected,

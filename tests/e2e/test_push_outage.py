@@ -6,7 +6,6 @@ backlog through the centre's out-of-order path, as a production outage of more t
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -108,7 +107,8 @@ class TestSpoolFull:
         assert "spool full: the oldest readings were dropped" in (stack.node.workdir / "collector.log").read_text()
 
         stack.start_vmagent()
-        time.sleep(2)
+        wait_until(lambda: collector_self_metrics(stack.node)["edge_collector_push_spooled_samples"] == 0,
+                   timeout=60, what="the spool pushed to vmagent once it is back")
         assert stack.node.collector is not None
         stack.procs.stop(stack.node.collector)
         dropped = int(collector_self_metrics(stack.node)[
