@@ -125,8 +125,8 @@ check-rules: venv components
 	$(BIN)/pytest -q tests/rules tests/bench
 
 # Workers overlap the suite's waits (outages, restarts, retries). A file's tests stay in one worker, in order, so
-# module-scoped fixtures start once; the fleets take a lock so that only one runs at a time (tests/fleet/conftest.py).
-# The slowest tests are listed at the end (docs/testing.md).
+# module-scoped fixtures start once; the costliest files go first, the fleets to one worker (tests/schedule.py).
+# The slowest tests are listed at the end; docs/testing.md has what each file costs.
 TEST_WORKERS ?= 4
 test: venv components sim browser helm systemd-analyze image image-test-tools lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=30

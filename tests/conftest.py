@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests import schedule
 from tests.helpers import Processes, processes
 
 # A suite started in the background of a non-interactive shell (`nohup make test &`) inherits SIGINT
@@ -13,6 +14,12 @@ from tests.helpers import Processes, processes
 # as from a terminal.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """Under `--dist loadfile` (make test), the costliest files go out first (tests/schedule.py)."""
+    return schedule.make_scheduler(config, log) if config.getvalue("dist") == "loadfile" else None
 
 
 @pytest.fixture

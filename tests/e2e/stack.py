@@ -39,7 +39,7 @@ import yaml
 
 from edge_metrics.durations import parse_duration
 from edge_metrics.remotewrite import encode_write_request, snappy_encode
-from tests.helpers import REPO, Processes, components, free_port, wait_until
+from tests.helpers import EDGE_METRICS, REPO, Processes, components, free_port, parse_metrics, wait_until
 
 DEPLOY = REPO / "deploy"
 PROMETHEUS_DIR = DEPLOY / "prometheus"
@@ -59,7 +59,6 @@ MAKE_CERTS = REPO / "tools" / "make-certs.sh"
 # Where the manifests mount the centre's Secret and a node's credentials; the tests' files live elsewhere.
 CENTRAL_SECRET_DIR = "/etc/edge-metrics-central/"
 NODE_CREDENTIALS_DIR = "/etc/edge-metrics/credentials/"
-EDGE_METRICS = REPO / ".venv" / "bin" / "edge-metrics"
 CLUSTER = "test"  # the cluster label of every sample (-remoteWrite.label=cluster=$(CLUSTER), vmagent.flags)
 
 _PLACEHOLDER = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
@@ -220,16 +219,6 @@ def secret_paths(value: Any, replacements: Mapping[str, str]) -> Any:
             if value.startswith(prefix):
                 return target + value[len(prefix) :]
     return value
-
-
-def parse_metrics(text: str) -> dict[str, float]:
-    """Exposition text -> {'name{labels}': value}; good enough for vmagent's and node_exporter's /metrics."""
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            series, _, value = line.rpartition(" ")
-            values[series] = float(value)
-    return values
 
 
 def metric_sum(metrics: Mapping[str, float], name: str, **labels: str) -> float:
@@ -987,6 +976,13 @@ class Pipeline:
     def counter_values_at_centre(self) -> set[int]:
         samples = self.central.raw_samples(f'edge_e2e_counter{{node="{self.node.name}"}}', "1h")
         return {int(value) for _, value in samples}
+
+    def wait_scraped_after(self, moment: float, timeout: float = 30) -> None:
+        """Until a scrape of the node taken after `moment` (time.time()) is at the centre: its samples travel in
+        order with the earlier ones, so everything scraped before `moment` has arrived too."""
+        series = f'up{{job="node-exporter",node="{self.node.name}"}}'
+        wait_until(lambda: any(t > moment for t, _ in self.central.raw_samples(series, "5m")), timeout=timeout,
+                   interval=0.2, what=f"a scrape of {self.node.name} after {moment:.1f} at the centre")
 
     def outage(self, *, at_least: float, during: Callable[[float], None] | None = None) -> None:
         """Stop the centre for `at_least` seconds, then until vmagent's next retry is >= 15 s away, so the

@@ -78,7 +78,7 @@ class TestSideBySide:
         assert stack.node.collector is not None and pushing.collector is not None
         procs.stop(stack.node.collector)
         procs.stop(pushing.collector)
-        time.sleep(3)  # the last scrape of the textfile node travels too
+        stack.wait_scraped_after(time.time())  # the last scrape of the textfile node travels too
 
         pushed = wait_for_all_stamps(stack, pushing)
         push_prints = read_prints(push_dir)

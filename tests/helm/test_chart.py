@@ -26,7 +26,7 @@ from tests.helm.chart import (
     without_chart_labels,
     without_hashes,
 )
-from tests.helpers import REPO
+from tests.helpers import EDGE_METRICS, REPO
 from tests.k8s.manifests import (
     KUSTOMIZE_DIR,
     SCHEMA_VERSIONS,
@@ -43,7 +43,6 @@ pytestmark = pytest.mark.k8s
 VALUES_FILES = sorted(VALUES.glob("*.yaml"))
 OVERLAYS = REPO / "deploy" / "overlays"
 DOCS = REPO / "docs" / "kubernetes.md"
-EDGE_METRICS = REPO / ".venv" / "bin" / "edge-metrics"
 CASES = [pytest.param((), id="defaults")] + [pytest.param((path,), id=path.stem) for path in VALUES_FILES]
 
 

@@ -13,7 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from tests.integration.support import complete_problem, parse_exposition
+from tests.helpers import parse_exposition
+from tests.integration.support import complete_problem
 
 
 def torn_reason(text: str, mode: str, names: list[str]) -> str | None:

@@ -12,11 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
+from tests.helpers import EDGE_METRICS, REPO, Processes, SeriesKey, parse_exposition, wait_until, write_script
 
-from tests.helpers import REPO, Processes, wait_until
-
-EDGE_METRICS = REPO / ".venv" / "bin" / "edge-metrics"
 PYTHON = REPO / ".venv" / "bin" / "python"
 # `2026-11-25T17:00:00.123+08:00 LEVEL message key=value`
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (DEBUG|INFO|WARNING|ERROR) \S")
@@ -28,7 +25,6 @@ ALWAYS_WRITTEN = (
     "edge_collector_textfile_write_failures_total",
 )
 
-SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
 SESSION_MARKER = f"edge-it-{os.getpid()}-"  # every marker of this pytest session starts with it
 MARKER_VARIABLE = "EDGE_IT_MARKER"
 
@@ -38,14 +34,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_") and k != "NODE_NAME"}
     env.update(extra)
     return env
-
-
-def write_script(directory: Path, name: str, body: str) -> Path:
-    """`<directory>/<name>.sh`: the seed's `#!/bin/bash` line, then `body` (dedented). No execute bit, like a
-    ConfigMap file."""
-    path = directory / f"{name}.sh"
-    path.write_text("#!/bin/bash\n" + textwrap.dedent(body).lstrip("\n"))
-    return path
 
 
 @dataclass
@@ -155,17 +143,6 @@ def run_once(setup: Setup, *extra: str, env: Mapping[str, str] | None = None, ti
 
 
 # -- the metrics file ---------------------------------------------------------------------------------------------
-
-def parse_exposition(text: str) -> dict[SeriesKey, float]:
-    """Every sample of an exposition, keyed by name and sorted labels, through prometheus_client's parser."""
-    samples: dict[SeriesKey, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            key = (sample.name, tuple(sorted(sample.labels.items())))
-            assert key not in samples, f"series {key} twice in the file"
-            samples[key] = float(sample.value)
-    return samples
-
 
 def complete_problem(text: str, expected_names: Sequence[str] = ALWAYS_WRITTEN) -> str | None:
     """Why `text` is not a complete metrics file, or None when it is one."""

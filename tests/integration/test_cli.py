@@ -13,19 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO
-from tests.integration.support import (
-    EDGE_METRICS,
-    LOG_LINE,
-    Setup,
-    clean_env,
-    make_setup,
-    parse_exposition,
-    read_metrics,
-    run_once,
-    value,
-    write_script,
-)
+from tests.helpers import EDGE_METRICS, REPO, parse_exposition, write_script
+from tests.integration.support import LOG_LINE, Setup, clean_env, make_setup, read_metrics, run_once, value
 
 
 def edge_metrics(*argv: str | Path, env: dict[str, str] | None = None, timeout: float = 30

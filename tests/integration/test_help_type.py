@@ -15,8 +15,8 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import Processes, components, free_port, wait_until
-from tests.integration.support import make_setup, run_once, start_collector, write_script
+from tests.helpers import Processes, components, free_port, wait_until, write_script
+from tests.integration.support import make_setup, run_once, start_collector
 
 CLIMATE = r"""
     echo '# HELP temperature_celsius Air temperature in degrees Celsius (°C).'

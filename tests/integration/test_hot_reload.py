@@ -7,8 +7,8 @@ import signal
 import time
 from pathlib import Path
 
-from tests.helpers import Processes, wait_until
-from tests.integration.support import ConfigMapVolume, Setup, read_metrics, start_collector, value, write_script
+from tests.helpers import Processes, wait_until, write_script
+from tests.integration.support import ConfigMapVolume, Setup, read_metrics, start_collector, value
 
 
 def current(setup: Setup, name: str, **labels: str) -> float | None:

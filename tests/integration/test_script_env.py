@@ -8,14 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Processes, wait_until
-from tests.integration.support import (
-    EDGE_METRICS,
-    MARKER_VARIABLE,
-    clean_env,
-    make_setup,
-    run_once,
-)
+from tests.helpers import EDGE_METRICS, Processes, wait_until
+from tests.integration.support import MARKER_VARIABLE, clean_env, make_setup, run_once
 
 # Variables bash itself sets in every script: not the collector's doing.
 BASH_OWN = {"PWD", "SHLVL", "_", "OLDPWD"}

@@ -6,12 +6,11 @@ import re
 import time
 from pathlib import Path
 
-from tests.helpers import Processes, wait_until
+from tests.helpers import Processes, parse_exposition, wait_until
 from tests.integration.support import (
     LOG_LINE,
     complete_problem,
     make_setup,
-    parse_exposition,
     read_metrics,
     run_once,
     start_collector,

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from edge_metrics.durations import parse_duration
-from tests.helpers import REPO
+from tests.helpers import EDGE_METRICS, REPO
 from tests.k8s.manifests import (
     ALL_IN_ONE,
     KUSTOMIZE_DIR,
@@ -212,7 +212,7 @@ class TestSharedConfiguration:
 
         manifest = tmp_path / "rendered.yaml"
         manifest.write_text(kustomize(scripts))
-        edge_metrics = [str(REPO / ".venv" / "bin" / "edge-metrics"), "check"]
+        edge_metrics = [str(EDGE_METRICS), "check"]
         checkout = subprocess.run([*edge_metrics, "--config", str(scripts / "nodes.conf")],
                                   capture_output=True, text=True, timeout=60, check=False)
         assert checkout.returncode == 0, checkout.stderr
@@ -236,7 +236,7 @@ class TestSharedConfiguration:
         """EDGE_DEFAULT_INTERVAL set to 5m in the DaemonSet: an idle collector rewrites its file only that often,
         past the livenessProbe's 120 s, so the kubelet would restart it. `check --configmap` refuses the manifest
         and names the numbers; the shipped manifest passes."""
-        edge_metrics = [str(REPO / ".venv" / "bin" / "edge-metrics"), "check", "--configmap"]
+        edge_metrics = [str(EDGE_METRICS), "check", "--configmap"]
         shipped = subprocess.run([*edge_metrics, str(ALL_IN_ONE)], capture_output=True, text=True, timeout=60,
                                  check=False)
         assert shipped.returncode == 0, shipped.stderr

@@ -13,14 +13,13 @@ import pytest
 import yaml
 
 from tests.helm.chart import template
-from tests.helpers import REPO
+from tests.helpers import EDGE_METRICS, REPO
 from tests.k8s.manifests import ALL_IN_ONE, SCHEMA_VERSIONS, container, find, kustomize, load_all, schema_errors
 
 pytestmark = pytest.mark.k8s
 
 OVERLAYS = REPO / "deploy" / "overlays"
 COMPONENT = REPO / "deploy" / "kubernetes" / "components" / "no-node-exporter"
-EDGE_METRICS = REPO / ".venv" / "bin" / "edge-metrics"
 DOCS = REPO / "docs" / "kubernetes.md"
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.stack import Pki, http_get
-from tests.helpers import REPO, SIM_LIB, Processes, components, processes, wait_until
+from tests.helpers import EDGE_METRICS, REPO, SIM_LIB, Processes, components, processes, wait_until
 from tests.image.engine import image_ref
 from tests.k8s.manifests import container, dockerfile_entrypoint, find, rendered
 from tests.k8s.podsim import Container, LocalImage, Node, Pod, _resolve_port
@@ -35,8 +35,7 @@ pytestmark = pytest.mark.k8s
 
 NODE_NAME = "bupt-a"  # the seed's example node: space_server on simulated I2C sensors
 MODEL = REPO / "scripts" / "models" / "space_server.yaml"
-VENV_BIN = REPO / ".venv" / "bin"
-EDGE_METRICS = VENV_BIN / "edge-metrics"
+VENV_BIN = EDGE_METRICS.parent
 
 
 def local_images() -> dict[str, LocalImage]:

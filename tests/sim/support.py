@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -14,7 +13,6 @@ from pathlib import Path
 from edge_metrics.simulate.session import Session, child_environment
 from tests.helpers import REPO, Processes
 
-EDGE_METRICS = Path(sys.executable).parent / "edge-metrics"
 SPACE_SERVER = REPO / "scripts" / "space_server.sh"
 SPACE_SERVER_MODEL = REPO / "scripts" / "models" / "space_server.yaml"
 JETSON_NANO = REPO / "scripts" / "jetson_nano.sh"

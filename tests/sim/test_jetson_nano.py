@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, Processes
-from tests.sim.support import EDGE_METRICS, JETSON_NANO, JETSON_SYSFS, Result, run
+from tests.helpers import EDGE_METRICS, REPO, Processes
+from tests.sim.support import JETSON_NANO, JETSON_SYSFS, Result, run
 
 pytestmark = pytest.mark.sim
 

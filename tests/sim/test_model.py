@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from edge_metrics.simulate.model import ModelError, load_model
-from tests.helpers import Processes, wait_until
-from tests.sim.support import EDGE_METRICS, SPACE_SERVER_MODEL, run, simulator, write_model
+from tests.helpers import EDGE_METRICS, Processes, wait_until
+from tests.sim.support import SPACE_SERVER_MODEL, run, simulator, write_model
 
 pytestmark = pytest.mark.sim
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import REPO, Processes
+from tests.helpers import EDGE_METRICS, REPO, Processes
 from tests.sim.sensors import (
     DATASHEET_EXAMPLE,
     SENSORS,
@@ -29,7 +29,7 @@ from tests.sim.sensors import (
     sht3x_crc,
     sht3x_ratio,
 )
-from tests.sim.support import EDGE_METRICS, run, simulator, write_model
+from tests.sim.support import run, simulator, write_model
 
 pytestmark = pytest.mark.sim
 

@@ -11,18 +11,9 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import REPO, Processes
-from tests.sim.support import (
-    EDGE_METRICS,
-    SPACE_SERVER,
-    SPACE_SERVER_MODEL,
-    Result,
-    processes_with_env,
-    run,
-    simulator,
-)
+from tests.helpers import EDGE_METRICS, REPO, Processes, parse_metrics
+from tests.sim.support import SPACE_SERVER, SPACE_SERVER_MODEL, Result, processes_with_env, run, simulator
 
 pytestmark = pytest.mark.sim
 
@@ -213,12 +204,7 @@ def collect(procs: Processes, model: Path, *, config: Path = REPO / "scripts" / 
     result = run(procs, [EDGE_METRICS, "simulate", "--model", model, "--", EDGE_METRICS, "run", "--once",
                          "--output", "-", "--config", config, "--node-name", "bupt-a", "--timeout", timeout],
                  env=env, timeout=30)
-    samples: dict[str, float] = {}
-    for family in text_string_to_metric_families(result.out):
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return result, samples, processes_with_env(marker)
+    return result, parse_metrics(result.out), processes_with_env(marker)
 
 
 def script_metric(name: str, script: str = "space_server") -> str:

@@ -17,6 +17,7 @@ from edge_metrics.node import Collector, Settings
 from edge_metrics.push import Pusher
 from edge_metrics.runner import RunLimits
 from edge_metrics.samples import RunResult
+from tests.helpers import write_script
 
 NOW = 1_800_000_000.0
 
@@ -78,9 +79,7 @@ class Loop:
         (root / "scripts").mkdir(exist_ok=True)
         (root / "nodes.conf").write_text(nodes_conf)
         for script in durations:
-            path = root / "scripts" / f"{script}.sh"
-            path.write_text("#!/bin/bash\necho v=1\n")
-            path.chmod(0o755)
+            write_script(root / "scripts", script, "echo v=1\n").chmod(0o755)
         self.clock = FakeClock()
         self.runner = FakeRunner(self.clock, durations)
         self.writer = FakeWriter(self.clock)

@@ -15,13 +15,14 @@ from edge_metrics.config import (
     load_config,
     parse_config,
 )
+from tests.helpers import write_script
 
-SCRIPT = "#!/bin/bash\necho x=1\n"
+SCRIPT = "#!/bin/bash\necho x=1\n"  # what write_scripts writes
 
 
-def write_scripts(directory: Path, *names: str, body: str = SCRIPT) -> None:
+def write_scripts(directory: Path, *names: str) -> None:
     for name in names:
-        (directory / f"{name}.sh").write_text(body)
+        write_script(directory, name, "echo x=1\n")
 
 
 def load(tmp_path: Path, text: str, *scripts: str) -> object:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge_metrics.runner import DEFAULT_PATH, RunLimits, run_script, script_environment
+from tests.helpers import write_script
 
 
 @pytest.fixture
@@ -23,9 +24,7 @@ def other_child() -> Iterator[subprocess.Popen[bytes]]:
 
 
 def script(tmp_path: Path, body: str) -> Path:
-    path = tmp_path / "s.sh"
-    path.write_text("#!/bin/bash\n" + body)
-    return path
+    return write_script(tmp_path, "s", body)
 
 
 class TestSweepSparesTheCallersChildren:
