@@ -52,7 +52,7 @@ def main(argv: Sequence[str]) -> int:
     sensors = Phase(args.interval, args.warmup, args.runs,
                     lambda d, fmt, log: sensor_script(d / "sensors.sh", fmt, log), {})
     growth = Phase(args.growth_interval, max(args.warmup, args.growth_runs // 10), args.growth_runs,
-                   lambda d, fmt, log: sensor_script(d / "sensors.sh", fmt, log), {})
+                   lambda d, fmt, log: sensor_script(d / "sensors.sh", fmt, log), {}, count_runs=True)
     big = Phase(args.big_interval, 1, args.big_runs,
                 lambda d, fmt, log: big_script(d / "big.sh", fmt, log, d / "big.out"), {"EDGE_MAX_SERIES": "100000"})
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as temp, processes() as procs:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from bench.peers.centre import NodeExporter, Scrape, Vmagent
 from bench.peers.scripts import EXPOSITION, KEY_VALUE, PUTVAL, Format
+from bench.workload import collector_command
 from tests.helpers import REPO, Processes, free_port, wait_until
 
 PEERS_ENV = REPO / ".cache" / "components" / "peers.env"
@@ -48,6 +48,7 @@ class Running:
     scrape: Scrape | None  # where Prometheus scrapes it; None when its readings are pushed
     metric: str  # reading 0's series name in Prometheus
     script_in_cpu: bool = False
+    first_run_is_own: bool = True  # False: the first run waits for the first scrape, not for the approach
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ def _edge(setup: Setup, script: Path, *, push: bool) -> Running:
         scrape = Scrape("edge-textfile", NodeExporter(setup.procs, work, textfile, "edge").target)
     spawned = time.time()
     proc = setup.procs.start(
-        [Path(sys.executable).with_name("edge-metrics"), "run", "--config", work / "nodes.conf", "--node-name", "bench",
+        [*collector_command(), "run", "--config", work / "nodes.conf", "--node-name", "bench",
          "--output", textfile / "custom_metrics.prom", "--log-level", "warning"],
         env=env, log=work / "collector.log",
     )
@@ -121,7 +122,7 @@ def _script_exporter(setup: Setup, script: Path) -> Running:
     target = f"127.0.0.1:{port}"
     wait_until(lambda: _answers(target), timeout=30, what="script_exporter")
     probe = Scrape("script_exporter", target, "/probe", (("script", "sensors"),))
-    return Running(proc.pid, spawned, probe, "sensor_00")
+    return Running(proc.pid, spawned, probe, "sensor_00", first_run_is_own=False)
 
 
 def _shell(setup: Setup, script: Path) -> Running:

@@ -4,6 +4,7 @@ of a fixed length measured on all of them together, and what each one's own proc
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import statistics
 import threading
@@ -28,6 +29,7 @@ class Figures:
 
     name: str
     cpu_ms: float  # own CPU per run, the script excluded
+    kernel_ms: float  # of which in the kernel (stime), the loop shell's children included
     steady_mib: float  # max VmRSS after the warm-up
     peak_mib: float  # VmHWM at the end, start-up included
     runs: int  # runs started inside the window
@@ -44,6 +46,9 @@ class Phase:
     runs: int  # the window's length, in intervals
     script: ScriptMaker
     edge_env: dict[str, str]
+    # False: the window lasts `runs` intervals (runs achieved at the rate); True: it lasts until every approach
+    # has started `runs` runs in it, however long that takes on a loaded machine (growth over a count of runs).
+    count_runs: bool = False
 
 
 class Started:
@@ -96,7 +101,9 @@ def run_phase(procs: Processes, root: Path, textfile_root: Path, approaches: tup
     cpu_before = {s.approach.name: cpu_times(s.running.pid) for s in started}
     thread.start()
     rss: dict[str, list[float]] = {s.approach.name: [] for s in started}
-    while time.time() < opened + window:
+    deadline = opened + window * (20 if phase.count_runs else 1)
+    while time.time() < deadline and not (phase.count_runs and all(
+            sum(1 for t in s.stamps() if t >= opened) >= phase.runs for s in started)):
         for s in started:
             rss[s.approach.name].append(status_kib(s.running.pid, "VmRSS") / 1024)
         time.sleep(min(0.5, window / 20))
@@ -114,8 +121,10 @@ def run_phase(procs: Processes, root: Path, textfile_root: Path, approaches: tup
         inside = [t for t in stamps if opened <= t < closed]
         before, after = cpu_before[name], cpu_after[name]
         own = after.own - before.own
+        kernel = after.system - before.system
         if s.running.script_in_cpu:
             own += after.children - before.children
+            kernel += after.children_system - before.children_system
         runs = max(1, len(inside))
         cpu_ms = own * 1000 / runs - (script_ms if s.running.script_in_cpu else 0.0)
         delivered = None
@@ -125,9 +134,11 @@ def run_phase(procs: Processes, root: Path, textfile_root: Path, approaches: tup
         samples = rss[name]
         marks = tuple(samples[min(len(samples) - 1, int(len(samples) * f))] for f in (0.1, 0.5, 1.0))
         figures.append(Figures(
-            name=name, cpu_ms=cpu_ms, steady_mib=max(samples), peak_mib=status_kib(s.running.pid, "VmHWM") / 1024,
-            runs=len(inside), expected=round(window / phase.interval), delivered=delivered,
-            first_ms=(stamps[0] - s.running.spawned) * 1000 if stamps else float("nan"), rss_marks=marks,
+            name=name, cpu_ms=cpu_ms, kernel_ms=kernel * 1000 / runs, steady_mib=max(samples),
+            peak_mib=status_kib(s.running.pid, "VmHWM") / 1024,
+            runs=len(inside), expected=round((closed - opened) / phase.interval), delivered=delivered,
+            first_ms=(stamps[0] - s.running.spawned) * 1000 if stamps and s.running.first_run_is_own else math.nan,
+            rss_marks=marks,
         ))
     procs.cleanup()
     shutil.rmtree(textfile_root, ignore_errors=True)

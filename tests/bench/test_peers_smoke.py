@@ -27,10 +27,10 @@ class TestPeersSmoke:
         assert "Traceback" not in output, output
         peers = _section(output, "Peers")
         for title in TITLES.values():
-            row = re.search(rf"^\| {re.escape(title)}\s+\| ({NUMBER})\s+\| ({NUMBER})\s+\| ({NUMBER})\s+\| (\d+)/\d+"
+            row = re.search(rf"^\| {re.escape(title)}(?:\s+\| {NUMBER}){{4}}\s+\| (\d+)/\d+"
                             rf"\s+\| (\d+)/(\d+) \(\d+ %\)", peers, re.M)
             assert row is not None, f"no full row for {title} in:\n{peers}"
-            assert int(row[4]) > 0, f"{title} ran no script in the window:\n{peers}"
+            assert int(row[1]) > 0, f"{title} ran no script in the window:\n{peers}"
         growth = _section(output, "Growth")
         targets = _section(output, "Targets")
         for title in (TITLES["edge-push"], TITLES["edge-textfile"]):
