@@ -46,3 +46,15 @@ def _section(output: str, title: str) -> str:
     match = re.search(rf"^## {title}.*?(?=^## |\Z)", output, re.M | re.S)
     assert match is not None, f"no {title} table in:\n{output}"
     return match.group(0)
+
+
+class TestProfileSmoke:
+    def test_prints_the_memory_and_start_up_profiles(self, procs: Processes, tmp_path: Path) -> None:
+        """bench/peers/profile.py (the profile behind the misses) prints its memory steps and start-up rows."""
+        log = tmp_path / "profile.log"
+        proc = procs.start([sys.executable, "-m", "bench.peers.profile", "--trials", "1"], cwd=REPO, log=log)
+        assert proc.wait(timeout=120) == 0, log.read_text()
+        output = log.read_text()
+        assert re.search(rf"^\| interpreter \+ site \(bare `python`\)\s+\| {NUMBER}", output, re.M), output
+        assert re.search(rf"^\| edge_metrics\.daemon .*\| {NUMBER}\s+\| \+{NUMBER}", output, re.M), output
+        assert re.search(r"^\| `edge-metrics run`: process start -> first run\s+\| \d+\s+\| \d+", output, re.M), output
