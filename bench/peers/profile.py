@@ -52,7 +52,7 @@ def memory_table(python: str) -> str:
                          text=True).stdout.split()
     kib = [int(x) for x in out]
     rows = [["interpreter + site (bare `python`)", f"{kib[0] / 1024:.2f}", ""]]
-    for (what, _), before, after in zip(IMPORT_STEPS, kib, kib[1:], strict=True):
+    for (what, _), before, after in zip(IMPORT_STEPS, kib[:-1], kib[1:], strict=True):
         rows.append([what, f"{after / 1024:.2f}", f"+{(after - before) / 1024:.2f}"])
     return table(["step (cumulative)", "VmRSS (MiB)", "step (MiB)"], rows)
 
