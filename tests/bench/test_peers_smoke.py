@@ -18,7 +18,8 @@ NUMBER = r"\d+\.\d+"
 class TestPeersSmoke:
     def test_prints_every_approach_in_every_table(self, procs: Processes, tmp_path: Path) -> None:
         """With tiny counts the benchmark exits 0 and prints the peers table (a row per approach with its CPU,
-        memory, runs and stored readings), the collector's growth table and its targets as ratios."""
+        memory, runs and stored readings), the collector's growth table and its targets as ratios. How many
+        runs fit in the tiny window is a timing, so it is not asserted."""
         assert PEERS_ENV.exists(), f"{PEERS_ENV} missing: `make test` fetches the peers (make peer-components)"
         log = tmp_path / "bench.log"
         proc = procs.start([sys.executable, "-m", "bench.peers", *TINY], cwd=REPO, log=log)
@@ -30,7 +31,6 @@ class TestPeersSmoke:
             row = re.search(rf"^\| {re.escape(title)}(?:\s+\| {NUMBER}){{4}}\s+\| (\d+)/\d+"
                             rf"\s+\| (\d+)/(\d+) \(\d+ %\)", peers, re.M)
             assert row is not None, f"no full row for {title} in:\n{peers}"
-            assert int(row[1]) > 0, f"{title} ran no script in the window:\n{peers}"
         growth = _section(output, "Growth")
         targets = _section(output, "Targets")
         for title in (TITLES["edge-push"], TITLES["edge-textfile"]):
