@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -61,14 +62,18 @@ def main(argv: Sequence[str]) -> int:
         root.chmod(0o755)  # collectd runs the script as nobody, who must reach it
         shm = tmpfs_dir() or root
         textfiles = Path(tempfile.mkdtemp(prefix="bench-peers-", dir=shm))
-        steady = run_phase(procs, root / "steady", textfiles / "steady", APPROACHES, sensors, count_delivered=True)
-        print(f"# steady window done, load average {_load()}", flush=True)
-        edge = tuple(a for a in APPROACHES if a.name.startswith("edge-"))
-        grown = run_phase(procs, root / "growth", textfiles / "growth", edge, growth, count_delivered=False)
-        print(f"# growth run done, load average {_load()}", flush=True)
-        large = run_phase(procs, root / "big", textfiles / "big", APPROACHES, big, count_delivered=False)
-        sizes = {a.name: big_readings(root / "big" / a.name / "big.out") for a in APPROACHES}
-        textfiles.rmdir() if textfiles.exists() and not any(textfiles.iterdir()) else None
+        try:
+            steady = run_phase(procs, root / "steady", textfiles / "steady", APPROACHES, sensors,
+                               count_delivered=True)
+            print(f"# steady window done, load average {_load()}", flush=True)
+            edge = tuple(a for a in APPROACHES if a.name.startswith("edge-"))
+            grown = run_phase(procs, root / "growth", textfiles / "growth", edge, growth, count_delivered=False)
+            print(f"# growth run done, load average {_load()}", flush=True)
+            large = run_phase(procs, root / "big", textfiles / "big", APPROACHES, big, count_delivered=False)
+            sizes = {a.name: big_readings(root / "big" / a.name / "big.out") for a in APPROACHES}
+        finally:
+            procs.cleanup()  # before the files they write go
+            shutil.rmtree(textfiles, ignore_errors=True)
     print(f"\n## Peers: the same 20-reading script every {args.interval:g} s, {args.runs} intervals, all at once\n")
     print(peers_table(steady, {f.name: f for f in large}))
     print(f"\nOwn CPU: utime+stime of the approach's process (all its threads) over the window, divided by the runs it "
