@@ -21,6 +21,10 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 versions="$top/deploy/components.versions"
 cache="$top/.cache/components"
 only=${1:-}
+if [[ -n "$only" && "$only" != peers ]]; then
+  echo "usage: fetch-components.sh [peers]" >&2
+  exit 2
+fi
 
 # Each invocation's stamp covers its own lines only, so pinning a peer never unpacks the shared sets again
 # (the cache is shared by worktrees whose suites may be running) and `make components` never fetches a peer.
