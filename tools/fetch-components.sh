@@ -14,7 +14,7 @@
 #          .cache/components/peers.env           compares the collector with, and where they are
 #
 # usage: fetch-components.sh          the current and compat sets (`make components`)
-#        fetch-components.sh peers    the peers set alone (`make bench-peers`); never fetched otherwise
+#        fetch-components.sh peers    the peers set alone (`make bench-peers`, `make test`: its smoke run)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
