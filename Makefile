@@ -157,3 +157,18 @@ fleet: venv components sim
 
 clean:
 	rm -rf $(VENV) build .run
+
+# bench/peers (docs/performance.md#beside-its-peers-issue-22): the collector beside collectd, script_exporter and a
+# shell loop, on one machine in one run. The peers are fetched on demand only (tools/fetch-components.sh peers), so that
+# `make components` and `make check` never download them; the smoke test in tests/bench needs them.
+PEERS := .cache/components/.complete-peers
+.PHONY: bench-peers peer-components
+$(PEERS): tools/fetch-components.sh deploy/components.versions
+	bash tools/fetch-components.sh peers
+
+peer-components: $(PEERS)
+
+bench-peers: venv components $(PEERS)
+	nice $(BIN)/python -m bench.peers $(PEERS_ARGS)
+
+test check-rules: $(PEERS)

@@ -15,6 +15,7 @@ class CpuTimes:
     own: float  # utime + stime: the process itself, never its children
     children: float  # cutime + cstime: children it has waited for (the scripts)
     system: float  # stime: the part of `own` spent in the kernel (system calls, page faults) on its behalf
+    children_system: float = 0.0  # cstime: the part of `children` spent in the kernel
 
 
 def own_cpu_ns(pid: int) -> int:
@@ -39,7 +40,8 @@ def cpu_times(pid: int) -> CpuTimes:
     # The command name (field 2) may contain spaces and parentheses: split after its closing parenthesis.
     fields = text[text.rindex(")") + 2 :].split()
     utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
-    return CpuTimes(own=(utime + stime) / _TICK, children=(cutime + cstime) / _TICK, system=stime / _TICK)
+    return CpuTimes(own=(utime + stime) / _TICK, children=(cutime + cstime) / _TICK, system=stime / _TICK,
+                    children_system=cstime / _TICK)
 
 
 def status_kib(pid: int, key: str) -> int:

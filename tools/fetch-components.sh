@@ -10,18 +10,43 @@
 #          .cache/components/current/usr/...     the "current" set unpacked (what users install today)
 #          .cache/components/compat/usr/...      the "compat" set unpacked (bookworm's old releases)
 #          .cache/components/env                 shell variables naming each binary (sourced by make/tests)
+#          .cache/components/peers/usr/...       `fetch-components.sh peers` only: the agents bench/peers
+#          .cache/components/peers.env           compares the collector with, and where they are
+#
+# usage: fetch-components.sh          the current and compat sets (`make components`)
+#        fetch-components.sh peers    the peers set alone (`make bench-peers`, `make test`: its smoke run)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 versions="$top/deploy/components.versions"
 cache="$top/.cache/components"
-stamp="$cache/.complete"
-want=$(sha256sum "$versions" | cut -d' ' -f1)
+only=${1:-}
+if [[ -n "$only" && "$only" != peers ]]; then
+  echo "usage: fetch-components.sh [peers]" >&2
+  exit 2
+fi
+
+# Each invocation's stamp covers its own lines only, so pinning a peer never unpacks the shared sets again
+# (the cache is shared by worktrees whose suites may be running) and `make components` never fetches a peer.
+# The on-demand sets' comment lines start with `# peers`.
+if [[ "$only" == peers ]]; then
+  stamp="$cache/.complete-peers"
+  lines() { awk '$1 == "peers"' "$versions"; }
+else
+  stamp="$cache/.complete"
+  lines() { grep -Ev '^(peers[[:space:]]|# peers)' "$versions"; }
+fi
+want=$(lines | sha256sum | cut -d' ' -f1)
 
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+  touch "$stamp"  # up to date for make too, after an edit of another set's lines
   exit 0
 fi
-rm -rf "$cache/current" "$cache/compat" "$stamp"
+if [[ "$only" == peers ]]; then
+  rm -rf "$cache/peers" "$stamp"
+else
+  rm -rf "$cache/current" "$cache/compat" "$stamp"
+fi
 mkdir -p "$cache/debs"
 # apt's download sandbox user cannot write into root-owned folders; the folder only ever holds .debs.
 chmod 0777 "$cache/debs"
@@ -68,9 +93,28 @@ while read -r set suite name version; do
     prepared[$suite]=1
   fi
   fetch "$set" "$suite" "$name" "$version"
-done <"$versions"
+done < <(lines | grep -Ev '^[[:space:]]*(#|$)')
 
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+if [[ "$only" == peers ]]; then
+  peers=$(cd "$cache/peers" && pwd -P)  # the real path: a worktree that shares the cache through a symlink may go
+  cat >"$cache/peers.env" <<ENV
+# Written by tools/fetch-components.sh peers from deploy/components.versions: the agents bench/peers runs.
+COLLECTD_BIN=$peers/usr/sbin/collectd
+COLLECTD_PLUGIN_DIR=$peers/usr/lib/collectd
+COLLECTD_TYPES_DB=$peers/usr/share/collectd/types.db
+PEERS_LIBRARY_PATH=$peers/usr/lib/$multiarch
+SCRIPT_EXPORTER_BIN=$peers/usr/bin/prometheus-script-exporter
+ENV
+  for bin in "$peers/usr/sbin/collectd" "$peers/usr/bin/prometheus-script-exporter"; do
+    LD_LIBRARY_PATH="$peers/usr/lib/$multiarch" "$bin" -h >/dev/null 2>&1 \
+      || LD_LIBRARY_PATH="$peers/usr/lib/$multiarch" "$bin" --help >/dev/null 2>&1 \
+      || { echo "fetch-components: $bin missing or does not run here" >&2; exit 1; }
+  done
+  echo "$want" >"$stamp"
+  echo "fetch-components: peers ready in $peers" >&2
+  exit 0
+fi
 cur="$cache/current"
 old="$cache/compat"
 cat >"$cache/env" <<ENV

@@ -50,3 +50,11 @@ class TestMakeTargets:
         commands = fresh_machine_commands("test")
         assert needed in commands
         assert commands.splitlines()[-1].startswith(".venv/bin/pytest -n ")  # the whole suite, in parallel workers
+
+    def test_only_test_and_bench_peers_fetch_the_peers(self) -> None:
+        """The peers of bench/peers are fetched for `make test` (its smoke run) and `make bench-peers`, never
+        by `make components` or `make check`."""
+        for target in ("test", "bench-peers"):
+            assert "tools/fetch-components.sh peers" in fresh_machine_commands(target), target
+        for target in ("components", "check"):
+            assert "fetch-components.sh peers" not in fresh_machine_commands(target), target
