@@ -247,12 +247,7 @@ class Pusher:
                     return 0.0
             error = self._send(batch, parts, timeout)
             if error is not None:
-                try:
-                    return self._failed(error)
-                finally:
-                    # The error's traceback holds _send's frame, whose caller is this frame: without this the
-                    # batch stays in that cycle until the (rarely run: tune_gc) cyclic collector frees it.
-                    del error
+                return self._failed(error)
         return None
 
     def _send(self, batch: list[Entry], parts: list[bytes], timeout: float) -> PushError | None:
