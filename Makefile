@@ -121,7 +121,7 @@ check: lint
 	$(BIN)/pytest -q tests/unit
 
 # The next ring out: the rules and configs checked by the real promtool, and the benchmarks' smoke runs.
-check-rules: venv components
+check-rules: venv components sim
 	$(BIN)/pytest -q tests/rules tests/bench
 
 # Workers overlap the suite's waits (outages, restarts, retries). A file's tests stay in one worker, in order, so
@@ -145,6 +145,12 @@ mixin: dashboards
 
 bench: venv components
 	$(BIN)/python bench/collector_bench.py
+
+# The board's bill: the edge pod as the DaemonSet ships it, per container, through steady state, an outage of the
+# centre and its drain (about 25 minutes; docs/kubernetes.md#resource-sizing). `make bench-pod BENCH_POD_ARGS=--help`.
+.PHONY: bench-pod
+bench-pod: venv components sim
+	nice $(BIN)/python -m bench.pod $(BENCH_POD_ARGS)
 
 # N simulated edge nodes in network namespaces (needs root and `ip netns`) through partitions, a centre
 # restart and a fleet-wide reconnect; prints the table of docs/scale.md. `make fleet N=10 STORE=victoriametrics`

@@ -27,6 +27,7 @@ from typing import Any
 from bench.pod import fsyncs, manifest, report, tree
 from bench.pod.images import pod_images
 from bench.pod.phases import Probe, Prober, Window, for_seconds, http_probe, watch
+from edge_metrics.durations import parse_duration
 from tests.e2e.stack import http_get, metric_sum, parse_metrics
 from tests.helpers import wait_until
 from tests.k8s.manifests import rendered
@@ -37,9 +38,11 @@ NODE_EXPORTER_PORT = 9100
 
 
 def seconds(text: str) -> float:
-    """`90`, `90s`, `10m`, `1h` -> seconds."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    return float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float(text)
+    """A Go-style duration (`90s`, `10m`, `500ms`), as the manifests write them."""
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -47,10 +50,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--warmup", type=seconds, default=seconds("2m"), help="not measured (default 2m)")
     parser.add_argument("--steady", type=seconds, default=seconds("10m"),
-                        help="steady state, rounded up to whole periods of the pod's load (default 10m)")
+                        help="steady state, in whole periods of the pod's load when longer than one (default 10m)")
     parser.add_argument("--outage", type=seconds, default=seconds("10m"), help="the centre down (default 10m)")
     parser.add_argument("--drain-timeout", type=seconds, default=seconds("15m"), help="give up on the drain")
-    parser.add_argument("--sample", type=seconds, default=0.5, help="RSS sampling interval, seconds (default 0.5)")
+    parser.add_argument("--sample", type=seconds, default=seconds("500ms"), help="RSS sampling interval (500ms)")
     parser.add_argument("--no-fsync-trace", action="store_true", help="run without strace (no fsync counts)")
     parser.add_argument("--workdir", type=Path, help="keep the pods' files and logs here (default: a temp dir)")
     return parser.parse_args(argv)
@@ -206,7 +209,8 @@ def run(args: argparse.Namespace, work: Path, memory: Path) -> int:
     names = [spec.name for spec in specs]
     shipped = manifest.intervals(objects, NODE_NAME)
     period = shipped.hyperperiod()
-    steady_s = max(1, -(-args.steady // period)) * period
+    # Whole periods, so the window holds each periodic job equally often (a smoke run asks for less: as given).
+    steady_s = -(-args.steady // period) * period if args.steady >= period else args.steady
     load = os.getloadavg()
     print(f"# The board's bill: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, load average "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} cores, nice {os.nice(0)}")
