@@ -40,7 +40,7 @@ NODE_EXPORTER_PORT = 9100
 def seconds(text: str) -> float:
     """A Go-style duration (`90s`, `10m`, `500ms`), as the manifests write them."""
     try:
-        return parse_duration(text)
+        return float(parse_duration(text))
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from error
 
@@ -230,14 +230,18 @@ def run(args: argparse.Namespace, work: Path, memory: Path) -> int:
         for pod in pods:
             readings_at_centre(pod)
         mains = main_processes(deployment, names)
+        twin_mains: dict[str, int] = {}
         if len(pods) > 1:
             twin_mains = main_processes(pods[1], names)
             twin = Twin(pods[1], twin_logs, {name: tree.parent(pid) for name, pid in twin_mains.items()})
         prober = Prober(probes(deployment, specs))
         watch("warm-up", mains, prober, interval=args.sample, done=for_seconds(args.warmup))
         runs_before = script_runs(deployment)
+        twin_before = {name: tree.usage(pid).cpu_s for name, pid in twin_mains.items()}
         windows.append(watch("steady", mains, prober, interval=args.sample, done=for_seconds(steady_s)))
         runs = script_runs(deployment) - runs_before
+        twin_share = sum(tree.usage(pid).cpu_s - twin_before[name] for name, pid in twin_mains.items())
+        twin_share /= windows[0].seconds
         collectors = top_collectors(deployment, 3)
         for pod in pods:
             stop_centre(pod)
@@ -261,6 +265,9 @@ def run(args: argparse.Namespace, work: Path, memory: Path) -> int:
     print()
     for line in report.verdict(windows[0], names):
         print(line)
+    if twin is not None:
+        print(f"the twin under strace, same window: {100 * twin_share:.2f} % of one core (its probes not run; "
+              "strace stops each fork)")
     print(f"\n## Through a {args.outage:g} s outage of the centre and the drain\n")
     print(report.phases_table(names, list(zip(windows, flushes, strict=True))))
     drain = windows[2]
@@ -271,6 +278,8 @@ def run(args: argparse.Namespace, work: Path, memory: Path) -> int:
                            f"{started / max(runs, 1):.0f}"))  # fmt: skip
     print("\n## Where it goes (steady state)\n")
     print(report.profile_table(profile))
+    load = os.getloadavg()
+    print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     return 0
 
 def main(argv: Sequence[str]) -> int:

@@ -41,6 +41,7 @@ class Figures:
     probe_cpu_s: float  # exec probes' commands (bash), which the kubelet runs in the container
     rss_median_kib: int
     rss_peak_kib: int
+    rss_growth_kib: int  # median of the phase's last quarter of samples less that of its first quarter
     write_bytes: int
 
 
@@ -66,7 +67,7 @@ def _children_cpu_s() -> float:
 
 
 class Prober:
-    """Runs each probe when due (the first at a random-free fixed offset: staggered by container order)."""
+    """Runs each probe when due, the first ones a second apart so that they do not all land at once."""
 
     def __init__(self, probes: Sequence[Probe]) -> None:
         now = time.monotonic()
@@ -115,6 +116,7 @@ def watch(
             probe_cpu_s=probe_cpu,
             rss_median_kib=round(statistics.median(rss[container])),
             rss_peak_kib=_peak(rss[container], before[container], after[container]),
+            rss_growth_kib=_growth(rss[container]),
             write_bytes=after[container].write_bytes - before[container].write_bytes,
         )
     return Window(name, start, time.time(), figures)
@@ -124,6 +126,11 @@ def _peak(samples: list[int], before: Usage, after: Usage) -> int:
     """The highest sampled sum; or the main process's own peak when it rose in this phase (a sample can miss a
     short peak, VmHWM cannot)."""
     return max(samples) if after.hwm_kib <= before.hwm_kib else max(*samples, after.hwm_kib)
+
+
+def _growth(samples: list[int]) -> int:
+    quarter = max(1, len(samples) // 4)
+    return round(statistics.median(samples[-quarter:]) - statistics.median(samples[:quarter]))
 
 
 def for_seconds(seconds: float) -> Callable[[float], bool]:

@@ -104,8 +104,9 @@ def verdict(steady: Window, names: Sequence[str]) -> list[str]:
 
 
 def phases_table(names: Sequence[str], windows: Sequence[tuple[Window, Flushes]]) -> str:
-    """Every container through every phase: CPU, peak RSS, bytes written and flushes in that phase."""
-    header = ["phase", "seconds", "container", "CPU % of a core", "RSS peak MiB", "disk writes KiB",
+    """Every container through every phase: CPU, peak RSS, how resident memory moved, bytes written and flushes in
+    that phase."""
+    header = ["phase", "seconds", "container", "CPU % of a core", "RSS peak MiB", "RSS growth KiB", "disk writes KiB",
               "fsyncs to disk (tmpfs)"]  # fmt: skip
     rows = []
     for window, flushes in windows:
@@ -113,7 +114,7 @@ def phases_table(names: Sequence[str], windows: Sequence[tuple[Window, Flushes]]
             fig = window.containers[name]
             rows.append([
                 window.name, f"{window.seconds:.0f}", name, f"{100 * window.share(name):.2f}",
-                f"{fig.rss_peak_kib / MIB:.1f}", f"{fig.write_bytes / 1024:.0f}",
+                f"{fig.rss_peak_kib / MIB:.1f}", f"{fig.rss_growth_kib:+d}", f"{fig.write_bytes / 1024:.0f}",
                 flushes.count([name]),
             ])  # fmt: skip
     return markdown(header, rows)
