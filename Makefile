@@ -121,14 +121,14 @@ check: lint
 	$(BIN)/pytest -q tests/unit
 
 # The next ring out: the rules and configs checked by the real promtool, and the benchmarks' smoke runs.
-check-rules: venv components
+check-rules: venv components sim strace
 	$(BIN)/pytest -q tests/rules tests/bench
 
 # Workers overlap the suite's waits (outages, restarts, retries). A file's tests stay in one worker, in order, so
 # module-scoped fixtures start once; the costliest files go first, the fleets to one worker (tests/schedule.py).
 # The slowest tests are listed at the end; docs/testing.md has what each file costs.
 TEST_WORKERS ?= 4
-test: venv components sim browser helm systemd-analyze image image-test-tools lint
+test: venv components sim strace browser helm systemd-analyze image image-test-tools lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=30
 
 # Regenerate the mixin: the Grafana dashboards (deploy/grafana/dashboards/*.json, from deploy/grafana/*.py),
@@ -145,6 +145,16 @@ mixin: dashboards
 
 bench: venv components
 	$(BIN)/python bench/collector_bench.py
+
+# The board's bill: the edge pod as the DaemonSet ships it, per container, through steady state, an outage of the
+# centre and its drain (about 25 minutes; docs/kubernetes.md#resource-sizing). `make bench-pod BENCH_POD_ARGS=--help`.
+# strace counts the pod's fsyncs (on a twin pod: bench/pod/fsyncs.py); Debian's package, as root, when missing.
+.PHONY: bench-pod strace
+bench-pod: venv components sim strace
+	nice $(BIN)/python -m bench.pod $(BENCH_POD_ARGS)
+
+strace:
+	$(call apt-install,strace)
 
 # N simulated edge nodes in network namespaces (needs root and `ip netns`) through partitions, a centre
 # restart and a fleet-wide reconnect; prints the table of docs/scale.md. `make fleet N=10 STORE=victoriametrics`

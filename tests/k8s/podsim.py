@@ -9,7 +9,8 @@ What is emulated, and how faithfully:
   A `subPath` mount is a copy taken at container start: like the real one, it never sees an update.
 - Secret volumes: laid out like ConfigMap volumes (with `items` projecting keys to paths) from the
   Secrets the test passes in, as an operator would have created them (they are never in the manifests).
-- emptyDir and PersistentVolumeClaim volumes: temporary directories. hostPath volumes: the directory
+- emptyDir and PersistentVolumeClaim volumes: temporary directories (`medium: Memory` on a tmpfs when the
+  caller gives one, as bench/pod does to count disk writes). hostPath volumes: the directory
   the test says the node was provisioned with (`host_paths`; type `Directory` must exist there, as the
   kubelet checks, `DirectoryOrCreate` is created), else the machine's own path when every
   mount of it is read-only (this machine plays the node), a temporary directory when a container may
@@ -128,9 +129,13 @@ class Node:
         secrets: Mapping[str, Mapping[str, str]] | None = None,
         config_maps: Mapping[str, Mapping[str, str]] | None = None,
         host_paths: Mapping[str, Path] | None = None,
+        memory_root: Path | None = None,
     ) -> None:
-        """`secrets`, `config_maps`: objects the operator creates beside the manifests (docs/security.md)."""
+        """`secrets`, `config_maps`: objects the operator creates beside the manifests (docs/security.md);
+        `memory_root`: a directory on a tmpfs for the `emptyDir: {medium: Memory}` volumes (else they are
+        directories under `root` like every emptyDir), for a caller that measures what reaches the disk."""
         self.root = root
+        self.memory_root = memory_root
         self.name = name
         self.objects = objects
         self.images = images
@@ -246,6 +251,8 @@ class Pod:
         elif "hostPath" in volume and volume["hostPath"]["path"] in self.node.host_paths:
             self.volumes[name] = self._provisioned(volume)
         elif "emptyDir" in volume or "persistentVolumeClaim" in volume:
+            if volume.get("emptyDir", {}).get("medium") == "Memory" and self.node.memory_root is not None:
+                directory = self.node.memory_root / self.name / name
             directory.mkdir(parents=True)
             self.volumes[name] = directory
         elif "hostPath" in volume:

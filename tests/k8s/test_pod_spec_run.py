@@ -17,7 +17,7 @@ import socket
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,10 +108,15 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
 
 
 @contextmanager
-def run_pods(objects: list[Any], root: Path, *, credentials: Path | None = None) -> Iterator[Deployment]:
+def run_pods(
+    objects: list[Any], root: Path, *, credentials: Path | None = None,
+    images: Mapping[str, LocalImage] | None = None, memory_root: Path | None = None,
+) -> Iterator[Deployment]:
     """The edge DaemonSet and the central Deployment of `objects` (a render of the manifests or of the chart),
     started as local processes: the centre first, until it is ready. `credentials`: the node's
-    /etc/edge-metrics/credentials (default: make-certs' files for the node, as provisioned)."""
+    /etc/edge-metrics/credentials (default: make-certs' files for the node, as provisioned). `images` replaces
+    local_images() (bench/pod wraps them to count fsyncs), `memory_root` is podsim's tmpfs for memory-backed
+    emptyDirs."""
     for required in (EDGE_METRICS, MODEL, SIM_LIB):
         assert required.exists(), f"{required} missing: run `make test` (it builds the venv and the simulator)"
     logs = root / "logs"
@@ -121,10 +126,11 @@ def run_pods(objects: list[Any], root: Path, *, credentials: Path | None = None)
     pki = Pki(root / "pki")
     pki.make(nodes=[NODE_NAME])
     node = Node(
-        root / "fs", NODE_NAME, objects, local_images(),
+        root / "fs", NODE_NAME, objects, local_images() if images is None else images,
         secrets={"central-credentials": pki.files()},
         config_maps=pki.config_maps(),
         host_paths={"/etc/edge-metrics/credentials": credentials or pki.node_dir(NODE_NAME)},
+        memory_root=memory_root,
     )
     edge = node.pod("DaemonSet", "node-exporter-arm64")
     central = node.pod("Deployment", "central-prometheus")
