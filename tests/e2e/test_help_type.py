@@ -46,6 +46,7 @@ def test_described_readings_are_pushed_whole(pipeline: Callable[..., Pipeline], 
     assert [t for t, _ in at_centre] == stamps  # none lost, none twice, each at its run's time
     assert sorted(int(v) for _, v in at_centre) == printed[:len(stamps)]
     metrics = stack.node.vmagent_metrics()
-    assert metric_sum(metrics, "vmagent_metadata_inserted_total", type="prometheus") >= len(stamps)
+    # The HELP/TYPE lines were taken as metadata (at least once: runs that go in one POST share theirs).
+    assert metric_sum(metrics, "vmagent_metadata_inserted_total", type="prometheus") >= 1
     assert metric_sum(metrics, "vm_rows_invalid_total", type="prometheus") == 0
     assert "edge_e2e_counter" not in stack.central.api("metadata")
