@@ -510,18 +510,20 @@ class Ingest:
         workdir: Path,
         *,
         pki: Pki,
-        prometheus_url: str,
+        store_url: str,
         enforce_node: bool,
         host: str = "127.0.0.1",
         max_age: str | None = None,
+        max_ahead: str | None = None,
     ) -> None:
-        """`max_age`: the gate's --max-age, when the test's Prometheus has another out-of-order window."""
+        """`store_url`: the central Prometheus (or VictoriaMetrics: the fleet's other store); `max_age`,
+        `max_ahead`: the gate's accept window, when the store's differs from the shipped Prometheus'."""
         self.procs = procs
-        self.max_age = max_age
+        self.window = {"--max-age": max_age, "--max-ahead": max_ahead}
         self.host = host  # where the nodes reach it (the fleet: its bridge's address)
         self.workdir = workdir
         self.pki = pki
-        self.prometheus_url = prometheus_url
+        self.store_url = store_url
         self.enforce_node = enforce_node
         self.port = free_port()
         self.internal_port = free_port()
@@ -533,8 +535,20 @@ class Ingest:
 
     @property
     def backend(self) -> str:
-        """Where vmauth forwards: the gate, or Prometheus itself."""
-        return f"http://127.0.0.1:{self.gate_port}" if self.gate_port else self.prometheus_url
+        """Where vmauth forwards: the gate, or the store itself."""
+        return f"http://127.0.0.1:{self.gate_port}" if self.gate_port else self.store_url
+
+    def make_credentials(self, nodes: Sequence[str], *, sans: Sequence[str] = (), cluster: str = CLUSTER) -> None:
+        """make-certs for `nodes`, vmauth's routes pointing where this door forwards: the gate's path per node
+        and cluster, or (no gate) the store with the `ingest` user's basic auth."""
+        self.pki.make(
+            nodes=list(nodes),
+            backend=self.backend,
+            backend_auth=not self.enforce_node,
+            sans=sans,
+            cluster=cluster,
+            gate=self.enforce_node,
+        )
 
     def vmauth_argv(self, auth_config: Path | None = None, tls_name: str = "central") -> list[str]:
         secret = self.pki.dir
@@ -556,13 +570,12 @@ class Ingest:
     def gate_argv(self) -> list[str]:
         overrides = {
             "--listen": f"127.0.0.1:{self.gate_port}",
-            "--store-url": f"{self.prometheus_url}/api/v1/write",
+            "--store-url": f"{self.store_url}/api/v1/write",
             "--store-ca-file": str(self.pki.ca),
             "--store-password-file": str(self.pki.dir / "ingest.password"),
             "--limits": str(self.pki.gate_limits),
         }
-        if self.max_age is not None:
-            overrides["--max-age"] = self.max_age
+        overrides.update({flag: value for flag, value in self.window.items() if value is not None})
         return [str(EDGE_METRICS), "gate", *override_flags(read_flags(GATE_FLAGS, {}), overrides)]
 
     def start(self, *, tls_name: str = "central") -> None:
@@ -853,19 +866,12 @@ class Centre:
             procs,
             workdir,
             pki=self.pki,
-            prometheus_url=self.central.url,
+            store_url=self.central.url,
             enforce_node=enforce_node,
             host=host,
             max_age=out_of_order_window,
         )
-        self.pki.make(
-            nodes=list(nodes),
-            backend=self.ingest.backend,
-            backend_auth=not enforce_node,
-            sans=[host] if host != "127.0.0.1" else [],
-            cluster=CLUSTER,
-            gate=enforce_node,
-        )
+        self.ingest.make_credentials(nodes, sans=[host] if host != "127.0.0.1" else [])
         self.central.scrape_target("vmauth", f"127.0.0.1:{self.ingest.internal_port}")
         self.central.scrape_target("gate", f"127.0.0.1:{self.ingest.gate_port}" if self.ingest.gate_port else None)
 
