@@ -7,11 +7,12 @@ test fails.
 
 Secure as shipped (docs/security.md): tools/make-certs.sh makes a CA, the centre's certificate and the
 node tokens in the test's directory; the node writes over TLS with its bearer token to vmauth, and
-Prometheus serves only TLS with basic auth (its --web.config.file). By default vmauth forwards to
-Prometheus itself, so the node sees the centre's own answers (its queue tests depend on that); with
-`enforce_node=True` the gate of production (`edge-metrics gate`, deploy/vmauth/gate.flags) sits between
-them, sets the node and cluster labels from the credential and enforces the per-node limits of make-certs'
-gate-limits.conf.
+Prometheus serves only TLS with basic auth (its --web.config.file). By default (`enforce_node=True`) the
+gate of production (`edge-metrics gate`, deploy/vmauth/gate.flags) sits between vmauth and Prometheus, sets
+the node and cluster labels from the credential and enforces the per-node limits of make-certs'
+gate-limits.conf: the centre the manifests ship (tests/k8s/test_test_centre.py compares). A test that needs
+the node to see Prometheus' own answers passes `enforce_node=False` (vmauth straight to Prometheus) with a
+`# direct to Prometheus: <why>` comment on the line before (the same test checks there is one).
 """
 
 from __future__ import annotations
@@ -827,8 +828,9 @@ def certainly_scraped(prints: Sequence[Print], runs: Sequence[ScrapeRun], margin
 
 
 class Centre:
-    """The centre as shipped: Prometheus behind vmauth (and, with `enforce_node`, the gate that sets the node
-    label and enforces the node's limits), with credentials made for `nodes`; nothing runs until start()."""
+    """The centre as shipped: Prometheus behind vmauth and the gate that sets the node label and enforces the
+    node's limits (without `enforce_node`: vmauth straight to Prometheus), with credentials made for `nodes`;
+    nothing runs until start()."""
 
     def __init__(
         self,
@@ -840,7 +842,7 @@ class Centre:
         out_of_order_window: str | None = None,
         prometheus_args: Sequence[str] = (),
         compat: bool = False,
-        enforce_node: bool = False,
+        enforce_node: bool = True,
         host: str = "127.0.0.1",
         credentials_from: Pki | None = None,
     ) -> None:
@@ -909,7 +911,7 @@ class Pipeline:
         out_of_order_window: str | None = None,
         prometheus_args: Sequence[str] = (),
         compat: bool = False,
-        enforce_node: bool = False,
+        enforce_node: bool = True,
         other_nodes: Sequence[str] = (),
     ) -> None:
         """`other_nodes`: names that get credentials too (no processes), e.g. for a forged write."""

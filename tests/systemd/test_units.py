@@ -128,7 +128,8 @@ class TestUnitsAgainstThePipeline:
                        timeout=60)
         vmagent_port, listen_port = free_port(), free_port()
         with processes() as procs:
-            centre = Centre(procs, tmp_path / "centre", nodes=[NODE])
+            # direct to Prometheus: not yet run through the gate (issue 18 item 8)
+            centre = Centre(procs, tmp_path / "centre", nodes=[NODE], enforce_node=False)
             centre.start()
             state = root / "var/lib"
 
