@@ -106,7 +106,7 @@ def start_fleet(
     in `fast_alerts` get `for: 1s` in the test copy of the rules (their expressions stay production's)."""
     if not COMPONENTS_ENV.exists():
         pytest.fail("run `make components` first (make test does)")
-    # direct to Prometheus: not yet run through the gate (issue 18 item 8)
+    # direct to Prometheus: these tests are its own refusals to vmagent and their alerts (gate: test_centre_isolation)
     fleet = Fleet(
         procs, workdir, nodes=[*GOOD, BAD], prometheus_args=prometheus_args, compat=compat, enforce_node=False
     )

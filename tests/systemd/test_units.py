@@ -128,8 +128,7 @@ class TestUnitsAgainstThePipeline:
                        timeout=60)
         vmagent_port, listen_port = free_port(), free_port()
         with processes() as procs:
-            # direct to Prometheus: not yet run through the gate (issue 18 item 8)
-            centre = Centre(procs, tmp_path / "centre", nodes=[NODE], enforce_node=False)
+            centre = Centre(procs, tmp_path / "centre", nodes=[NODE])
             centre.start()
             state = root / "var/lib"
 
