@@ -75,8 +75,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     model["buses"][1] = {"devices": {0x76: {"chip": "bme280"}, 0x44: {"chip": "sht3x"}}}
     (workdir / "model.yaml").write_text(yaml.safe_dump(model))
     with processes() as procs:
-        # direct to Prometheus: not yet run through the gate (issue 18 item 8)
-        pipeline = Pipeline(procs, workdir, node=NODE, enforce_node=False)
+        pipeline = Pipeline(procs, workdir, node=NODE)
         pipeline.start_infrastructure()
         # Push mode, as the DaemonSet runs it: the push panels have their series too. This machine's clock
         # may not report itself synchronised, so the collector is told to trust it.

@@ -97,8 +97,7 @@ class TestHealthyPipeline:
         and the webhook gets no notification, the clock alerts excepted only while this machine's kernel clock
         is unsynchronised (the collector is then given a synchronised clock, so that its readings flow)."""
         assert SIM_LIB.exists(), "run `make sim` first (make test does)"
-        # direct to Prometheus: not yet run through the gate (issue 18 item 8)
-        stack = pipeline(node="bupt-a", enforce_node=False)
+        stack = pipeline(node="bupt-a")
         # Alertmanager with the centre's credentials, as the Deployment runs it (TLS, its users).
         alertmanager = Alertmanager(procs, tmp_path / "alertmanager", webhook_url=webhook.url, timings=FAST,
                                     pki=stack.pki)
@@ -176,8 +175,7 @@ class TestLossPages:
         (its `for:` shortened) and EdgeReadingsDropped (reason spool_full) fire at the centre for the node, from
         the collector's own counters; every reading taken is either still in the spool or counted dropped, and
         none reached the centre."""
-        # direct to Prometheus: not yet run through the gate (issue 18 item 8)
-        stack = pipeline(node="bupt-a", enforce_node=False)
+        stack = pipeline(node="bupt-a")
         stack.central.set_rule_durations("EdgePushFailing", **{"for": "5s"})
         stack.start_infrastructure()
         config = write_counter_config(tmp_path / "scripts", node="bupt-a", interval="1s")
