@@ -1,14 +1,17 @@
-"""The centre the fleet sends to, secure as shipped (docs/security.md): vmauth on the fleet bridge's address
-(TLS, one bearer token per node) in front of the central store, Prometheus 3.5 or VictoriaMetrics
-single-node, configured from deploy/ with only addresses, ports and paths substituted.
+"""The centre the fleet sends to, as the manifests ship it (docs/security.md): vmauth on the fleet bridge's
+address (TLS, one bearer token per node) in front of the gate (`edge-metrics gate`, deploy/vmauth/gate.flags:
+the node and cluster labels from the token, the per-node limits, synchronous writes) in front of the central
+store, Prometheus 3.5 or VictoriaMetrics single-node, configured from deploy/ with only addresses, ports and
+paths substituted.
 
-Prometheus: tests/e2e/stack.py's Centre (vmauth -> Prometheus over TLS with basic auth). VictoriaMetrics:
-vmauth -> VictoriaMetrics on loopback, each node's writes with `extra_label=node=<node>` (security.md,
-"Backends"): only vmauth faces the nodes. The centre's certificate names the bridge's address
-(make-certs --san). A restart of the centre is a restart of its store; vmauth stays up and answers the
-nodes with errors meanwhile, as a Service in front of a restarting pod does. Neither store pulls the
-nodes' vmagents: their health arrives with the readings (the self-scrape job of scrape.yml), as in
-production, where vmagent listens on the node's loopback.
+Prometheus: tests/e2e/stack.py's Centre with the gate (vmauth -> gate -> Prometheus over TLS with basic auth).
+VictoriaMetrics: the same vmauth and gate (stack.py's Ingest) in front of VictoriaMetrics on loopback, the
+gate's accept window the store's (its retention and -futureRetention: security.md, "Backends"); only vmauth
+faces the nodes. The centre's certificate names the bridge's address (make-certs --san). A restart of the
+centre is a restart of its store; vmauth and the gate stay up and answer the nodes with errors meanwhile, as
+the other containers of a pod whose store restarts do. Neither store pulls the nodes' vmagents: their health
+arrives with the readings (the self-scrape job of scrape.yml), as in production, where vmagent listens on the
+node's loopback.
 """
 
 from __future__ import annotations
@@ -64,7 +67,13 @@ class PrometheusCentre:
         credentials_from: Pki | None,
     ) -> None:
         self.secure = SecureCentre(
-            procs, workdir, nodes=nodes, scrape_interval=scrape_interval, host=host, credentials_from=credentials_from
+            procs,
+            workdir,
+            nodes=nodes,
+            scrape_interval=scrape_interval,
+            enforce_node=True,
+            host=host,
+            credentials_from=credentials_from,
         )
         self.central, self.credentials, self.ingest = self.secure.central, self.secure.pki, self.secure.ingest
         self.url = self.central.url
@@ -82,7 +91,7 @@ class PrometheusCentre:
     def start(self) -> None:
         self.central.start()
         if self.ingest.vmauth is None:
-            self.ingest.start()
+            self.ingest.start()  # and the gate
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         self.central.stop(sig)
@@ -92,8 +101,8 @@ class PrometheusCentre:
 
 
 class VictoriaCentre(PrometheusAPI):
-    """deploy/victoria-metrics/victoria-metrics.flags on loopback behind deploy/vmauth; it answers the same
-    query API as Prometheus."""
+    """deploy/victoria-metrics/victoria-metrics.flags on loopback behind deploy/vmauth and the gate; it answers
+    the same query API as Prometheus."""
 
     def __init__(
         self, procs: Processes, workdir: Path, *, host: str, nodes: Sequence[str], credentials_from: Pki | None
@@ -108,10 +117,18 @@ class VictoriaCentre(PrometheusAPI):
         self.credentials = Pki(workdir / "pki")
         if credentials_from is not None:
             self.credentials.share_credentials(credentials_from)
+        flags = {name: value for name, _, value in (flag.partition("=") for flag in read_flags(VICTORIA_FLAGS, {}))}
         self.ingest = Ingest(
-            procs, workdir, pki=self.credentials, prometheus_url=self.url, enforce_node=False, host=host
+            procs,
+            workdir,
+            pki=self.credentials,
+            store_url=self.url,
+            enforce_node=True,
+            host=host,
+            max_age=flags["-retentionPeriod"],
+            max_ahead=flags["-futureRetention"],
         )
-        self.credentials.make(nodes=list(nodes), backend=self.url, sans=[host])
+        self.ingest.make_credentials(nodes, sans=[host])
 
     def api(self, path: str, **params: str) -> Any:
         # Queries see samples up to now, not up to now - 30 s (-search.latencyOffset, kept at its default

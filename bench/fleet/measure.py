@@ -62,11 +62,11 @@ class CentreSample(NamedTuple):
 
 
 def centre_sample(centre: Centre) -> CentreSample | None:
-    """The centre's figures now: its store's ingestion counter, and CPU and RSS of the store and the vmauth
-    in front of it together (TLS and the nodes' connections cost vmauth's CPU)."""
+    """The centre's figures now: its store's ingestion counter, and CPU and RSS of the store, the gate and the
+    vmauth in front of them together (TLS and the nodes' connections cost vmauth's CPU, decoding the gate's)."""
     if centre.proc is None:
         return None
-    pids = [proc.pid for proc in (centre.proc, centre.ingest.vmauth) if proc is not None]
+    pids = [proc.pid for proc in (centre.proc, centre.ingest.vmauth, centre.ingest.gate) if proc is not None]
     try:
         return CentreSample(
             time.time(),

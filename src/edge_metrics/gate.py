@@ -196,7 +196,9 @@ class Gate:
                 self.store_unavailable += 1
             self.log.warning("store unavailable; the node will send again", node=node, error=str(error))
             self.count_request(node, 503)
-            return Answer(503, b"store unavailable\n", retry_after=1)
+            # No Retry-After: vmagent would honour it and resend every second for as long as the store is down,
+            # every node at once; without it each backs off on its own, up to its retry maximum.
+            return Answer(503, b"store unavailable\n")
         for _, why in by_store:
             refused[why] = refused.get(why, 0) + 1
         self.add("edge_gate_samples_stored_total", node, len(admitted.items) - len(by_store))
@@ -306,7 +308,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         if not gate.slots.acquire(timeout=SLOT_WAIT_SECONDS):
             self.close_connection = True
-            self.reply(gate.refuse_request(node, 503, "busy", b"too many requests at once\n", 1))
+            self.reply(gate.refuse_request(node, 503, "busy", b"too many requests at once\n"))
             return
         try:
             with gate.lock:

@@ -38,9 +38,10 @@ class Fleet:
         nodes: Sequence[str],
         compat: bool = False,
         prometheus_args: Sequence[str] = (),
-        enforce_node: bool = False,
+        enforce_node: bool = True,
     ) -> None:
-        """`enforce_node`: the centre as the manifests ship it, with the central vmagent (its queue per node)."""
+        """`enforce_node` (the default): the centre as the manifests ship it, with the gate; False: vmauth straight
+        to Prometheus."""
         self.centre = Centre(
             procs, workdir, nodes=nodes, prometheus_args=prometheus_args, compat=compat, enforce_node=enforce_node
         )
@@ -105,7 +106,10 @@ def start_fleet(
     in `fast_alerts` get `for: 1s` in the test copy of the rules (their expressions stay production's)."""
     if not COMPONENTS_ENV.exists():
         pytest.fail("run `make components` first (make test does)")
-    fleet = Fleet(procs, workdir, nodes=[*GOOD, BAD], prometheus_args=prometheus_args, compat=compat)
+    # direct to Prometheus: these tests are its own refusals to vmagent and their alerts (gate: test_centre_isolation)
+    fleet = Fleet(
+        procs, workdir, nodes=[*GOOD, BAD], prometheus_args=prometheus_args, compat=compat, enforce_node=False
+    )
     for alert in fast_alerts:
         fleet.central.set_rule_durations(alert, **{"for": "1s"})
     fleet.start()

@@ -7,11 +7,12 @@ test fails.
 
 Secure as shipped (docs/security.md): tools/make-certs.sh makes a CA, the centre's certificate and the
 node tokens in the test's directory; the node writes over TLS with its bearer token to vmauth, and
-Prometheus serves only TLS with basic auth (its --web.config.file). By default vmauth forwards to
-Prometheus itself, so the node sees the centre's own answers (its queue tests depend on that); with
-`enforce_node=True` the gate of production (`edge-metrics gate`, deploy/vmauth/gate.flags) sits between
-them, sets the node and cluster labels from the credential and enforces the per-node limits of make-certs'
-gate-limits.conf.
+Prometheus serves only TLS with basic auth (its --web.config.file). By default (`enforce_node=True`) the
+gate of production (`edge-metrics gate`, deploy/vmauth/gate.flags) sits between vmauth and Prometheus, sets
+the node and cluster labels from the credential and enforces the per-node limits of make-certs'
+gate-limits.conf: the centre the manifests ship (tests/k8s/test_test_centre.py compares). A test that needs
+the node to see Prometheus' own answers passes `enforce_node=False` (vmauth straight to Prometheus) with a
+`# direct to Prometheus: <why>` comment on the line before (the same test checks there is one).
 """
 
 from __future__ import annotations
@@ -499,18 +500,20 @@ class Ingest:
         workdir: Path,
         *,
         pki: Pki,
-        prometheus_url: str,
+        store_url: str,
         enforce_node: bool,
         host: str = "127.0.0.1",
         max_age: str | None = None,
+        max_ahead: str | None = None,
     ) -> None:
-        """`max_age`: the gate's --max-age, when the test's Prometheus has another out-of-order window."""
+        """`store_url`: the central Prometheus (or VictoriaMetrics: the fleet's other store); `max_age`,
+        `max_ahead`: the gate's accept window, when the store's differs from the shipped Prometheus'."""
         self.procs = procs
-        self.max_age = max_age
+        self.window = {"--max-age": max_age, "--max-ahead": max_ahead}
         self.host = host  # where the nodes reach it (the fleet: its bridge's address)
         self.workdir = workdir
         self.pki = pki
-        self.prometheus_url = prometheus_url
+        self.store_url = store_url
         self.enforce_node = enforce_node
         self.port = free_port()
         self.internal_port = free_port()
@@ -522,8 +525,20 @@ class Ingest:
 
     @property
     def backend(self) -> str:
-        """Where vmauth forwards: the gate, or Prometheus itself."""
-        return f"http://127.0.0.1:{self.gate_port}" if self.gate_port else self.prometheus_url
+        """Where vmauth forwards: the gate, or the store itself."""
+        return f"http://127.0.0.1:{self.gate_port}" if self.gate_port else self.store_url
+
+    def make_credentials(self, nodes: Sequence[str], *, sans: Sequence[str] = (), cluster: str = CLUSTER) -> None:
+        """make-certs for `nodes`, vmauth's routes pointing where this door forwards: the gate's path per node
+        and cluster, or (no gate) the store with the `ingest` user's basic auth."""
+        self.pki.make(
+            nodes=list(nodes),
+            backend=self.backend,
+            backend_auth=not self.enforce_node,
+            sans=sans,
+            cluster=cluster,
+            gate=self.enforce_node,
+        )
 
     def vmauth_argv(self, auth_config: Path | None = None, tls_name: str = "central") -> list[str]:
         secret = self.pki.dir
@@ -545,13 +560,12 @@ class Ingest:
     def gate_argv(self) -> list[str]:
         overrides = {
             "--listen": f"127.0.0.1:{self.gate_port}",
-            "--store-url": f"{self.prometheus_url}/api/v1/write",
+            "--store-url": f"{self.store_url}/api/v1/write",
             "--store-ca-file": str(self.pki.ca),
             "--store-password-file": str(self.pki.dir / "ingest.password"),
             "--limits": str(self.pki.gate_limits),
         }
-        if self.max_age is not None:
-            overrides["--max-age"] = self.max_age
+        overrides.update({flag: value for flag, value in self.window.items() if value is not None})
         return [str(EDGE_METRICS), "gate", *override_flags(read_flags(GATE_FLAGS, {}), overrides)]
 
     def start(self, *, tls_name: str = "central") -> None:
@@ -803,8 +817,9 @@ def certainly_scraped(prints: Sequence[Print], runs: Sequence[ScrapeRun], margin
 
 
 class Centre:
-    """The centre as shipped: Prometheus behind vmauth (and, with `enforce_node`, the gate that sets the node
-    label and enforces the node's limits), with credentials made for `nodes`; nothing runs until start()."""
+    """The centre as shipped: Prometheus behind vmauth and the gate that sets the node label and enforces the
+    node's limits (without `enforce_node`: vmauth straight to Prometheus), with credentials made for `nodes`;
+    nothing runs until start()."""
 
     def __init__(
         self,
@@ -816,7 +831,7 @@ class Centre:
         out_of_order_window: str | None = None,
         prometheus_args: Sequence[str] = (),
         compat: bool = False,
-        enforce_node: bool = False,
+        enforce_node: bool = True,
         host: str = "127.0.0.1",
         credentials_from: Pki | None = None,
     ) -> None:
@@ -842,19 +857,12 @@ class Centre:
             procs,
             workdir,
             pki=self.pki,
-            prometheus_url=self.central.url,
+            store_url=self.central.url,
             enforce_node=enforce_node,
             host=host,
             max_age=out_of_order_window,
         )
-        self.pki.make(
-            nodes=list(nodes),
-            backend=self.ingest.backend,
-            backend_auth=not enforce_node,
-            sans=[host] if host != "127.0.0.1" else [],
-            cluster=CLUSTER,
-            gate=enforce_node,
-        )
+        self.ingest.make_credentials(nodes, sans=[host] if host != "127.0.0.1" else [])
         self.central.scrape_target("vmauth", f"127.0.0.1:{self.ingest.internal_port}")
         self.central.scrape_target("gate", f"127.0.0.1:{self.ingest.gate_port}" if self.ingest.gate_port else None)
 
@@ -892,7 +900,7 @@ class Pipeline:
         out_of_order_window: str | None = None,
         prometheus_args: Sequence[str] = (),
         compat: bool = False,
-        enforce_node: bool = False,
+        enforce_node: bool = True,
         other_nodes: Sequence[str] = (),
     ) -> None:
         """`other_nodes`: names that get credentials too (no processes), e.g. for a forged write."""
