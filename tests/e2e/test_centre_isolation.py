@@ -6,8 +6,8 @@ vmagents (issue 18):
   value), each beside a good one in the same request: before the gate, the central vmagent's shared blocks took the
   honest nodes' readings down with it (19/61 and 25/61 lost);
 - a series bomb over the node's series limit;
-- SIGKILL of the gate, vmauth and Prometheus while a node drains its backlog: the central vmagent lost acknowledged
-  readings that way (151/156 arrived), the synchronous gate loses none.
+- SIGKILL of the gate, vmauth, Prometheus or all three (the pod) while a node drains its backlog: the central
+  vmagent lost acknowledged readings that way (151/156 arrived), the synchronous gate loses none.
 
 Each case counts the honest nodes' readings taken and stored, the culprit's good and bad samples, and names what
 makes the fault visible: the gate's per-node counters and the alert naming the culprit."""
@@ -201,11 +201,11 @@ def rss_mib(pid: int) -> float:
 
 
 class TestCrashMidDrain:
-    @pytest.mark.parametrize("victim", ["gate", "vmauth", "prometheus"])
+    @pytest.mark.parametrize("victim", ["gate", "vmauth", "prometheus", "pod"])
     def test_sigkill_loses_nothing_acknowledged(self, fleet: Fleet, victim: str) -> None:
         """An honest node builds a backlog while the gate is away, then drains it (its vmagent's rate limit makes
-        that take seconds); the victim is SIGKILLed mid-drain and started again. Every reading taken is stored;
-        the only sign is the node's retries."""
+        that take seconds); the victim (one process, or the whole pod) is SIGKILLed mid-drain and started again.
+        Every reading taken is stored; the only sign is the node's retries."""
         node_name = HONEST[0]
         node, ingest = fleet.nodes[node_name], fleet.centre.ingest
         wait_until(lambda: fleet.stored(node_name) >= fleet.sent[node_name], timeout=60, what="earlier readings")
@@ -228,9 +228,17 @@ class TestCrashMidDrain:
             fleet.centre.procs.stop(ingest.vmauth, signal.SIGKILL)
             ingest.vmauth = None
             ingest.start()
-        else:
+        elif victim == "prometheus":
             fleet.central.stop(signal.SIGKILL)
             fleet.central.start()
+        else:  # the whole centre pod: every process of it at once, then started again as the kubelet would
+            assert ingest.vmauth is not None
+            ingest.stop_gate(signal.SIGKILL)
+            fleet.centre.procs.stop(ingest.vmauth, signal.SIGKILL)
+            ingest.vmauth = None
+            fleet.central.stop(signal.SIGKILL)
+            fleet.central.start()
+            ingest.start()
         with contextlib.suppress(TimeoutError):
             wait_until(lambda: fleet.stored(node_name) >= taken, timeout=180, what="every reading taken")
         final = fleet.stored(node_name)
