@@ -238,14 +238,19 @@ class Pusher:
                 now_ms = self._now_ms()
                 self._drop_future(now_ms)
                 batch, parts = self._next_batch(now_ms)
-            if not batch:
-                return None
-            timeout = self.timeout
-            if until is not None:
-                timeout = min(timeout, until - self.boot_clock())
-                if timeout <= 0:
-                    return 0.0
-            error = self._send(batch, parts, timeout)
+                self.spool.in_flight = frozenset(entry.name for entry in batch)
+            try:
+                if not batch:
+                    return None
+                timeout = self.timeout
+                if until is not None:
+                    timeout = min(timeout, until - self.boot_clock())
+                    if timeout <= 0:
+                        return 0.0
+                error = self._send(batch, parts, timeout)
+            finally:
+                with self.lock:
+                    self.spool.in_flight = frozenset()
             if error is not None:
                 return self._failed(error)
         return None

@@ -141,6 +141,7 @@ class Spool:
         self.damaged_samples = 0  # in files set aside as damaged
         self.reboot_samples = 0  # held readings of an earlier boot (held_reboot)
         self.disk_refused = False  # the last write failed: logged once per streak
+        self.in_flight: frozenset[str] = frozenset()  # names the sender has handed to the network: never dropped
         self.next_sequence = 0
         if directory is not None:
             self._recover(directory)
@@ -282,7 +283,9 @@ class Spool:
         index = 0
         while index < len(self.entries) and over():
             entry = self.entries[index]
-            if in_memory and entry.data is None:
+            # An entry in flight may be taken by vmagent: dropped and counted it would be a loss that was not one.
+            # The spool is over its bound by that batch until the answer comes.
+            if (in_memory and entry.data is None) or entry.name in self.in_flight:
                 index += 1
                 continue
             self.remove(entry)

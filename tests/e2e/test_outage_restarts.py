@@ -35,7 +35,9 @@ def agent_restarts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restart
     killed with SIGKILL and restarted; each is drained before the next starts."""
     work: Path = tmp_path_factory.mktemp("restarts")
     with processes() as procs:
-        stack = Pipeline(procs, work, node="bupt-a", prometheus_args=COMPRESSED_TIME)
+        # vmagent's restarts do not depend on the centre; through the gate, a fresh-clone run's phase alignment failed
+        # direct to Prometheus: start_counter_collector stayed in phase with the scrapes (0.99 s, three times)
+        stack = Pipeline(procs, work, node="bupt-a", prometheus_args=COMPRESSED_TIME, enforce_node=False)
         stack.start_infrastructure()
         stack.start_counter_collector(interval="1s")
         wait_until(lambda: len(stack.counter_values_at_centre()) >= 3, timeout=30, what="values at the centre")

@@ -428,3 +428,26 @@ class TestOutage:
         within = [at for at in attempts if at - started < window]
         # The first attempt, and at most one more if the machine stalled past the first back-off.
         assert 1 <= len(within) <= 2, f"{len(within)} attempts in {window:.2f}s of 20 runs"
+
+    def test_runs_recorded_while_a_batch_is_in_flight_never_drop_it(self) -> None:
+        """A full spool drops its oldest runs, but not the batch being sent: vmagent may take it. Dropped while in
+        flight and then taken, a run was counted as lost (spool_full) and stored all the same."""
+        log, _ = logger()
+        spool = Spool(None, 60, log)  # room for about two runs
+        received: list[bytes] = []
+
+        def send(_endpoint: Endpoint, body: bytes, _timeout: float) -> int:
+            if not received:  # runs taken while the first POST is on its way
+                for n in range(3):
+                    pusher.record("s", (Sample("edge_y", (), float(n)),), reading(NOW + 10 + n, 10.0 + n))
+            received.append(body)
+            return 204
+
+        clock = iter([reading(NOW + 100, 100.0)] * 10)
+        pusher = Pusher(Endpoint("127.0.0.1", 9, "/"), spool, Timekeeper(log, lambda: next(clock)), log, send=send)
+        pusher.record("s", (Sample("edge_x", (), 1.0),), reading(NOW, 1.0))
+        pusher.tick()
+        pusher.drain()
+        delivered = sum(body.count(b"\n") for body in received)
+        assert delivered == pusher.sent_samples, "a delivered run was counted as dropped"
+        assert pusher.dropped_by_reason()["spool_full"] + pusher.sent_samples + spool.samples == 4
