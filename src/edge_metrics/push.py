@@ -108,6 +108,7 @@ class Pusher:
         self.sent_samples = 0
         self.resent_samples = 0  # sent again after an attempt that went out but got no answer in time
         self.unanswered: set[str] = set()  # entries of such attempts, by file name
+        self.in_flight: frozenset[str] = frozenset()  # the batch being sent, by file name: never dropped for room
         self.last_success: float | None = None
         self.errors = dict.fromkeys(ERROR_CAUSES, 0)
         self.dropped = {reason: 0 for reason in DROP_REASONS if reason not in SPOOL_DROP_REASONS}
@@ -143,7 +144,8 @@ class Pusher:
                 if not self.spool.held_samples:
                     self.log.warning("clock not synchronised: holding readings until it is", script=script,
                                      limit_samples=self.hold_limit)
-                durable = self.spool.append(script, 0, len(samples), lines, boot_ms=round(started.boot * 1000))
+                durable = self.spool.append(script, 0, len(samples), lines, boot_ms=round(started.boot * 1000),
+                                            keep=self.in_flight)
                 self._bound_held()
         self.wake.set()
         return durable
@@ -168,7 +170,7 @@ class Pusher:
         stamped = stamp_lines(lines, timestamp_ms)
         durable = True
         if held is None:
-            durable = self.spool.append(script, timestamp_ms, samples, stamped)
+            durable = self.spool.append(script, timestamp_ms, samples, stamped, keep=self.in_flight)
         else:
             self.spool.replace(held, timestamp_ms, stamped)
         self.log.debug("readings stamped", script=script, timestamp_ms=timestamp_ms, samples=samples,
@@ -238,7 +240,7 @@ class Pusher:
                 now_ms = self._now_ms()
                 self._drop_future(now_ms)
                 batch, parts = self._next_batch(now_ms)
-                self.spool.in_flight = frozenset(entry.name for entry in batch)
+                self.in_flight = frozenset(entry.name for entry in batch)
             try:
                 if not batch:
                     return None
@@ -250,7 +252,7 @@ class Pusher:
                 error = self._send(batch, parts, timeout)
             finally:
                 with self.lock:
-                    self.spool.in_flight = frozenset()
+                    self.in_flight = frozenset()
             if error is not None:
                 return self._failed(error)
         return None
