@@ -69,13 +69,11 @@ def render_lines(samples: tuple[Sample, ...], metadata: Mapping[str, Metadata] |
     """One run's samples in Prometheus text, one series line each, still without a timestamp (stamp_lines adds
     it); the HELP and TYPE the script declared go before the first line of their family."""
     lines: list[str] = []
-    described: set[str] = set()
+    undescribed = dict(metadata) if metadata else None  # declarations whose header is not written yet
     for s in samples:
-        if metadata and s.name in metadata and s.name not in described:
-            described.add(s.name)
-            declared = metadata[s.name]
-            if declared.help is not None or declared.type is not None:
-                lines.append(header(s.name, declared.help, declared.type))
+        declared = undescribed.pop(s.name, None) if undescribed else None
+        if declared is not None and (declared.help is not None or declared.type is not None):
+            lines.append(header(s.name, declared.help, declared.type))
         lines.append(sample_line(s.name, render_labels(s.labels), s.value))
     lines.append("")
     return "\n".join(lines).encode()
