@@ -69,13 +69,11 @@ def render_lines(samples: tuple[Sample, ...], metadata: Mapping[str, Metadata] |
     """One run's samples in Prometheus text, one series line each, still without a timestamp (stamp_lines adds
     it); the HELP and TYPE the script declared go before the first line of their family."""
     lines: list[str] = []
-    described: set[str] = set()
+    undescribed = dict(metadata) if metadata else None  # declarations whose header is not written yet
     for s in samples:
-        if metadata and s.name in metadata and s.name not in described:
-            described.add(s.name)
-            declared = metadata[s.name]
-            if declared.help is not None or declared.type is not None:
-                lines.append(header(s.name, declared.help, declared.type))
+        declared = undescribed.pop(s.name, None) if undescribed else None
+        if declared is not None and (declared.help is not None or declared.type is not None):
+            lines.append(header(s.name, declared.help, declared.type))
         lines.append(sample_line(s.name, render_labels(s.labels), s.value))
     lines.append("")
     return "\n".join(lines).encode()
@@ -108,6 +106,7 @@ class Pusher:
         self.sent_samples = 0
         self.resent_samples = 0  # sent again after an attempt that went out but got no answer in time
         self.unanswered: set[str] = set()  # entries of such attempts, by file name
+        self.in_flight: frozenset[str] = frozenset()  # the batch being sent, by file name: never dropped for room
         self.last_success: float | None = None
         self.errors = dict.fromkeys(ERROR_CAUSES, 0)
         self.dropped = {reason: 0 for reason in DROP_REASONS if reason not in SPOOL_DROP_REASONS}
@@ -143,7 +142,8 @@ class Pusher:
                 if not self.spool.held_samples:
                     self.log.warning("clock not synchronised: holding readings until it is", script=script,
                                      limit_samples=self.hold_limit)
-                durable = self.spool.append(script, 0, len(samples), lines, boot_ms=round(started.boot * 1000))
+                durable = self.spool.append(script, 0, len(samples), lines, boot_ms=round(started.boot * 1000),
+                                            keep=self.in_flight)
                 self._bound_held()
         self.wake.set()
         return durable
@@ -168,7 +168,7 @@ class Pusher:
         stamped = stamp_lines(lines, timestamp_ms)
         durable = True
         if held is None:
-            durable = self.spool.append(script, timestamp_ms, samples, stamped)
+            durable = self.spool.append(script, timestamp_ms, samples, stamped, keep=self.in_flight)
         else:
             self.spool.replace(held, timestamp_ms, stamped)
         self.log.debug("readings stamped", script=script, timestamp_ms=timestamp_ms, samples=samples,
@@ -238,7 +238,7 @@ class Pusher:
                 now_ms = self._now_ms()
                 self._drop_future(now_ms)
                 batch, parts = self._next_batch(now_ms)
-                self.spool.in_flight = frozenset(entry.name for entry in batch)
+                self.in_flight = frozenset(entry.name for entry in batch)
             try:
                 if not batch:
                     return None
@@ -250,7 +250,7 @@ class Pusher:
                 error = self._send(batch, parts, timeout)
             finally:
                 with self.lock:
-                    self.spool.in_flight = frozenset()
+                    self.in_flight = frozenset()
             if error is not None:
                 return self._failed(error)
         return None

@@ -13,7 +13,8 @@ and counted: it can never spill into its neighbour's lines. Files of the earlier
 (`<sequence>-<timestamp ms>-<samples>.push`) are still read.
 
 When the disk refuses a write (full, read-only) the entry stays in memory, within MEMORY_MAX_BYTES, and is
-written again at the next chance. Entries leave oldest first; when a new one does not fit, the oldest go.
+written again at the next chance. Entries leave oldest first; when a new one does not fit, the oldest go, never
+those the caller names as in flight (the batch being sent).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import os
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from edge_metrics.samples import Value
 from edge_metrics.textfile import WriteError, write_atomically
@@ -141,17 +142,18 @@ class Spool:
         self.damaged_samples = 0  # in files set aside as damaged
         self.reboot_samples = 0  # held readings of an earlier boot (held_reboot)
         self.disk_refused = False  # the last write failed: logged once per streak
-        self.in_flight: frozenset[str] = frozenset()  # names the sender has handed to the network: never dropped
         self.next_sequence = 0
         if directory is not None:
             self._recover(directory)
 
     # -- in ------------------------------------------------------------------------------------------------
 
-    def append(self, script: str, timestamp_ms: int, samples: int, data: bytes, *, boot_ms: int = 0) -> bool:
+    def append(self, script: str, timestamp_ms: int, samples: int, data: bytes, *, boot_ms: int = 0,
+               keep: Collection[str] = ()) -> bool:
         """Queue one run's lines (timestamp 0: held, with its boot time); on disk before this returns when a
-        directory is set. False when the disk refused it: kept in memory, written again by persist()."""
-        self._make_room(len(data))
+        directory is set. False when the disk refused it: kept in memory, written again by persist(). The
+        entries named in `keep` (the batch in flight) are never dropped to make room."""
+        self._make_room(len(data), keep)
         name = f"{self.next_sequence:016d}{SUFFIX}"
         self.next_sequence += 1
         entry = Entry(name, script, timestamp_ms, boot_ms, samples, len(data), data)
@@ -165,7 +167,7 @@ class Spool:
         written = self._write(entry, data)
         if written is not None:
             self.entries[-1] = written
-        self._bound_memory()
+        self._bound_memory(keep)
         return written is not None
 
     def replace(self, old: Entry, timestamp_ms: int, data: bytes) -> None:
@@ -264,28 +266,29 @@ class Spool:
         directory."""
         return self.max_bytes if self.directory is not None else min(self.max_bytes, self.memory_max)
 
-    def _make_room(self, size: int) -> None:
+    def _make_room(self, size: int, keep: Collection[str]) -> None:
         limit = self.limit
-        dropped = self._drop_oldest(lambda: self.bytes + size > limit)
+        dropped = self._drop_oldest(lambda: self.bytes + size > limit, keep)
         if dropped:
             self.log.warning("spool full: the oldest readings were dropped", samples=dropped[0], runs=dropped[1],
                              max_bytes=limit)
 
-    def _bound_memory(self) -> None:
+    def _bound_memory(self, keep: Collection[str]) -> None:
         """The disk refused: what stays in memory is bounded by the pod's memory limit, oldest in memory first."""
-        dropped = self._drop_oldest(lambda: self.memory_bytes > self.memory_max, in_memory=True)
+        dropped = self._drop_oldest(lambda: self.memory_bytes > self.memory_max, keep, in_memory=True)
         if dropped:
             self.log.warning("spool full in memory (the disk refuses writes): the oldest readings were dropped",
                              samples=dropped[0], runs=dropped[1], memory_max_bytes=self.memory_max)
 
-    def _drop_oldest(self, over: Callable[[], bool], *, in_memory: bool = False) -> tuple[int, int] | None:
+    def _drop_oldest(self, over: Callable[[], bool], keep: Collection[str], *,
+                     in_memory: bool = False) -> tuple[int, int] | None:
         samples = runs = 0
         index = 0
         while index < len(self.entries) and over():
             entry = self.entries[index]
             # An entry in flight may be taken by vmagent: dropped and counted it would be a loss that was not one.
             # The spool is over its bound by that batch until the answer comes.
-            if (in_memory and entry.data is None) or entry.name in self.in_flight:
+            if (in_memory and entry.data is None) or entry.name in keep:
                 index += 1
                 continue
             self.remove(entry)

@@ -99,6 +99,15 @@ class TestHardening:
             if path:
                 assert str(Path(path).parent) in state, "the collector creates no directory: StateDirectory does"
 
+    def test_vmagent_waits_for_missing_credentials(self) -> None:
+        """A board whose credential files are not placed yet: each start fails (LoadCredential= of a missing file
+        is fatal in systemd 252), so the unit must retry until they are, whatever the system's start limit, as
+        the DaemonSet's pod runs on until the files arrive."""
+        unit = Unit.read(UNITS[1])
+        assert unit.service["LoadCredential"]
+        assert unit.one("Restart") == "on-failure" and unit.one("RestartSec")
+        assert unit.unit["StartLimitIntervalSec"] == ["0"], "systemd would stop retrying after StartLimitBurst"
+
     def test_vmagent_flags_are_the_shipped_ones(self) -> None:
         """deploy/vmagent/vmagent.flags with this host's paths: the queue in the state directory, the credentials
         as systemd credentials, the scrape config where install.sh puts it."""

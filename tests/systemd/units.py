@@ -19,12 +19,13 @@ UNITS = ("edge-metrics-collector.service", "edge-metrics-vmagent.service")
 class Unit:
     path: Path
     service: dict[str, list[str]]  # key -> every value it is given, in order
+    unit: dict[str, list[str]]  # the same for [Unit]
 
     @classmethod
     def read(cls, name: str) -> Unit:
         path = SYSTEMD_DIR / name
         text = re.sub(r"\\\n", " ", path.read_text())
-        service: dict[str, list[str]] = {}
+        sections: dict[str, dict[str, list[str]]] = {"[Service]": {}, "[Unit]": {}}
         section = ""
         for line in text.splitlines():
             line = line.strip()
@@ -33,10 +34,10 @@ class Unit:
             if line.startswith("["):
                 section = line
                 continue
-            if section == "[Service]":
+            if section in sections:
                 key, _, value = line.partition("=")
-                service.setdefault(key, []).append(value)
-        return cls(path, service)
+                sections[section].setdefault(key, []).append(value)
+        return cls(path, sections["[Service]"], sections["[Unit]"])
 
     def one(self, key: str) -> str:
         values = self.service[key]

@@ -91,6 +91,21 @@ class TestSpool:
         assert (spool.bytes, spool.samples, spool.dropped_samples) == (90, 6, 4)
         assert "spool full: the oldest readings were dropped" in stream.getvalue()
 
+    @pytest.mark.parametrize("on_disk", [True, False])
+    def test_entries_kept_by_the_caller_are_never_dropped_to_make_room(self, tmp_path: Path, on_disk: bool) -> None:
+        """The batch in flight, named by the caller, stays whatever comes after it: the spool goes over its bound
+        by that batch and drops the oldest of the rest (on disk, and in memory when the disk refuses)."""
+        log, _ = logger()
+        spool = Spool(str(tmp_path), 100, log) if on_disk else Spool(str(tmp_path), 1 << 20, log, write=enospc,
+                                                                      memory_max=100)
+        for n in range(3):
+            spool.append("s", 1000 + n, 2, b"x" * 30)
+        kept = frozenset(entry.name for entry in list(spool.entries)[:2])
+        for n in range(3, 6):
+            spool.append("s", 1000 + n, 2, b"x" * 30, keep=kept)
+        assert [e.timestamp_ms for e in spool.entries] == [1000, 1001, 1005]
+        assert spool.dropped_samples == 6
+
     def test_on_disk_when_appended_and_recovered_after_a_restart(self, tmp_path: Path) -> None:
         """Each run is on disk when append() returns (before the run counts as taken); a new collector picks the
         entries up, in order, with new ones after them, and removes the temp file of a write a crash cut short."""
