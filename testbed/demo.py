@@ -37,7 +37,7 @@ from testbed.centre import Centre
 from testbed.node import Node
 from testbed.paths import EDGE_METRICS, REPO, SIM_LIB, components
 from testbed.poll import wait_until
-from testbed.processes import Processes, processes
+from testbed.processes import Processes, exists, processes
 from testbed.webhook import webhook_receiver
 
 MODEL = REPO / "scripts" / "models" / "space_server.yaml"
@@ -98,7 +98,7 @@ def main() -> int:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             started = procs.started()
             say(f"stopping {len(started)} programs")
-    survivors = [proc.pid for proc in started if _group_exists(proc.pid)]
+    survivors = [proc.pid for proc in started if exists(proc.pid, group=True)]
     for pgid in survivors:
         say(f"process group {pgid} survived")
     if survivors:
@@ -109,16 +109,6 @@ def main() -> int:
 
 def _stop(signum: int, frame: FrameType | None) -> None:
     raise Stopped
-
-
-def _group_exists(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def run_demo(procs: Processes, settings: Settings) -> None:

@@ -70,6 +70,17 @@ class Processes:
         self._procs.clear()
 
 
+def exists(pid: int, *, group: bool = False) -> bool:
+    """Whether a process (with `group`, a process group) of that id exists; one of another user's counts."""
+    try:
+        (os.killpg if group else os.kill)(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
