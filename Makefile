@@ -106,10 +106,10 @@ run: runtime sim i2c-tools
 	  $(BIN)/edge-metrics run --node-name bupt-a --output .run/textfile/custom_metrics.prom
 
 demo: venv components sim
-	bash tools/demo.sh
+	$(BIN)/python -m testbed.demo
 
 lint: venv
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench testbed
 	$(BIN)/mypy
 	$(BIN)/ruff check deploy/grafana deploy/operators deploy/mixin
 	cd deploy/grafana && MYPYPATH=../mixin ../../$(BIN)/mypy --strict generate.py
@@ -144,7 +144,7 @@ dashboards: venv
 mixin: dashboards
 
 bench: venv components
-	$(BIN)/python bench/collector_bench.py
+	$(BIN)/python -m bench.collector_bench
 
 # The board's bill: the edge pod as the DaemonSet ships it, per container, through steady state, an outage of the
 # centre and its drain (about 25 minutes; docs/kubernetes.md#resource-sizing). `make bench-pod BENCH_POD_ARGS=--help`.

@@ -1,7 +1,7 @@
 """Collector performance against the targets of issue 2 §10; prints one table per measurement.
 
-    .venv/bin/python bench/collector_bench.py            # full run, about 4 minutes on 2 cores (make bench)
-    .venv/bin/python bench/collector_bench.py --help     # smaller counts, single measurements
+    .venv/bin/python -m bench.collector_bench            # full run, about 4 minutes on 2 cores (make bench)
+    .venv/bin/python -m bench.collector_bench --help     # smaller counts, single measurements
 
 Not a test: nothing fails on a MISS unless --strict is given. Method and figures: docs/performance.md.
 """
@@ -21,25 +21,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import baselines
-import procfs
-from steps import step_medians
-from workload import (
+from bench import baselines, procfs
+from bench.steps import step_medians
+from bench.workload import (
     Daemon,
     echo_lines,
     filesystem,
     output_lines,
     tmpfs_dir,
-    wait_until,
     write_config,
     write_script,
 )
-
 from edge_metrics.merge import script_families
 from edge_metrics.node import tune_gc
 from edge_metrics.parse import parse_output
 from edge_metrics.render import render
 from edge_metrics.textfile import write_atomically
+from testbed.poll import wait_until
 
 MIB = 1024.0  # /proc reports KiB
 CPU_TARGET_MS = 1.0
@@ -170,7 +168,7 @@ def _collector_cpu(directory: Path, runs: int, interval: float, textfile_dir: Pa
             return probe
 
         stat = daemon.output.stat()
-        wait_until(replaced((stat.st_ino, stat.st_mtime_ns)), timeout=30, what="a write")
+        wait_until(replaced((stat.st_ino, stat.st_mtime_ns)), timeout=30, interval=0.01, what="a write", retry_on=())
         base = time.monotonic() + interval / 2
         cpu_ns: list[int] = []
         counts: list[int] = []
@@ -324,7 +322,7 @@ def measure_startup(workdir: Path, trials: int) -> Table:
             started = time.time()
             daemon.start()
             text = wait_until(lambda stamp=stamp: stamp.exists() and stamp.read_text().strip(),  # type: ignore[misc]
-                              timeout=30, what="the first run", log=daemon.log)
+                              timeout=30, interval=0.01, what="the first run", log=daemon.log, retry_on=())
             first_run.append(float(text) - started)
             daemon.wait_runs("stamp", 1, timeout=30)
             first_file.append(daemon.output.stat().st_mtime - started)

@@ -21,7 +21,8 @@ import urllib.request
 from pathlib import Path
 
 from edge_metrics.remotewrite import encode_write_request, snappy_encode
-from tests.e2e.stack import EDGE_METRICS, GATE_FLAGS, override_flags, read_flags
+from testbed.flags import override_flags, read_flags
+from testbed.paths import EDGE_METRICS, GATE_FLAGS
 from tests.helpers import components, free_port, processes, wait_until
 
 

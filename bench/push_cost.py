@@ -1,6 +1,6 @@
 """What push mode costs the collector: CPU per run and resident memory, textfile path vs push to a real vmagent.
 
-    .venv/bin/python bench/push_cost.py [--runs 400] [--interval-ms 50]
+    .venv/bin/python -m bench.push_cost [--runs 400] [--interval-ms 50]
 
 The 20-line script of collector_bench.py; CPU is the daemon's own scheduler time (children excluded) over
 `--runs` runs after 20 warm-up runs, divided by the runs; RSS is VmRSS at the end. Figures: docs/performance.md.
@@ -18,8 +18,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from procfs import own_cpu_ns, status_kib
-from workload import Daemon, echo_lines, wait_until, write_config, write_script
+from bench.procfs import own_cpu_ns, status_kib
+from bench.workload import Daemon, echo_lines, write_config, write_script
+from testbed.poll import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,8 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from workload import NODE
-
+from bench.workload import NODE
 from edge_metrics.log import Logger
 from edge_metrics.node import Collector, Settings, tune_gc
 from edge_metrics.reaper import reap_orphans

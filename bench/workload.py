@@ -10,12 +10,10 @@ import re
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
-T = TypeVar("T")
+from testbed.poll import wait_until
+
 NODE = "bench"
 
 
@@ -100,8 +98,9 @@ class Daemon:
         return int(match.group(1)) if match else 0
 
     def wait_runs(self, script: str, count: int, *, timeout: float) -> int:
+        # Polled every 10 ms: the benchmarks align their samples on a run.
         return wait_until(lambda: self._alive() and self.runs(script) >= count and self.runs(script),
-                          timeout=timeout, what=f"{count} runs of {script}", log=self.log)
+                          timeout=timeout, interval=0.01, what=f"{count} runs of {script}", log=self.log, retry_on=())
 
     def _alive(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
@@ -154,16 +153,3 @@ def filesystem(path: Path) -> str:
             if (resolved == point or resolved.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
                 best, kind = point, fstype
     return kind
-
-
-def wait_until(probe: Callable[[], T], *, timeout: float, what: str, log: Path | None = None) -> T:
-    """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            detail = f"\n{log.read_text()}" if log is not None and log.exists() else ""
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}{detail}")
-        time.sleep(0.01)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import yaml
 
-from tests.e2e.stack import VMAGENT_SCRAPE
+from testbed.paths import VMAGENT_SCRAPE
 from tests.grafana.dashboards import all_targets
 from tests.helpers import REPO, RULE_FILES, RULES, rules_in
 

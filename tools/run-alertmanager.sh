@@ -8,7 +8,7 @@
 # layered read-only over /usr/share (overlayfs): nothing on the host changes, and the process sees
 # the files where it looks for them. Debian ships no built web UI (its ui/ is empty): the page at /
 # says so and links to /metrics; use amtool or the API (/api/v2/alerts), or build the UI with the
-# package's generate-ui.sh. Used by tools/demo.sh and tests/e2e/stack.py.
+# package's generate-ui.sh. Used by the testbed (testbed/alertmanager.py): the demo and the tests.
 set -euo pipefail
 : "${ALERTMANAGER_BIN:?source .cache/components/env first}" "${ALERTMANAGER_WEB_DIR:?source .cache/components/env first}"
 

@@ -4,8 +4,8 @@ the node and cluster labels from the token, the per-node limits, synchronous wri
 store, Prometheus 3.5 or VictoriaMetrics single-node, configured from deploy/ with only addresses, ports and
 paths substituted.
 
-Prometheus: tests/e2e/stack.py's Centre with the gate (vmauth -> gate -> Prometheus over TLS with basic auth).
-VictoriaMetrics: the same vmauth and gate (stack.py's Ingest) in front of VictoriaMetrics on loopback, the
+Prometheus: testbed/centre.py's Centre with the gate (vmauth -> gate -> Prometheus over TLS with basic auth).
+VictoriaMetrics: the same vmauth and gate (testbed/ingest.py's Ingest) in front of VictoriaMetrics on loopback, the
 gate's accept window the store's (its retention and -futureRetention: security.md, "Backends"); only vmauth
 faces the nodes. The centre's certificate names the bridge's address (make-certs --san). A restart of the
 centre is a restart of its store; vmauth and the gate stay up and answer the nodes with errors meanwhile, as
@@ -22,17 +22,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from tests.e2e.stack import (
-    DEPLOY,
-    Ingest,
-    Pki,
-    PrometheusAPI,
-    http_get,
-    metric_sum,
-    override_flags,
-    read_flags,
-)
-from tests.e2e.stack import Centre as SecureCentre
+from testbed.centre import Centre as SecureCentre
+from testbed.certs import Pki
+from testbed.exposition import metric_sum
+from testbed.flags import override_flags, read_flags
+from testbed.ingest import Ingest
+from testbed.net import http_get
+from testbed.paths import DEPLOY
+from testbed.prometheus import PrometheusAPI
 from tests.helpers import Processes, components, free_port, wait_until
 
 VICTORIA_FLAGS = DEPLOY / "victoria-metrics" / "victoria-metrics.flags"

@@ -13,7 +13,7 @@ from bench.fleet.centre import Centre, make_centre
 from bench.fleet.measure import CentreSample, Load, Readings, centre_sample, latest_timestamps, load, readings
 from bench.fleet.net import FleetNetwork, remove_leftovers
 from bench.fleet.node import FleetNode, node_name
-from tests.e2e.stack import next_retry
+from testbed.node import next_retry
 from tests.helpers import Processes, wait_until
 
 # A sample is stored before the store shows it to queries: VictoriaMetrics buffers new rows in

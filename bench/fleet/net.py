@@ -14,6 +14,8 @@ import subprocess
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from testbed.processes import exists
+
 BENCH_RANGE = ipaddress.ip_network("198.18.0.0/15")
 BLOCK_PREFIX = 22  # one fleet's subnet: the bridge plus up to 1021 nodes
 NETNS_PREFIX = "emfleet-"
@@ -35,29 +37,19 @@ class NodeLink(NamedTuple):
     address: str  # the node's address (its eth0 inside the namespace)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_leftovers() -> list[str]:
     """Delete namespaces and links of fleets whose process is gone; returns what was removed."""
     removed = []
     for line in ip("netns", "list").splitlines():
         name = line.split()[0] if line.strip() else ""
         match = _NETNS.match(name)
-        if match and not _pid_alive(int(match.group(1))):
+        if match and not exists(int(match.group(1))):
             ip("netns", "delete", name, check=False)
             removed.append(name)
     for line in ip("-o", "link", "show").splitlines():
         name = line.split(":")[1].strip().split("@")[0]
         match = _LINK.match(name)
-        if match and not _pid_alive(int(match.group(1))):
+        if match and not exists(int(match.group(1))):
             ip("link", "delete", name, check=False)
             removed.append(name)
     return removed

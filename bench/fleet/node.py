@@ -1,6 +1,6 @@
 """One simulated edge node in its own network namespace: the real collector under the I2C simulator with a
 model of its own, node_exporter, and vmagent with its own disk queue, configured from deploy/ as in
-tests/e2e/stack.py (only addresses, ports and paths substituted)."""
+testbed (only addresses, ports and paths substituted)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ import yaml
 
 from bench.fleet.net import NodeLink, in_netns
 from edge_metrics.clock import adjtimex
-from tests.e2e.stack import DEPLOY, EDGE_METRICS, Node, http_get, override_flags, read_flags
+from testbed.flags import override_flags, read_flags
+from testbed.net import http_get
+from testbed.node import Node
+from testbed.paths import DEPLOY, EDGE_METRICS
 from tests.helpers import REPO, Processes, wait_until
 
 SCRIPTS = REPO / "scripts"

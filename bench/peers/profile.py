@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.peers.report import table
-from bench.workload import collector_command, wait_until
+from bench.workload import collector_command
+from testbed.poll import wait_until
 
 # (what, the import statement): cumulative, in the order the collector's own imports pull them in.
 IMPORT_STEPS = (

@@ -28,7 +28,8 @@ from bench.pod import fsyncs, manifest, report, tree
 from bench.pod.images import pod_images
 from bench.pod.phases import Probe, Prober, Window, for_seconds, http_probe, watch
 from edge_metrics.durations import parse_duration
-from tests.e2e.stack import http_get, metric_sum, parse_metrics
+from testbed.exposition import metric_sum, parse_metrics
+from testbed.net import http_get
 from tests.helpers import wait_until
 from tests.k8s.manifests import rendered
 from tests.k8s.test_pod_spec_run import NODE_NAME, Deployment, run_pods

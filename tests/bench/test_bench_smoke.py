@@ -19,7 +19,7 @@ class TestBenchmarkSmoke:
         """With tiny counts the benchmark exits 0 and prints the CPU (with its per-step breakdown), memory,
         throughput and start-up tables, each with its target and a PASS/MISS verdict, then the summary line."""
         log = tmp_path / "bench.log"
-        proc = procs.start([sys.executable, REPO / "bench" / "collector_bench.py", *TINY], cwd=REPO, log=log)
+        proc = procs.start([sys.executable, "-m", "bench.collector_bench", *TINY], cwd=REPO, log=log)
         assert proc.wait(timeout=120) == 0, log.read_text()
         output = log.read_text()
         for title in TITLES:

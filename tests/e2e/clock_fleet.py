@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import Centre, metric_sum
+from testbed.centre import Centre
+from testbed.exposition import metric_sum
 from tests.helpers import COMPONENTS_ENV, Processes, wait_until
 
 SERIES = "e2e_reading"

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.stack import EDGE_METRICS, Pipeline
+from testbed.paths import EDGE_METRICS
+from testbed.pipeline import Pipeline
 from tests.helpers import COMPONENTS_ENV, Processes
 
 

@@ -1,9 +1,9 @@
-"""The e2e suite's notion of "a sample vmagent must have scraped" (tests/e2e/stack.py) is right:
+"""The e2e suite's notion of "a sample vmagent must have scraped" (testbed/counter.py) is right:
 if it were too lenient the outage tests could pass without checking anything."""
 
 from __future__ import annotations
 
-from tests.e2e.stack import Print, ScrapeRun, certainly_scraped, scrape_phase
+from testbed.counter import Print, ScrapeRun, certainly_scraped, scrape_phase
 
 
 def prints_every_second(first: float, count: int, start_value: int = 1) -> list[Print]:

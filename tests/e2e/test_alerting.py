@@ -11,8 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import CLUSTER, Alertmanager, Pipeline, Pki, metric_sum
-from tests.e2e.webhook import WebhookReceiver, webhook_receiver
+from testbed.alertmanager import Alertmanager
+from testbed.certs import Pki
+from testbed.exposition import metric_sum
+from testbed.paths import CLUSTER
+from testbed.pipeline import Pipeline
+from testbed.webhook import WebhookReceiver, webhook_receiver
 from tests.helpers import Processes, wait_until
 
 pytestmark = pytest.mark.e2e

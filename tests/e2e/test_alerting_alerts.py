@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import Alertmanager, Centre, metric_sum, parse_metrics
-from tests.e2e.webhook import WebhookReceiver, webhook_receiver
+from testbed.alertmanager import Alertmanager
+from testbed.centre import Centre
+from testbed.exposition import metric_sum, parse_metrics
+from testbed.webhook import WebhookReceiver, webhook_receiver
 from tests.helpers import Processes, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.stack import Alertmanager, Pki
-from tests.e2e.webhook import WebhookReceiver, webhook_receiver
+from testbed.alertmanager import Alertmanager
+from testbed.certs import Pki
+from testbed.webhook import WebhookReceiver, webhook_receiver
 from tests.helpers import components, processes, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from edge_metrics.remotewrite import encode_write_request, snappy_encode
+from testbed.exposition import metric_sum
 from tests.e2e.clock_fleet import DAY_MS, HOUR_MS, Fleet, now_ms
-from tests.e2e.stack import metric_sum
 from tests.e2e.test_security import bearer, post
 from tests.helpers import COMPONENTS_ENV, processes, wait_until
 

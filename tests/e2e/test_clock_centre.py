@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from testbed.exposition import metric_sum
 from tests.e2e.clock_fleet import BAD, DAY_MS, GOOD, HOUR_MS, SERIES, Fleet, now_ms, rounds, start_fleet
-from tests.e2e.stack import metric_sum
 from tests.helpers import Processes, wait_until
 
 pytestmark = pytest.mark.e2e

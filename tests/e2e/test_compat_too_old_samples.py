@@ -12,7 +12,10 @@ from collections.abc import Callable
 import pytest
 import yaml
 
-from tests.e2e.stack import PROMETHEUS_DIR, Pipeline, metric_sum, read_prints
+from testbed.counter import read_prints
+from testbed.exposition import metric_sum
+from testbed.paths import PROMETHEUS_DIR
+from testbed.pipeline import Pipeline
 from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.compat]

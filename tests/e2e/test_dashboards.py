@@ -20,7 +20,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.stack import CLUSTER, EDGE_METRICS, Pipeline, push_url
+from testbed.paths import CLUSTER, EDGE_METRICS
+from testbed.pipeline import Pipeline
+from testbed.push import push_url
 from tests.grafana.dashboards import (
     DASHBOARD_FILES,
     GRAFANA_DIR,

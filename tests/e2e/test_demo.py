@@ -19,7 +19,8 @@ from typing import NamedTuple
 
 import pytest
 
-from tests.e2e.stack import Pki, PrometheusAPI
+from testbed.certs import Pki
+from testbed.prometheus import PrometheusAPI
 from tests.helpers import REPO, RULE_FILES, RULES, SIM_LIB, Processes, rules_in, run_in_own_group, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -193,8 +194,9 @@ class TestDemo:
         run_dir = tmp_path / "demo"
         log = tmp_path / "demo.log"
         demo = procs.start(
-            ["bash", str(REPO / "tools" / "demo.sh")],
+            [str(REPO / ".venv" / "bin" / "python"), "-m", "testbed.demo"],  # what `make demo` runs
             env={**os.environ, "EDGE_DEMO_DIR": str(run_dir)},
+            cwd=REPO,
             log=log,
         )
         wait_until(lambda: "Press Ctrl-C" in log.read_text(), timeout=180, interval=0.5, what="the demo's banner")

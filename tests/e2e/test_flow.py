@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.e2e.stack import Pipeline, metric_sum, read_prints, write_counter_config
+from testbed.counter import read_prints, write_counter_config
+from testbed.exposition import metric_sum
+from testbed.pipeline import Pipeline
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e

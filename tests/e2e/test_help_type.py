@@ -9,15 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import (
-    Pipeline,
-    collector_stamps,
-    metric_sum,
-    read_prints,
-    samples_at_centre,
-    start_push_collector,
-    write_counter_config,
-)
+from testbed.counter import read_prints, write_counter_config
+from testbed.exposition import metric_sum
+from testbed.pipeline import Pipeline
+from testbed.push import collector_stamps, samples_at_centre, start_push_collector
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e

@@ -15,15 +15,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.stack import (
-    Pipeline,
-    collector_self_metrics,
-    collector_stamps,
-    metric_sum,
-    samples_at_centre,
-    set_clock,
-    write_counter_config,
-)
+from testbed.counter import write_counter_config
+from testbed.exposition import metric_sum
+from testbed.pipeline import Pipeline
+from testbed.push import collector_self_metrics, collector_stamps, samples_at_centre, set_clock
 from tests.helpers import Processes, wait_until
 
 pytestmark = pytest.mark.e2e

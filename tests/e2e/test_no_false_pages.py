@@ -1,7 +1,7 @@
 """A healthy pipeline as shipped pages no one (a collector that loses readings pages someone: test_loss_pages.py).
 
 The topology, flags, rules (with their shipped `for:`) and Alertmanager routing are those of deploy/, as
-tests/e2e/stack.py builds them; the collector runs the bundled nodes.conf for node bupt-a under the I2C
+testbed/ builds them; the collector runs the bundled nodes.conf for node bupt-a under the I2C
 simulator with the DaemonSet's environment (push mode, spool). Alerts are read where a person gets them: the
 centre's /api/v1/alerts and the webhook Alertmanager posts to.
 
@@ -24,17 +24,12 @@ import pytest
 import yaml
 
 from edge_metrics.clock import adjtimex
-from tests.e2e.stack import (
-    DEPLOY,
-    EDGE_METRICS,
-    Alertmanager,
-    Pipeline,
-    collector_self_metrics,
-    metric_sum,
-    push_url,
-    set_clock,
-)
-from tests.e2e.webhook import WebhookReceiver, webhook_receiver
+from testbed.alertmanager import Alertmanager
+from testbed.exposition import metric_sum
+from testbed.paths import DEPLOY, EDGE_METRICS
+from testbed.pipeline import Pipeline
+from testbed.push import collector_self_metrics, push_url, set_clock
+from testbed.webhook import WebhookReceiver, webhook_receiver
 from tests.helpers import REPO, SIM_LIB, Processes, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.e2e.stack import Pipeline, certainly_scraped, metric_sum, read_prints
+from testbed.counter import certainly_scraped, read_prints
+from testbed.exposition import metric_sum
+from testbed.pipeline import Pipeline
 from tests.helpers import processes, wait_until
 
 pytestmark = pytest.mark.e2e

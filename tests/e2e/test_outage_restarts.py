@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import Pipeline, certainly_scraped, read_prints
+from testbed.counter import certainly_scraped, read_prints
+from testbed.pipeline import Pipeline
 from tests.e2e.test_outage import COMPRESSED_TIME, Outcome
 from tests.helpers import processes, wait_until
 

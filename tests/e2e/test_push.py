@@ -14,19 +14,18 @@ from pathlib import Path
 import pytest
 
 from edge_metrics.httppost import parse_url, post
-from tests.e2e.stack import (
-    CLUSTER,
-    Node,
-    Pipeline,
+from testbed.counter import read_prints, write_counter_config
+from testbed.exposition import metric_sum
+from testbed.node import Node
+from testbed.paths import CLUSTER
+from testbed.pipeline import Pipeline
+from testbed.push import (
     collector_self_metrics,
     collector_stamps,
-    metric_sum,
     push_url,
-    read_prints,
     samples_at_centre,
     set_clock,
     start_push_collector,
-    write_counter_config,
 )
 from tests.helpers import Processes, wait_until
 

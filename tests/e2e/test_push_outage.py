@@ -12,16 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import (
-    Pipeline,
-    collector_self_metrics,
-    collector_stamps,
-    metric_sum,
-    read_prints,
-    samples_at_centre,
-    start_push_collector,
-    write_counter_config,
-)
+from testbed.counter import read_prints, write_counter_config
+from testbed.exposition import metric_sum
+from testbed.pipeline import Pipeline
+from testbed.push import collector_self_metrics, collector_stamps, samples_at_centre, start_push_collector
 from tests.e2e.test_push import COUNTER, assert_nothing_skipped_by_vmagent, wait_for_all_stamps
 from tests.helpers import wait_until
 

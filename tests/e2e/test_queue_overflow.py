@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import Centre, Node, metric_sum
+from testbed.centre import Centre
+from testbed.exposition import metric_sum
+from testbed.node import Node
 from tests.helpers import COMPONENTS_ENV, Processes, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -16,16 +16,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.stack import (
-    PROMETHEUS_DIR,
-    Node,
-    Pipeline,
-    Pki,
-    http_get,
-    metric_sum,
-    post_lines,
-    read_prints,
-)
+from testbed.certs import Pki
+from testbed.counter import read_prints
+from testbed.exposition import metric_sum
+from testbed.net import http_get
+from testbed.node import Node
+from testbed.paths import PROMETHEUS_DIR
+from testbed.pipeline import Pipeline
+from testbed.remote_write import post_lines
 from tests.helpers import processes, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import EDGE_METRICS, Pipeline, write_counter_config
+from testbed.counter import write_counter_config
+from testbed.paths import EDGE_METRICS
+from testbed.pipeline import Pipeline
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.stack import http_get, override_flags, read_flags
+from testbed.flags import override_flags, read_flags
+from testbed.net import http_get
 from tests.helpers import REPO, RULES, Processes, components, free_port, rules_in, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.fleet.fleet import Fleet
-from tests.e2e.stack import DEPLOY
+from testbed.paths import DEPLOY
 from tests.fleet.support import small_fleet
 from tests.helpers import Processes, components
 

@@ -19,7 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.e2e.stack import EDGE_METRICS, Pipeline, push_url
+from testbed.paths import EDGE_METRICS
+from testbed.pipeline import Pipeline
+from testbed.push import push_url
 from tests.helpers import REPO, processes
 
 MODEL = REPO / "scripts" / "models" / "space_server.yaml"

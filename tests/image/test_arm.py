@@ -18,7 +18,10 @@ import pytest
 import yaml
 
 from edge_metrics.simulate.session import Session
-from tests.e2e.stack import Node, Pki, http_get, parse_metrics
+from testbed.certs import Pki
+from testbed.exposition import parse_metrics
+from testbed.net import http_get
+from testbed.node import Node
 from tests.helpers import components, free_port, processes, run_in_own_group, wait_until
 from tests.image.emulation import PRELOAD, EmulationUnavailable, check_available, in_namespace, rootfs
 from tests.image.emulation import components as foreign_components

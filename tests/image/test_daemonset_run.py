@@ -26,7 +26,10 @@ from typing import Any
 import pytest
 
 from edge_metrics.simulate.session import Session
-from tests.e2e.stack import _STAMPED, Pki, PrometheusAPI, http_get, samples_at_centre
+from testbed.certs import Pki
+from testbed.net import http_get
+from testbed.prometheus import PrometheusAPI
+from testbed.push import STAMPED, samples_at_centre
 from tests.helpers import SIM_LIB, Processes, processes, wait_until
 from tests.image.engine import Podman
 from tests.image.podspec import Run, podman_run
@@ -141,7 +144,7 @@ class TestAsTheDaemonSetRunsIt:
 
         samples = wait_until(stamped_at_centre, timeout=120, interval=1,
                              what=f"two readings of {selector} at the centre (logs in {deployment.logs})")
-        stamps = {int(ms) for script, ms, _ in _STAMPED.findall(deployment.sidecar_log()) if script == "space_server"}
+        stamps = {int(ms) for script, ms, _ in STAMPED.findall(deployment.sidecar_log()) if script == "space_server"}
         assert {t for t, _ in samples} <= stamps, (samples, sorted(stamps))
         assert all(-40 < value < 125 for _, value in samples), samples
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from edge_metrics.remotewrite import encode_write_request, snappy_encode
-from tests.e2e.stack import EDGE_METRICS, metric_sum, parse_metrics
+from testbed.exposition import metric_sum, parse_metrics
+from testbed.paths import EDGE_METRICS
 from tests.helpers import COMPONENTS_ENV, Processes, components, free_port, processes, wait_until
 
 HOUR_MS = 3600_000

@@ -13,7 +13,10 @@ import pytest
 import yaml
 
 from edge_metrics.runner import DEFAULT_MAX_SERIES
-from tests.e2e.stack import Node, Pki, http_get, metric_sum, parse_metrics
+from testbed.certs import Pki
+from testbed.exposition import metric_sum, parse_metrics
+from testbed.net import http_get
+from testbed.node import Node
 from tests.helpers import REPO, Processes, free_port, wait_until
 from tests.integration.cgroups import memory_cgroup, memory_hierarchy
 from tests.integration.support import make_setup, marked_env

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.stack import Pki
+from testbed.certs import Pki
 from tests.helm.chart import template
 from tests.helpers import REPO, wait_until
 from tests.k8s.manifests import container, find, load_all, rendered

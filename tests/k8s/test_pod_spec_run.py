@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.stack import Pki, http_get
+from testbed.certs import Pki
+from testbed.net import http_get
 from tests.helpers import EDGE_METRICS, REPO, SIM_LIB, Processes, components, processes, wait_until
 from tests.image.engine import image_ref
 from tests.k8s.manifests import container, dockerfile_entrypoint, find, rendered

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import pytest
 
 from edge_metrics.durations import parse_duration
-from tests.e2e.stack import Pki, remote_write_body
+from testbed.certs import Pki
+from testbed.remote_write import remote_write_body
 from tests.helpers import processes, wait_until
 from tests.k8s.manifests import container, find, rendered
 from tests.k8s.podsim import Node, Pod

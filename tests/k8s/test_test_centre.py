@@ -16,7 +16,11 @@ import pytest
 import yaml
 
 from bench.fleet.centre import VICTORIA_FLAGS, make_centre
-from tests.e2e.stack import CLUSTER, Centre, Ingest, Pki, read_flags
+from testbed.centre import Centre
+from testbed.certs import Pki
+from testbed.flags import read_flags
+from testbed.ingest import Ingest
+from testbed.paths import CLUSTER
 from tests.helpers import REPO, Processes
 from tests.k8s.manifests import Obj, container, find, rendered
 
@@ -148,7 +152,7 @@ class TestShippedRouting:
 class TestE2eCentre:
     def test_the_e2e_centre_with_the_gate_is_the_deployment(self, tmp_path: Path, shipped_routes: dict[str, Any]
                                                             ) -> None:
-        """stack.py's Centre as e2e tests get it by default: vmauth, the gate and the routes as shipped."""
+        """testbed's Centre as e2e tests get it by default: vmauth, the gate and the routes as shipped."""
         centre = Centre(Processes(), tmp_path, nodes=NODES)  # the default: a test writing direct must say so
         check_ingest(centre.ingest, centre.central.url)
         assert routes(centre.pki.auth_config) == shipped_routes
@@ -157,7 +161,7 @@ class TestE2eCentre:
         """Each `enforce_node=False` in the tests and benchmarks has a `# direct to Prometheus: <why>` comment on
         the line before its call: the tests that differ from the shipped centre are listed, with their reason."""
         unexplained = []
-        for path in sorted([*(REPO / "tests").rglob("*.py"), *(REPO / "bench").rglob("*.py")]):
+        for path in sorted(path for top in ("tests", "bench", "testbed") for path in (REPO / top).rglob("*.py")):
             text = path.read_text()
             if "enforce_node" not in text:
                 continue

@@ -8,14 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.stack import (
-    ALERTMANAGER_CONFIG,
-    PROMETHEUS_DIR,
-    VMAGENT_FLAGS,
-    VMAGENT_SCRAPE,
-    override_flags,
-    read_flags,
-)
+from testbed.flags import override_flags, read_flags
+from testbed.paths import ALERTMANAGER_CONFIG, PROMETHEUS_DIR, VMAGENT_FLAGS, VMAGENT_SCRAPE
 from tests.helpers import COMPONENTS_ENV, RULE_FILES, RULES, components, untested_alerts
 
 

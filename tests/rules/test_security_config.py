@@ -10,17 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.stack import (
-    EDGE_METRICS,
-    GATE_FLAGS,
-    NODE_EXPORTER_FLAGS,
-    PROMETHEUS_DIR,
-    VMAGENT_FLAGS,
-    VMAUTH_FLAGS,
-    Pki,
-    override_flags,
-    read_flags,
-)
+from testbed.certs import Pki
+from testbed.flags import override_flags, read_flags
+from testbed.paths import EDGE_METRICS, GATE_FLAGS, NODE_EXPORTER_FLAGS, PROMETHEUS_DIR, VMAGENT_FLAGS, VMAUTH_FLAGS
 from tests.helpers import RULES, untested_alerts
 
 # The same real binaries and runner as the pipeline's configuration tests.

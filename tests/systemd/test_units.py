@@ -1,6 +1,6 @@
 """The systemd units of deploy/systemd, for a board without Kubernetes: `systemd-analyze verify` passes on them as
 install.sh installs them, they are hardened as the docs say, their flags are the shipped ones, and their
-command lines with their environment move readings to the centre (tests/e2e/stack.py)."""
+command lines with their environment move readings to the centre (testbed/)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.stack import EDGE_METRICS, VMAGENT_FLAGS, Centre, read_flags
+from testbed.centre import Centre
+from testbed.flags import read_flags
+from testbed.paths import EDGE_METRICS, VMAGENT_FLAGS
 from tests.helpers import REPO, SIM_LIB, components, free_port, processes, wait_until
 from tests.systemd.units import SYSTEMD_DIR, UNITS, Unit
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import yaml
 
 from edge_metrics.durations import parse_duration
-from tests.e2e.stack import ALERTMANAGER_CONFIG, PROMETHEUS_DIR, VMAUTH_FLAGS, read_flags
+from testbed.flags import read_flags
+from testbed.paths import ALERTMANAGER_CONFIG, PROMETHEUS_DIR, VMAUTH_FLAGS
 from tests.helpers import REPO, RULES, rules_in
 
 SECURITY_DOC = REPO / "docs" / "security.md"

@@ -1,4 +1,5 @@
-"""A webhook receiver on loopback that records what Alertmanager posts, as a user's receiver would."""
+"""A webhook receiver on loopback that records what Alertmanager posts, as a user's receiver would: for the tests
+in memory, for the demo also as one line per alert in a file a person can read."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
@@ -34,8 +36,9 @@ class WebhookReceiver:
 
 
 @contextmanager
-def webhook_receiver() -> Iterator[WebhookReceiver]:
-    """Serve on a free loopback port until the block ends (also on failure)."""
+def webhook_receiver(log: Path | None = None) -> Iterator[WebhookReceiver]:
+    """Serve on a free loopback port until the block ends (also on failure); with `log`, each alert of each
+    notification taken is appended there as `status alertname node summary`."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -44,6 +47,8 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
                 status = receiver.status
                 if status < 300:
                     receiver.notifications.append(json.loads(body))
+                    if log is not None:
+                        append_alerts(log, receiver.notifications[-1])
                 else:
                     receiver.refused += 1
             self.send_response(status)
@@ -62,3 +67,10 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def append_alerts(log: Path, notification: dict[str, Any]) -> None:
+    with log.open("a") as file:
+        for alert in notification["alerts"]:
+            labels, summary = alert["labels"], alert["annotations"].get("summary", "")
+            file.write(f"{alert['status']} {labels.get('alertname')} {labels.get('node', '')} {summary}\n")
