@@ -55,8 +55,17 @@ inputs_hash() {
   } | sha256sum | cut -d' ' -f1
 }
 want=$(inputs_hash)
-if [[ -f "$out/.inputs" && "$(cat "$out/.inputs")" == "$want" ]]; then
+up_to_date() { [[ -f "$out/.inputs" && "$(cat "$out/.inputs")" == "$want" ]]; }
+if up_to_date; then
   echo "build-image: $ref up to date in ${out#"$top"/}" >&2
+  exit 0
+fi
+# One build at a time in the storage: `make test` builds while its tests may call this script (the image
+# tests do, to be sure the image is current), and checkouts sharing .cache build into one podman storage.
+exec 9>"$cache/.lock"
+flock 9
+if up_to_date; then
+  echo "build-image: $ref up to date in ${out#"$top"/} (built meanwhile)" >&2
   exit 0
 fi
 

@@ -26,6 +26,13 @@ if [[ -n "$only" && "$only" != peers ]]; then
   exit 2
 fi
 
+# The two invocations may run at once (`make test` sets up in parallel), and so may a checkout sharing the cache:
+# one invocation of each kind at a time, and one update of a suite's lists at a time (apt's own lock is off for
+# the private state). The packages the two fetch differ, and a suite's lists are replaced file by file.
+mkdir -p "$cache/apt"
+exec 8>"$cache/.lock-${only:-components}"
+flock 8
+
 # Each invocation's stamp covers its own lines only, so pinning a peer never unpacks the shared sets again
 # (the cache is shared by worktrees whose suites may be running) and `make components` never fetches a peer.
 # The on-demand sets' comment lines start with `# peers`.
@@ -60,6 +67,8 @@ apt_for() {  # SUITE -> the apt options of its private configuration
 
 prepare_suite() {  # SUITE: a sources list naming only that suite, and fresh package lists
   local suite=$1 dir="$cache/apt/$1"
+  exec 9>"$dir.lock"
+  flock 9
   mkdir -p "$dir/none" "$dir/state/lists/partial" "$dir/cache/archives/partial"
   touch "$dir/state/status"
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" \
@@ -67,6 +76,7 @@ prepare_suite() {  # SUITE: a sources list naming only that suite, and fresh pac
   echo "fetch-components: apt-get update ($suite, private state)" >&2
   mapfile -t opts < <(apt_for "$suite")
   apt-get "${opts[@]}" update -qq >&2
+  exec 9>&-
 }
 
 fetch() {  # SET SUITE PACKAGE VERSION: download that exact version and unpack it into SET

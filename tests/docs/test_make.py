@@ -58,3 +58,32 @@ class TestMakeTargets:
             assert "tools/fetch-components.sh peers" in fresh_machine_commands(target), target
         for target in ("components", "check"):
             assert "fetch-components.sh peers" not in fresh_machine_commands(target), target
+
+
+class TestParallelSetUp:
+    """`make test` sets up its prerequisites in parallel (`make -j`): whatever two steps share must not race."""
+
+    def test_test_sets_up_in_parallel(self) -> None:
+        assert fresh_machine_commands("test").splitlines()[0].startswith("make -j")
+
+    def test_no_recipe_calls_apt_get_install_itself(self) -> None:
+        """apt holds one lock and a second apt-get fails on it: every install queues in tools/host-packages.sh."""
+        makefile = (REPO / "Makefile").read_text()
+        assert "apt-get install" not in makefile and "apt-get update" not in makefile
+        assert "tools/host-packages.sh" in makefile
+
+    def test_installed_packages_need_neither_apt_nor_the_lock(self) -> None:
+        result = subprocess.run(["bash", str(REPO / "tools" / "host-packages.sh"), "bash", "coreutils"],
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+    @pytest.mark.parametrize("goals", [("components", "sim"), ("test-setup",)])
+    def test_i2c_tools_waits_for_the_components_that_bring_it(self, goals: tuple[str, ...]) -> None:
+        """Otherwise, under -j, i2c-tools finds no components yet and installs Debian's i2c-tools on the system."""
+        env = {key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+        if goals == ("test-setup",):  # the goals test-setup hands its parallel make
+            recipe = fresh_machine_commands("test-setup").splitlines()[0]
+            goals = tuple(word for word in recipe.split() if not word.startswith("-"))[1:]
+        result = subprocess.run(["make", "--no-print-directory", "--question", "--print-data-base", *goals],
+                                cwd=REPO, capture_output=True, text=True, timeout=60, check=False, env=env)
+        assert "i2c-tools: | .cache/components/.complete" in result.stdout.splitlines()
