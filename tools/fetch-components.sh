@@ -79,31 +79,40 @@ prepare_suite() {  # SUITE: a sources list naming only that suite, and fresh pac
   exec 9>&-
 }
 
-fetch() {  # SET SUITE PACKAGE VERSION: download that exact version and unpack it into SET
-  local set=$1 suite=$2 name=$3 version=$4 deb
-  mapfile -t opts < <(apt_for "$suite")
-  cd "$cache/debs"
-  deb="${name}_${version/*:/}_"
-  if ! ls "$deb"*.deb >/dev/null 2>&1; then
-    echo "fetch-components: apt-get download $name=$version ($suite)" >&2
-    if ! apt-get "${opts[@]}" download -qq "$name=$version" >&2; then
-      echo "fetch-components: $name $version is no longer in $suite; update deploy/components.versions" \
-        "(apt-cache policy $name shows what $suite has now)" >&2
-      exit 1
-    fi
-  fi
-  dpkg -x "$(ls "$deb"*.deb | head -1)" "$cache/$set"
+deb_of() {  # PACKAGE VERSION -> the start of its .deb's name in $cache/debs (the epoch is not in the name)
+  echo "${1}_${2/*:/}_"
 }
 
-declare -A prepared=()
+download() {  # SUITE PACKAGE=VERSION...: those exact versions into $cache/debs, in one apt-get
+  local suite=$1
+  shift
+  mapfile -t opts < <(apt_for "$suite")
+  echo "fetch-components: apt-get download $* ($suite)" >&2
+  if ! (cd "$cache/debs" && apt-get "${opts[@]}" download -qq "$@" >&2); then
+    echo "fetch-components: a version above is no longer in $suite; update deploy/components.versions" \
+      "(apt-cache policy PACKAGE shows what $suite has now)" >&2
+    exit 1
+  fi
+}
+
+# The packages not downloaded yet, per suite: one apt-get update and one apt-get download for each suite (each
+# apt-get reads the suite's lists first, which costs more than a small package's download).
+entries=()
+declare -A wanted=()
 while read -r set suite name version; do
   [[ -z "$set" || "$set" == \#* ]] && continue
-  if [[ -z "${prepared[$suite]:-}" ]]; then
-    prepare_suite "$suite"
-    prepared[$suite]=1
-  fi
-  fetch "$set" "$suite" "$name" "$version"
+  entries+=("$set $name $version")
+  ls "$cache/debs/$(deb_of "$name" "$version")"*.deb >/dev/null 2>&1 || wanted[$suite]+=" $name=$version"
 done < <(lines | grep -Ev '^[[:space:]]*(#|$)')
+for suite in "${!wanted[@]}"; do
+  prepare_suite "$suite"
+  read -ra packages <<<"${wanted[$suite]}"
+  download "$suite" "${packages[@]}"
+done
+for entry in "${entries[@]}"; do
+  read -r set name version <<<"$entry"
+  dpkg -x "$(ls "$cache/debs/$(deb_of "$name" "$version")"*.deb | head -1)" "$cache/$set"
+done
 
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
 if [[ "$only" == peers ]]; then
