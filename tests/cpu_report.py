@@ -5,7 +5,8 @@ run whose files together need about as many CPU-seconds as the cores give in its
 with more workers, only slower (timeouts). The terminal summary says which of the two a run was, and the files
 that need the most CPU. Each worker counts its own CPU and that of the processes it started and waited for
 (getrusage: a daemon a test starts and reaps is counted, a process left to init is not), so the figures are a
-lower bound. Under xdist the workers send their counts to the controller at the end.
+lower bound. Under xdist (`pytest -n N`, as `make test` runs) the workers send their counts to the controller at
+the end, which prints them.
 """
 
 from __future__ import annotations
@@ -61,10 +62,10 @@ def pytest_testnodedown(node: Any, error: object) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    if not _cpu or getattr(config, "workeroutput", None) is not None:
+    if not _workers_cpu:  # only under xdist (`make test`): the inner loop's output stays short
         return
     wall = time.monotonic() - _started
-    cpu = sum(_workers_cpu) if _workers_cpu else _cpu_seconds()
+    cpu = sum(_workers_cpu)
     write = terminalreporter.write_line
     terminalreporter.section("CPU-seconds (tests/cpu_report.py)")
     write(f"{cpu:.0f} CPU-s in {wall:.0f} s wall: {cpu / wall:.2f} of {os.cpu_count()} cores busy on average "

@@ -7,7 +7,7 @@
 # a lock of their own, machine-wide like apt's, and each looks again at what is missing once it holds it,
 # so a package the caller before it installed is not installed twice.
 #
-# usage: host-packages.sh PACKAGE...
+# usage: host-packages.sh PACKAGE...     (HOST_PACKAGES_LOCK: another lock file, for the tests)
 set -euo pipefail
 
 missing() {
@@ -18,7 +18,7 @@ missing() {
 }
 
 [[ -n "$(missing "$@")" ]] || exit 0
-exec 9>/tmp/edge-metrics-host-packages.lock
+exec 9>"${HOST_PACKAGES_LOCK:-/tmp/edge-metrics-host-packages.lock}"
 flock 9
 mapfile -t need < <(missing "$@")
 ((${#need[@]})) || exit 0
