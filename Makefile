@@ -136,7 +136,7 @@ test: test-setup
 # seconds). `make test SETUP_JOBS=1` sets up one step at a time.
 SETUP_JOBS ?= 8
 test-setup:
-	$(MAKE) -j$(SETUP_JOBS) --output-sync=target image test-packages venv components $(PEERS) sim helm systemd-analyze lint
+	$(MAKE) -j$(SETUP_JOBS) --output-sync=line image test-packages venv components $(PEERS) sim helm systemd-analyze lint
 
 test-packages: image-tools
 	@bash tools/host-packages.sh strace $(IMAGE_TEST_TOOLS) $$(command -v $(CHROMIUM) >/dev/null 2>&1 || echo chromium)
