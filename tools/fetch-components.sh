@@ -29,9 +29,11 @@ fi
 # The two invocations may run at once (`make test` sets up in parallel), and so may a checkout sharing the cache:
 # one invocation of each kind at a time, and one update of a suite's lists at a time (apt's own lock is off for
 # the private state). The packages the two fetch differ, and a suite's lists are replaced file by file.
+# flock(1) holds the locks (-o: the programs run under them do not inherit them).
 mkdir -p "$cache/apt"
-exec 8>"$cache/.lock-${only:-components}"
-flock 8
+if [[ -z "${FETCH_COMPONENTS_LOCKED:-}" ]]; then
+  FETCH_COMPONENTS_LOCKED=1 exec flock -o "$cache/.lock-${only:-components}" bash "$0" "$@"
+fi
 
 # Each invocation's stamp covers its own lines only, so pinning a peer never unpacks the shared sets again
 # (the cache is shared by worktrees whose suites may be running) and `make components` never fetches a peer.
@@ -67,16 +69,14 @@ apt_for() {  # SUITE -> the apt options of its private configuration
 
 prepare_suite() {  # SUITE: a sources list naming only that suite, and fresh package lists
   local suite=$1 dir="$cache/apt/$1"
-  exec 9>"$dir.lock"
-  flock 9
   mkdir -p "$dir/none" "$dir/state/lists/partial" "$dir/cache/archives/partial"
   touch "$dir/state/status"
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" \
-    >"$dir/sources.list"
+    >"$dir/sources.list.$$"
+  mv -f "$dir/sources.list.$$" "$dir/sources.list"  # whole, for an apt-get of the other invocation reading it
   echo "fetch-components: apt-get update ($suite, private state)" >&2
   mapfile -t opts < <(apt_for "$suite")
-  apt-get "${opts[@]}" update -qq >&2
-  exec 9>&-
+  flock -o "$dir.lock" apt-get "${opts[@]}" update -qq >&2
 }
 
 deb_of() {  # PACKAGE VERSION -> the start of its .deb's name in $cache/debs (the epoch is not in the name)

@@ -18,8 +18,10 @@ missing() {
 }
 
 [[ -n "$(missing "$@")" ]] || exit 0
-exec 9>"${HOST_PACKAGES_LOCK:-/tmp/edge-metrics-host-packages.lock}"
-flock 9
+# Again under the lock, which flock(1) holds for us (-o: a service a package's scripts start does not inherit it).
+if [[ -z "${HOST_PACKAGES_LOCKED:-}" ]]; then
+  HOST_PACKAGES_LOCKED=1 exec flock -o "${HOST_PACKAGES_LOCK:-/tmp/edge-metrics-host-packages.lock}" bash "$0" "$@"
+fi
 mapfile -t need < <(missing "$@")
 ((${#need[@]})) || exit 0
 echo "make: installing Debian's ${need[*]} (apt-get, as root)"
