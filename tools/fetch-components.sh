@@ -5,7 +5,8 @@
 # sources list, state and cache under the component cache.
 # Idempotent: a second call with a complete cache for the same versions file does nothing.
 #
-# Layout:  .cache/components/apt/SUITE/          private apt lists and state for one suite
+# Layout:  .cache/components/apt/SET/SUITE/      private apt lists and state for one suite, per invocation
+#                                                (SET: components or peers)
 #          .cache/components/debs/*.deb          the downloaded packages
 #          .cache/components/current/usr/...     the "current" set unpacked (what users install today)
 #          .cache/components/compat/usr/...      the "compat" set unpacked (bookworm's old releases)
@@ -26,13 +27,15 @@ if [[ -n "$only" && "$only" != peers ]]; then
   exit 2
 fi
 
-# The two invocations may run at once (`make test` sets up in parallel), and so may a checkout sharing the cache:
-# one invocation of each kind at a time, and one update of a suite's lists at a time (apt's own lock is off for
-# the private state). The packages the two fetch differ, and a suite's lists are replaced file by file.
-# flock(1) holds the locks (-o: the programs run under them do not inherit them).
-mkdir -p "$cache/apt"
+# The two invocations may run at once (`make test` sets up in parallel), and so may a checkout sharing the cache.
+# Each invocation has apt state of its own: two apt-get with one private state (apt's own lock is off for it)
+# were seen to fail, one reading the package cache while the other rewrote it. The packages the two fetch
+# differ. One invocation of each kind at a time, under a lock that flock(1) holds (-o: the programs run under
+# it do not inherit it).
+set_name=${only:-components}
+mkdir -p "$cache/apt/$set_name"
 if [[ -z "${FETCH_COMPONENTS_LOCKED:-}" ]]; then
-  FETCH_COMPONENTS_LOCKED=1 exec flock -o "$cache/.lock-${only:-components}" bash "$0" "$@"
+  FETCH_COMPONENTS_LOCKED=1 exec flock -o "$cache/.lock-$set_name" bash "$0" "$@"
 fi
 
 # Each invocation's stamp covers its own lines only, so pinning a peer never unpacks the shared sets again
@@ -61,22 +64,21 @@ mkdir -p "$cache/debs"
 chmod 0777 "$cache/debs"
 
 apt_for() {  # SUITE -> the apt options of its private configuration
-  local dir="$cache/apt/$1"
+  local dir="$cache/apt/$set_name/$1"
   printf '%s\n' -o "Dir::Etc::SourceList=$dir/sources.list" -o "Dir::Etc::SourceParts=$dir/none" \
     -o "Dir::State=$dir/state" -o "Dir::State::Status=$dir/state/status" -o "Dir::Cache=$dir/cache" \
     -o "Debug::NoLocking=1"
 }
 
 prepare_suite() {  # SUITE: a sources list naming only that suite, and fresh package lists
-  local suite=$1 dir="$cache/apt/$1"
+  local suite=$1 dir="$cache/apt/$set_name/$1"
   mkdir -p "$dir/none" "$dir/state/lists/partial" "$dir/cache/archives/partial"
   touch "$dir/state/status"
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" \
-    >"$dir/sources.list.$$"
-  mv -f "$dir/sources.list.$$" "$dir/sources.list"  # whole, for an apt-get of the other invocation reading it
+    >"$dir/sources.list"
   echo "fetch-components: apt-get update ($suite, private state)" >&2
   mapfile -t opts < <(apt_for "$suite")
-  flock -o "$dir.lock" apt-get "${opts[@]}" update -qq >&2
+  apt-get "${opts[@]}" update -qq >&2
 }
 
 deb_of() {  # PACKAGE VERSION -> the start of its .deb's name in $cache/debs (the epoch is not in the name)
