@@ -11,7 +11,7 @@ HELM := .cache/tools/helm
 SYSTEMD_TOOLS := .cache/tools/systemd
 CHROMIUM ?= chromium
 
-.PHONY: all venv runtime components sim i2c-tools browser run demo check check-rules test lint bench fleet clean dashboards mixin helm helm-lint systemd-analyze image image-tools image-test-tools
+.PHONY: all venv runtime components sim i2c-tools browser run demo check check-rules test test-setup test-packages lint bench fleet clean dashboards mixin helm helm-lint systemd-analyze image image-tools image-test-tools
 
 all: venv components sim
 
@@ -68,12 +68,17 @@ sim: $(SIM_LIB) runtime i2c-tools
 i2c-tools:
 	@command -v i2cget >/dev/null 2>&1 || \
 	  { [ -f .cache/components/env ] && . ./.cache/components/env && [ -x "$$I2C_TOOLS_DIR/i2cget" ]; } || \
-	  { echo "make: installing Debian's i2c-tools (apt-get, as root)"; apt-get update -qq && apt-get install -y --no-install-recommends i2c-tools; }
+	  bash tools/host-packages.sh i2c-tools
+
+# When the components are fetched too, i2c-tools comes from them: under `make -j` it waits for them rather than
+# finding none yet and installing Debian's.
+ifneq ($(filter all demo components check-rules bench-pod fleet,$(MAKECMDGOALS)),)
+i2c-tools: | $(COMPONENTS)
+endif
 
 # Headless Chromium from Debian, for the test that opens the demo's links as a person would.
 browser:
-	@command -v $(CHROMIUM) >/dev/null 2>&1 || \
-	  { echo "make: installing Debian's chromium (apt-get, as root)"; apt-get update -qq && apt-get install -y --no-install-recommends chromium; }
+	@command -v $(CHROMIUM) >/dev/null 2>&1 || bash tools/host-packages.sh chromium
 
 # The collector's image, for linux/amd64, linux/arm64 and linux/arm/v7, without a registry: OCI archives,
 # the multi-arch index and an SBOM each in build/image/ (tools/build-image.sh; docs/kubernetes.md#get-the-image-onto-your-nodes).
@@ -84,17 +89,11 @@ IMAGE_TOOLS := podman runc mmdebstrap uidmap debian-archive-keyring skopeo
 IMAGE_TEST_TOOLS := qemu-user-static containerd gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf \
   libc6-dev-armhf-cross
 BASE ?= debian
-define apt-install
-@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
-  [ -z "$$missing" ] || { echo "make: installing Debian's $$missing (apt-get, as root)"; \
-  apt-get update -qq && apt-get install -y --no-install-recommends $$missing; }
-endef
-
 image-tools:
-	$(call apt-install,$(IMAGE_TOOLS))
+	@bash tools/host-packages.sh $(IMAGE_TOOLS)
 
 image-test-tools:
-	$(call apt-install,$(IMAGE_TEST_TOOLS))
+	@bash tools/host-packages.sh $(IMAGE_TEST_TOOLS)
 
 image: runtime image-tools
 	BASE=$(BASE) PYTHON=$(BIN)/python bash tools/build-image.sh
@@ -128,8 +127,19 @@ check-rules: venv components sim strace
 # module-scoped fixtures start once; the costliest files go first, the fleets to one worker (tests/schedule.py).
 # The slowest tests are listed at the end; docs/testing.md has what each file costs.
 TEST_WORKERS ?= 4
-test: venv components sim strace browser helm systemd-analyze image image-test-tools lint
+test: test-setup
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=30
+
+# What the suite needs, set up in parallel: the downloads (pip, Debian's components and peers, helm, the system's
+# packages) wait on the network, the image build and lint on the CPU. The image starts once its own tools are in;
+# the suite's other system packages follow in one apt-get (apt takes one lock, and each refresh of its lists costs
+# seconds). `make test SETUP_JOBS=1` sets up one step at a time.
+SETUP_JOBS ?= 8
+test-setup:
+	$(MAKE) -j$(SETUP_JOBS) --output-sync=line image test-packages venv components $(PEERS) sim helm systemd-analyze lint
+
+test-packages: image-tools
+	@bash tools/host-packages.sh strace $(IMAGE_TEST_TOOLS) $$(command -v $(CHROMIUM) >/dev/null 2>&1 || echo chromium)
 
 # Regenerate the mixin: the Grafana dashboards (deploy/grafana/dashboards/*.json, from deploy/grafana/*.py),
 # the alert and recording rules (deploy/prometheus/rules/*.yml, from deploy/mixin/rules.py and alerts/), both
@@ -154,7 +164,7 @@ bench-pod: venv components sim strace
 	nice $(BIN)/python -m bench.pod $(BENCH_POD_ARGS)
 
 strace:
-	$(call apt-install,strace)
+	@bash tools/host-packages.sh strace
 
 # N simulated edge nodes in network namespaces (needs root and `ip netns`) through partitions, a centre
 # restart and a fleet-wide reconnect; prints the table of docs/scale.md. `make fleet N=10 STORE=victoriametrics`
@@ -181,4 +191,4 @@ peer-components: $(PEERS)
 bench-peers: venv components $(PEERS)
 	nice $(BIN)/python -m bench.peers $(PEERS_ARGS)
 
-test check-rules: $(PEERS)
+check-rules: $(PEERS)

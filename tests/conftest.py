@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests import schedule
+from tests import cpu_report, schedule
 from tests.helpers import Processes, processes
 
 # A suite started in the background of a non-interactive shell (`nohup make test &`) inherits SIGINT
@@ -14,6 +14,10 @@ from tests.helpers import Processes, processes
 # as from a terminal.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(cpu_report, "cpu_report")
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -55,8 +55,19 @@ inputs_hash() {
   } | sha256sum | cut -d' ' -f1
 }
 want=$(inputs_hash)
-if [[ -f "$out/.inputs" && "$(cat "$out/.inputs")" == "$want" ]]; then
+up_to_date() { [[ -f "$out/.inputs" && "$(cat "$out/.inputs")" == "$want" ]]; }
+if up_to_date; then
   echo "build-image: $ref up to date in ${out#"$top"/}" >&2
+  exit 0
+fi
+# One build at a time in the storage: `make test` builds while its tests may call this script (the image
+# tests do, to be sure the image is current), and checkouts sharing .cache build into one podman storage.
+# flock(1) holds the lock and runs the script again (-o: nothing the build starts inherits the lock).
+if [[ -z "${BUILD_IMAGE_LOCKED:-}" ]]; then
+  BUILD_IMAGE_LOCKED=1 exec flock -o "$cache/.lock" bash "$0" "$@"
+fi
+if up_to_date; then
+  echo "build-image: $ref up to date in ${out#"$top"/} (built meanwhile)" >&2
   exit 0
 fi
 

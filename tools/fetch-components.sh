@@ -5,7 +5,8 @@
 # sources list, state and cache under the component cache.
 # Idempotent: a second call with a complete cache for the same versions file does nothing.
 #
-# Layout:  .cache/components/apt/SUITE/          private apt lists and state for one suite
+# Layout:  .cache/components/apt/SET/SUITE/      private apt lists and state for one suite, per invocation
+#                                                (SET: components or peers)
 #          .cache/components/debs/*.deb          the downloaded packages
 #          .cache/components/current/usr/...     the "current" set unpacked (what users install today)
 #          .cache/components/compat/usr/...      the "compat" set unpacked (bookworm's old releases)
@@ -24,6 +25,17 @@ only=${1:-}
 if [[ -n "$only" && "$only" != peers ]]; then
   echo "usage: fetch-components.sh [peers]" >&2
   exit 2
+fi
+
+# The two invocations may run at once (`make test` sets up in parallel), and so may a checkout sharing the cache.
+# Each invocation has apt state of its own: two apt-get with one private state (apt's own lock is off for it)
+# were seen to fail, one reading the package cache while the other rewrote it. The packages the two fetch
+# differ. One invocation of each kind at a time, under a lock that flock(1) holds (-o: the programs run under
+# it do not inherit it).
+set_name=${only:-components}
+mkdir -p "$cache/apt/$set_name"
+if [[ -z "${FETCH_COMPONENTS_LOCKED:-}" ]]; then
+  FETCH_COMPONENTS_LOCKED=1 exec flock -o "$cache/.lock-$set_name" bash "$0" "$@"
 fi
 
 # Each invocation's stamp covers its own lines only, so pinning a peer never unpacks the shared sets again
@@ -52,14 +64,14 @@ mkdir -p "$cache/debs"
 chmod 0777 "$cache/debs"
 
 apt_for() {  # SUITE -> the apt options of its private configuration
-  local dir="$cache/apt/$1"
+  local dir="$cache/apt/$set_name/$1"
   printf '%s\n' -o "Dir::Etc::SourceList=$dir/sources.list" -o "Dir::Etc::SourceParts=$dir/none" \
     -o "Dir::State=$dir/state" -o "Dir::State::Status=$dir/state/status" -o "Dir::Cache=$dir/cache" \
     -o "Debug::NoLocking=1"
 }
 
 prepare_suite() {  # SUITE: a sources list naming only that suite, and fresh package lists
-  local suite=$1 dir="$cache/apt/$1"
+  local suite=$1 dir="$cache/apt/$set_name/$1"
   mkdir -p "$dir/none" "$dir/state/lists/partial" "$dir/cache/archives/partial"
   touch "$dir/state/status"
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" \
@@ -69,31 +81,40 @@ prepare_suite() {  # SUITE: a sources list naming only that suite, and fresh pac
   apt-get "${opts[@]}" update -qq >&2
 }
 
-fetch() {  # SET SUITE PACKAGE VERSION: download that exact version and unpack it into SET
-  local set=$1 suite=$2 name=$3 version=$4 deb
-  mapfile -t opts < <(apt_for "$suite")
-  cd "$cache/debs"
-  deb="${name}_${version/*:/}_"
-  if ! ls "$deb"*.deb >/dev/null 2>&1; then
-    echo "fetch-components: apt-get download $name=$version ($suite)" >&2
-    if ! apt-get "${opts[@]}" download -qq "$name=$version" >&2; then
-      echo "fetch-components: $name $version is no longer in $suite; update deploy/components.versions" \
-        "(apt-cache policy $name shows what $suite has now)" >&2
-      exit 1
-    fi
-  fi
-  dpkg -x "$(ls "$deb"*.deb | head -1)" "$cache/$set"
+deb_of() {  # PACKAGE VERSION -> the start of its .deb's name in $cache/debs (the epoch is not in the name)
+  echo "${1}_${2/*:/}_"
 }
 
-declare -A prepared=()
+download() {  # SUITE PACKAGE=VERSION...: those exact versions into $cache/debs, in one apt-get
+  local suite=$1
+  shift
+  mapfile -t opts < <(apt_for "$suite")
+  echo "fetch-components: apt-get download $* ($suite)" >&2
+  if ! (cd "$cache/debs" && apt-get "${opts[@]}" download -qq "$@" >&2); then
+    echo "fetch-components: a version above is no longer in $suite; update deploy/components.versions" \
+      "(apt-cache policy PACKAGE shows what $suite has now)" >&2
+    exit 1
+  fi
+}
+
+# The packages not downloaded yet, per suite: one apt-get update and one apt-get download for each suite (each
+# apt-get reads the suite's lists first, which costs more than a small package's download).
+entries=()
+declare -A wanted=()
 while read -r set suite name version; do
   [[ -z "$set" || "$set" == \#* ]] && continue
-  if [[ -z "${prepared[$suite]:-}" ]]; then
-    prepare_suite "$suite"
-    prepared[$suite]=1
-  fi
-  fetch "$set" "$suite" "$name" "$version"
+  entries+=("$set $name $version")
+  ls "$cache/debs/$(deb_of "$name" "$version")"*.deb >/dev/null 2>&1 || wanted[$suite]+=" $name=$version"
 done < <(lines | grep -Ev '^[[:space:]]*(#|$)')
+for suite in "${!wanted[@]}"; do
+  prepare_suite "$suite"
+  read -ra packages <<<"${wanted[$suite]}"
+  download "$suite" "${packages[@]}"
+done
+for entry in "${entries[@]}"; do
+  read -r set name version <<<"$entry"
+  dpkg -x "$(ls "$cache/debs/$(deb_of "$name" "$version")"*.deb | head -1)" "$cache/$set"
+done
 
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
 if [[ "$only" == peers ]]; then
