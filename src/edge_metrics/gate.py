@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import http.server
 import re
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -340,6 +342,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class GateServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # vmauth dials faster than a gate short of CPU accepts: with socketserver's small default backlog its dials
+    # time out and it takes the gate for down, refusing every node for a while; the kernel's maximum queues them.
+    request_queue_size = socket.SOMAXCONN
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, (BrokenPipeError, ConnectionResetError)):
+            return  # a client that hung up before its answer (a scraper's timeout): nothing was lost
+        self.gate.log.error("request failed", client=str(client_address), error=repr(error))
 
     def __init__(self, address: tuple[str, int], gate: Gate) -> None:
         self.gate = gate
