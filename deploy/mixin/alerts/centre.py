@@ -204,6 +204,29 @@ bomb, a compromised board) or its limits are too small for it.
                     for_="5m",
                 ),
                 Alert(
+                    "EdgeCentreGateBusy",
+                    why="""
+The centre's gate answers 503 busy: all its request slots stayed taken, so a node's write waited
+past its turn. Every node's vmagent keeps the block and sends it again, so readings are late, not
+lost, until a node's queue fills; but every node is affected, not one. The gate is short of CPU
+or the store is slow: the centre is at its capacity (docs/scale.md, "The centre's capacity").
+""",
+                    expr=(
+                        "sum by (job, instance) (\n  "
+                        + increase_since(f'edge_gate_requests_refused_total{{{GATE}, reason="busy"}}', "5m")
+                        + "\n) > 0\n"
+                    ),
+                    severity="warning",
+                    summary="The centre's gate refused {{ $value }} writes as busy in the last 5 minutes",
+                    description=(
+                        "All its request slots were taken: every node's readings arrive late (their vmagents "
+                        "resend) and are lost once a node's queue fills. Give the centre pod CPU, look at the "
+                        "store's write latency, or split the fleet over more centres (docs/scale.md)."
+                    ),
+                    view=View(DASHBOARD_UIDS.pipeline, per_node=False),
+                    for_="10m",
+                ),
+                Alert(
                     "EdgeCentreRemoteWriteErrors",
                     why="""
 The remote-write receiver answers 5xx: the sender retries the block for ever and the node's
