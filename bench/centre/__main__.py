@@ -33,8 +33,8 @@ from tests.e2e.stack import VMAGENT_FLAGS, read_flags
 from tests.helpers import Processes, processes
 
 _PLACEHOLDERS = {"REMOTE_WRITE_URL": "", "NODE_NAME": "", "CLUSTER": ""}  # only the rate limit is read
-SMOKE = {"stores": "prometheus", "steps": "2,4", "step_seconds": 8.0, "warmup": 4.0, "scrape_interval": "2s",
-         "collector_interval": "2s", "profile_window": 5.0, "drain_nodes": 2, "drain_outage": 20.0}
+SMOKE = {"stores": "prometheus", "steps": "2,4", "step_seconds": 6.0, "warmup": 3.0, "scrape_interval": "2s",
+         "collector_interval": "2s", "profile_window": 5.0, "drain_nodes": 2, "drain_outage": 10.0}
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -112,7 +112,7 @@ def run_store(procs: Processes, root: Path, net: FleetNetwork, store: str, args:
     sent, seconds = drain(fleet, drainers, outage=args.drain_outage, rate_limit=rate_limit)
     after = cpu(ids)
     cores = {name: (after[name] - before[name]) / seconds for name in ids}
-    print(f"\n## Drain ({store}: {args.drain_nodes} nodes' backlog of a {args.drain_outage / 60:g}-minute outage "
+    print(f"\n## Drain ({store}: {args.drain_nodes} nodes' backlog of a {args.drain_outage:g} s outage "
           f"at once, rate limit {rate_limit:.0f} B/s per node; load average {load_average()})\n")
     print(drain_table(nodes=args.drain_nodes, outage=args.drain_outage, sent=sent, seconds=seconds, cores=cores,
                       rate_limit=rate_limit))

@@ -59,7 +59,7 @@ def drain_table(*, nodes: int, outage: float, sent: Sequence[Sent], seconds: flo
             "| rate limit bound s | " + " | ".join(f"{p} CPU" for p in PROCESSES) + " |",
             "|" + " --- |" * (10 + len(PROCESSES))]
     bound = nbytes / nodes / rate_limit if nodes else 0.0
-    rows.append(f"| {nodes} | {outage / 60:g} min | {stored} | {len(sent) - errors} | {errors} | {seconds:.1f} "
+    rows.append(f"| {nodes} | {_duration(outage)} | {stored} | {len(sent) - errors} | {errors} | {seconds:.1f} "
                 f"| {stored / seconds if seconds else 0:.0f} | {nbytes / stored if stored else 0:.1f} | {bound:.1f} | "
                 + " | ".join(f"{cores.get(p, 0.0):.2f}" for p in PROCESSES) + " |")
     return "\n".join(rows)
