@@ -192,3 +192,10 @@ bench-peers: venv components $(PEERS)
 	nice $(BIN)/python -m bench.peers $(PEERS_ARGS)
 
 check-rules: $(PEERS)
+
+# bench/centre (docs/scale.md#the-centres-capacity): N simulated nodes, each with its own token, through the centre
+# as shipped (vmauth -> gate -> Prometheus, then VictoriaMetrics) in steps until something gives, then the drain of
+# a fleet's backlog; needs root (`ip netns`, for the one real node it profiles). `make bench-centre CENTRE_ARGS=--smoke`.
+.PHONY: bench-centre
+bench-centre: venv components sim
+	$(BIN)/python -m bench.centre $(CENTRE_ARGS)
