@@ -17,7 +17,7 @@ from tests.e2e.stack import Pipeline, certainly_scraped, read_prints
 from tests.e2e.test_outage import COMPRESSED_TIME, Outcome
 from tests.helpers import processes, wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]  # two outages and drains: minutes on a loaded machine
 
 
 @dataclass
@@ -51,7 +51,7 @@ def agent_restarts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restart
 
         terminated: list[float] = []
         stack.outage(at_least=20, during=restart_at(10, signal.SIGTERM, terminated))
-        stack.wait_drained(timeout=90)
+        stack.wait_drained(timeout=180)
         stack.wait_scraped_after(time.time())
         graceful = Outcome(expected=certainly_scraped(read_prints(stack.scripts_dir), stack.scrape_runs()))
         graceful.present, graceful.notes["visible_after_s"] = stack.counter_values_once_visible(graceful.expected, 30)
@@ -59,7 +59,7 @@ def agent_restarts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restart
         killed_at: list[float] = []
         outage_started = time.time()
         stack.outage(at_least=20, during=restart_at(12, signal.SIGKILL, killed_at))
-        stack.wait_drained(timeout=90)
+        stack.wait_drained(timeout=180)
         stack.wait_scraped_after(time.time())
         prints = read_prints(stack.scripts_dir)
         killed = Outcome(expected=certainly_scraped(prints, stack.scrape_runs()) - graceful.expected)
