@@ -82,7 +82,7 @@ def backfill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
         outcome.notes["gate_stored"] = metric_sum(gate, "edge_gate_samples_stored_total")
 
         prints = read_prints(stack.scripts_dir)
-        outcome.expected = certainly_scraped(prints, stack.scrape_runs())
+        outcome.expected = certainly_scraped(prints, stack.scrape_runs(), failed=stack.failed_scrapes())
         outcome.present, outcome.notes["visible_after_s"] = stack.counter_values_once_visible(outcome.expected)
         outcome.outage_values = {p.value for p in prints if outage_start <= p.at <= outage_end} & outcome.expected
     yield outcome

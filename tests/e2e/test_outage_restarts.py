@@ -53,7 +53,8 @@ def agent_restarts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restart
         stack.outage(at_least=20, during=restart_at(10, signal.SIGTERM, terminated))
         stack.wait_drained(timeout=180)
         stack.wait_scraped_after(time.time())
-        graceful = Outcome(expected=certainly_scraped(read_prints(stack.scripts_dir), stack.scrape_runs()))
+        graceful = Outcome(expected=certainly_scraped(read_prints(stack.scripts_dir), stack.scrape_runs(),
+                                                      failed=stack.failed_scrapes()))
         graceful.present, graceful.notes["visible_after_s"] = stack.counter_values_once_visible(graceful.expected, 30)
 
         killed_at: list[float] = []
@@ -62,7 +63,8 @@ def agent_restarts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restart
         stack.wait_drained(timeout=180)
         stack.wait_scraped_after(time.time())
         prints = read_prints(stack.scripts_dir)
-        killed = Outcome(expected=certainly_scraped(prints, stack.scrape_runs()) - graceful.expected)
+        killed = Outcome(expected=certainly_scraped(prints, stack.scrape_runs(), failed=stack.failed_scrapes())
+                         - graceful.expected)
         # The SIGKILL loses a few values (its bound is the test's): wait for the rest only as long as it takes.
         killed.present, killed.notes["visible_after_s"] = stack.counter_values_once_visible(killed.expected, 30)
     printed_at = {p.value: p.at for p in prints}
