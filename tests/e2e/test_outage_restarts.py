@@ -35,7 +35,7 @@ def agent_restarts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restart
     killed with SIGKILL and restarted; each is drained before the next starts."""
     work: Path = tmp_path_factory.mktemp("restarts")
     with processes() as procs:
-        # direct to Prometheus: via the gate 2 of 5 loaded runs failed (a drain past 180 s; a value lost mid-drain)
+        # direct to Prometheus: via the gate 2 of 6 loaded runs failed (a drain past 180 s; a value lost mid-drain)
         stack = Pipeline(procs, work, node="bupt-a", prometheus_args=COMPRESSED_TIME, enforce_node=False)
         stack.start_infrastructure()
         stack.start_counter_collector(interval="1s")
