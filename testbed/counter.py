@@ -48,12 +48,15 @@ class ScrapeRun:
     phase: float
     interval: float = 1.0
 
-    def scrapes_between(self, low: float, high: float) -> bool:
+    def scrapes_between(self, low: float, high: float, failed: Sequence[float] = ()) -> bool:
+        """A scrape of this run in [low, high] that is not one of the `failed` ones (their `up` stamps)."""
         low, high = max(low, self.start), min(high, self.end)
-        if low > high:
-            return False
-        first = low + (self.phase - low) % self.interval  # the first scrape at or after `low`
-        return first <= high
+        scrape = low + (self.phase - low) % self.interval  # the first scrape at or after `low`
+        while scrape <= high:
+            if not any(abs(scrape - stamp) < self.interval / 2 for stamp in failed):
+                return True
+            scrape += self.interval
+        return False
 
 
 def scrape_phase(timestamps: Sequence[float], interval: float = 1.0) -> float:
@@ -64,13 +67,17 @@ def scrape_phase(timestamps: Sequence[float], interval: float = 1.0) -> float:
     return offsets[len(offsets) // 2]
 
 
-def certainly_scraped(prints: Sequence[Print], runs: Sequence[ScrapeRun], margin: float = 0.15) -> set[int]:
+def certainly_scraped(
+    prints: Sequence[Print], runs: Sequence[ScrapeRun], margin: float = 0.15, failed: Sequence[float] = ()
+) -> set[int]:
     """Printed values that some scrape must have seen: the value stayed in the file from (print time +
     margin) to (next print time - margin) and vmagent scraped inside that span. Values printed while
-    vmagent was down, or whose only scrape fell within `margin` of a rewrite (timing jitter), are left out."""
+    vmagent was down, whose only scrape fell within `margin` of a rewrite (timing jitter), or whose only
+    scrape failed (`failed`: the stamps of `up` 0, at the centre; a loaded machine times scrapes out) are
+    left out. A lost block loses its `up` too, so its values stay expected."""
     seen = set()
     for current, following in itertools.pairwise(prints):
         low, high = current.at + margin, following.at - margin
-        if any(run.scrapes_between(low, high) for run in runs):
+        if any(run.scrapes_between(low, high, failed) for run in runs):
             seen.add(current.value)
     return seen

@@ -13,6 +13,8 @@ from testbed.node import next_retry
 from testbed.poll import wait_until
 from testbed.processes import Processes
 
+PHASE_ATTEMPTS = 10  # starts of the counter collector to land it half a second from the scrapes
+
 
 class Pipeline:
     """One edge node and the centre, wired as in production; nothing running until started."""
@@ -76,11 +78,13 @@ class Pipeline:
 
     def start_counter_collector(self, *, interval: str = "1s", env: Mapping[str, str] | None = None) -> None:
         """The real collector running the counter script, started half a second away from vmagent's
-        scrape phase so no scrape races a rewrite (restarted if start-up latency spoils it)."""
+        scrape phase so no scrape races a rewrite (restarted if start-up latency spoils it). Under load that
+        latency varies by most of a second from one start to the next, so each retry lands anywhere: half the
+        starts miss the window, and three in a row did in a fresh-clone run; hence several attempts."""
         config = write_counter_config(self.scripts_dir, node=self.node.name, interval=interval)
         phase = self.current_scrape_phase()
         shift = 0.5  # where, after vmagent's scrape, the collector's start should land
-        for attempt in range(3):
+        for attempt in range(PHASE_ATTEMPTS):
             time.sleep((phase + shift - time.time()) % 1.0)
             before = len(read_prints(self.scripts_dir))
             proc = self.node.start_collector(config=config, env=env)
@@ -90,12 +94,13 @@ class Pipeline:
                 what="three counter runs",
             )
             offset = (read_prints(self.scripts_dir)[-1].at - phase) % 1.0
+            print(f"counter collector start {attempt + 1}: {offset:.2f} s after the scrapes")
             if 0.25 < offset < 0.75:
                 return
             # Start-up latency moved the runs too close to the scrapes: compensate and try again.
             self.procs.stop(proc)
             shift = (shift + 0.5 - offset) % 1.0
-            if attempt == 2:
+            if attempt == PHASE_ATTEMPTS - 1:
                 raise RuntimeError(f"collector stays in phase with vmagent's scrapes (offset {offset:.2f} s)")
 
     def scrape_runs(self) -> list[ScrapeRun]:
@@ -108,9 +113,25 @@ class Pipeline:
             ScrapeRun(run.start, run.end, scrape_phase([t for t in ups if run.start <= t <= run.end])) for run in runs
         ]
 
+    def failed_scrapes(self) -> list[float]:
+        """When vmagent's scrapes of the node's node_exporter failed: its `up` samples of 0 at the centre."""
+        ups = self.central.raw_samples(f'up{{job="node-exporter",node="{self.node.name}"}}', "1h")
+        return [t for t, value in ups if value == 0]
+
     def counter_values_at_centre(self) -> set[int]:
         samples = self.central.raw_samples(f'edge_e2e_counter{{node="{self.node.name}"}}', "1h")
         return {int(value) for _, value in samples}
+
+    def counter_values_once_visible(self, expected: set[int], timeout: float = 60) -> tuple[set[int], float]:
+        """The values at the centre, polled until `expected` are all there or `timeout`, and how long that took.
+        With the compressed block duration, a run's query missed out-of-order samples that Prometheus had
+        acknowledged (and that a restart on the same data shows): the late ones become visible later."""
+        started = time.monotonic()
+        present = self.counter_values_at_centre()
+        while not expected <= present and time.monotonic() - started < timeout:
+            time.sleep(0.5)
+            present = self.counter_values_at_centre()
+        return present, round(time.monotonic() - started, 1)
 
     def wait_scraped_after(self, moment: float, timeout: float = 30) -> None:
         """Until a scrape of the node taken after `moment` (time.time()) is at the centre: its samples travel in

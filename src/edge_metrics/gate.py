@@ -4,7 +4,7 @@ vmauth authenticates a node by its token and forwards its remote write to /node/
 here, so the name in the path is the credential's, never the sender's choice. For each request the gate, in
 order: refuses a body over the node's size limit before reading it (413), a node over its samples per second
 (429 with Retry-After: the node's vmagent keeps the block), decodes it, sets `node` and `cluster` and renames a
-centre job the node claims to `exported_job`, drops samples outside the store's accept window and series over
+centre job the node claims to `exported_job`, drops samples the store certainly refuses (admit) and series over
 the node's hourly limit (counted by reason), then writes the rest to the store and answers the node only when the
 store has acknowledged all of it (gatestore.py: a 400 is bisected down to the refused samples). A node's
 request never holds another node's samples, so a refusal costs only the node that caused it.
@@ -80,11 +80,25 @@ class Admitted:
 
 
 def admit(
-    series: list[Series], *, node: str, cluster: str, state: NodeState, settings: Settings, now: float
+    series: list[Series],
+    *,
+    node: str,
+    cluster: str,
+    state: NodeState,
+    settings: Settings,
+    now: float,
+    newest_stored_ms: int | None = None,
 ) -> Admitted:
-    """The samples that may go to the store, and the ones dropped before it, by reason."""
+    """The samples that may go to the store, and the ones dropped before it, by reason: only what the store
+    certainly refuses. Prometheus measures "too old" from the newest sample it holds, not from the clock: a centre
+    back from a long outage, or one whose own samples lag, takes samples older than `now - max_age`. So the age
+    is measured from `newest_stored_ms`, the newest sample the store has acknowledged (its newest is at least
+    that), never later than `now`; unknown (None): no age filter, the store's answer and the bisect decide."""
     refused: dict[str, int] = {}
-    oldest = int((now - settings.max_age_seconds) * 1000)
+    if newest_stored_ms is None:
+        oldest = None
+    else:
+        oldest = min(newest_stored_ms, int(now * 1000)) - int(settings.max_age_seconds * 1000)
     newest = int((now + settings.max_ahead_seconds) * 1000)
     relabelled = [relabel(s.labels, node=node, cluster=cluster, centre_jobs=settings.centre_jobs) for s in series]
     allowed = state.admit_series([hash(labels) for labels in relabelled], now)
@@ -94,7 +108,7 @@ def admit(
             refused["series_limit"] = refused.get("series_limit", 0) + len(one.points)
             continue
         for point in one.points:
-            if point[0] < oldest:
+            if oldest is not None and point[0] < oldest:
                 refused["too_old"] = refused.get("too_old", 0) + 1
             elif point[0] > newest:
                 refused["too_far_ahead"] = refused.get("too_far_ahead", 0) + 1
@@ -122,6 +136,7 @@ class Gate:
         self.limits_checked = float("-inf")
         self.counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self.store_unavailable = 0
+        self.newest_stored_ms: int | None = None  # the newest timestamp the store acknowledged, any node's
         self.load_limits()
 
     # -- limits -----------------------------------------------------------------------------------------------
@@ -186,8 +201,10 @@ class Gate:
         if wait is not None:
             return self.refuse_request(node, 429, "rate_limit", b"over this node's samples per second\n", int(wait))
         self.add("edge_gate_samples_received_total", node, received + request.unsupported)
+        with self.lock:
+            newest_stored = self.newest_stored_ms
         admitted = admit(request.series, node=node, cluster=cluster, state=state, settings=self.settings,
-                         now=self.clock())
+                         now=self.clock(), newest_stored_ms=newest_stored)
         refused = dict(admitted.refused)
         if request.unsupported:
             refused["unsupported"] = request.unsupported
@@ -203,6 +220,7 @@ class Gate:
             return Answer(503, b"store unavailable\n")
         for _, why in by_store:
             refused[why] = refused.get(why, 0) + 1
+        self.note_stored(admitted.items, by_store)
         self.add("edge_gate_samples_stored_total", node, len(admitted.items) - len(by_store))
         for why, samples in refused.items():
             self.add("edge_gate_samples_refused_total", node, samples, reason=why)
@@ -210,6 +228,15 @@ class Gate:
             self.log.debug("samples refused", node=node, **refused)
         self.count_request(node, 204)
         return Answer(204)
+
+    def note_stored(self, items: list[Item], by_store: list[tuple[Item, str]]) -> None:
+        refused_ids = {id(item) for item, _ in by_store}
+        newest = max((item[1][0] for item in items if id(item) not in refused_ids), default=None)
+        if newest is None:
+            return
+        with self.lock:
+            if self.newest_stored_ms is None or newest > self.newest_stored_ms:
+                self.newest_stored_ms = newest
 
     def refuse_request(self, node: str, status: int, why: str, text: str | bytes, retry: int | None = None) -> Answer:
         self.add("edge_gate_requests_refused_total", node, 1, reason=why)

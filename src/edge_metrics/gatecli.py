@@ -79,7 +79,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-request-bytes", type=_positive(int), default=8 << 20, metavar="N",
                    help="fleet default: size of one request as sent, compressed (default 8388608)")
     p.add_argument("--max-age", type=_duration, default=86400.0, metavar="DURATION",
-                   help="drop samples older than this before the store: its out-of-order window (default 1d)")
+                   help="the store's out-of-order window: samples older than this before the newest sample the store "
+                        "acknowledged are dropped before it (default 1d)")
     p.add_argument("--max-ahead", type=_duration, default=600.0, metavar="DURATION",
                    help="drop samples further ahead than this: the store's limit (default 10m, Prometheus')")
     p.add_argument("--centre-jobs", default="prometheus,vmauth,gate,alertmanager", metavar="JOB,...",

@@ -4,7 +4,8 @@ Prometheus answers 400 to a whole request for one sample it refuses (too old, to
 timestamp with another value) and appends nothing of it. So on a 400 the gate sends each half again, down to
 single samples: what the store refuses is dropped and counted with the store's reason, everything else is
 stored, and the node's answer waits for all of it. A 5xx, a 429 or a broken connection is StoreUnavailable: the
-gate answers the node 503 and the node's vmagent keeps the block in its queue and sends it again.
+gate answers the node 503 and the node's vmagent keeps the block in its queue and sends it again; so is any other
+status but 400 (a 413 splits the request first).
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ def store(items: Sequence[Item], send: Send) -> list[tuple[Item, str]]:
     status, text = send(encode(items))
     if 200 <= status < 300:
         return []
-    if status == 429 or status >= 500:
+    if status != 400 and not (status == 413 and len(items) > 1):
+        # Only a 400 refuses samples; anything else (5xx, 429, 401 or 403 of a wrong password, 404) says nothing
+        # about them, and refusing them for it would lose what the store takes once it is fixed.
         raise StoreUnavailable(f"store answered {status}: {text}")
     if len(items) == 1:
         return [(items[0], reason(text))]

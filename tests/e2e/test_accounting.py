@@ -29,5 +29,12 @@ class TestCertainlyScraped:
         # 10 was replaced (110.5) before the second run's first scrape (110.7); 20 is still in the file.
         assert expected == {1, 2, 3, 4, 5} | set(range(11, 20))
 
+    def test_values_whose_only_scrape_failed_are_left_out(self) -> None:
+        """A scrape that timed out (its `up` is 0 at the centre) saw nothing: the value it alone could have seen
+        is not expected (a loaded run counted such values as lost), the others still are."""
+        prints = prints_every_second(100.5, 10)
+        expected = certainly_scraped(prints, [ScrapeRun(90, 200, phase=0.0)], failed=[103.0, 106.0])
+        assert expected == set(range(1, 10)) - {3, 6}
+
     def test_scrape_phase_is_the_typical_offset(self) -> None:
         assert abs(scrape_phase([10.391, 11.390, 12.392, 13.9]) - 0.392) < 1e-9

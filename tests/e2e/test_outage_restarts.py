@@ -18,7 +18,7 @@ from testbed.pipeline import Pipeline
 from tests.e2e.test_outage import COMPRESSED_TIME, Outcome
 from tests.helpers import processes, wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]  # two outages and drains: minutes on a loaded machine
 
 
 @dataclass
@@ -36,8 +36,7 @@ def agent_restarts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restart
     killed with SIGKILL and restarted; each is drained before the next starts."""
     work: Path = tmp_path_factory.mktemp("restarts")
     with processes() as procs:
-        # vmagent's restarts do not depend on the centre; through the gate, a fresh-clone run's phase alignment failed
-        # direct to Prometheus: start_counter_collector stayed in phase with the scrapes (0.99 s, three times)
+        # direct to Prometheus: via the gate 2 of 6 loaded runs failed (a drain past 180 s; a value lost mid-drain)
         stack = Pipeline(procs, work, node="bupt-a", prometheus_args=COMPRESSED_TIME, enforce_node=False)
         stack.start_infrastructure()
         stack.start_counter_collector(interval="1s")
@@ -54,23 +53,22 @@ def agent_restarts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restart
 
         terminated: list[float] = []
         stack.outage(at_least=20, during=restart_at(10, signal.SIGTERM, terminated))
-        stack.wait_drained(timeout=90)
+        stack.wait_drained(timeout=180)
         stack.wait_scraped_after(time.time())
-        graceful = Outcome(
-            expected=certainly_scraped(read_prints(stack.scripts_dir), stack.scrape_runs()),
-            present=stack.counter_values_at_centre(),
-        )
+        graceful = Outcome(expected=certainly_scraped(read_prints(stack.scripts_dir), stack.scrape_runs(),
+                                                      failed=stack.failed_scrapes()))
+        graceful.present, graceful.notes["visible_after_s"] = stack.counter_values_once_visible(graceful.expected, 30)
 
         killed_at: list[float] = []
         outage_started = time.time()
         stack.outage(at_least=20, during=restart_at(12, signal.SIGKILL, killed_at))
-        stack.wait_drained(timeout=90)
+        stack.wait_drained(timeout=180)
         stack.wait_scraped_after(time.time())
         prints = read_prints(stack.scripts_dir)
-        killed = Outcome(
-            expected=certainly_scraped(prints, stack.scrape_runs()) - graceful.expected,
-            present=stack.counter_values_at_centre(),
-        )
+        killed = Outcome(expected=certainly_scraped(prints, stack.scrape_runs(), failed=stack.failed_scrapes())
+                         - graceful.expected)
+        # The SIGKILL loses a few values (its bound is the test's): wait for the rest only as long as it takes.
+        killed.present, killed.notes["visible_after_s"] = stack.counter_values_once_visible(killed.expected, 30)
     printed_at = {p.value: p.at for p in prints}
     lost = [printed_at[v] for v in sorted(killed.expected - killed.present)]
     yield Restarts(graceful, killed, killed_at[0], outage_started, lost)

@@ -83,6 +83,17 @@ class TestCodec:
         with pytest.raises(DecodeError, match=words):
             decode_write_request(body)
 
+    def test_label_caches_are_bounded(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The caches of decoded and encoded labels speed up the series a node repeats; ever new series (a bomb)
+        empty them when full instead of growing them, and every request still decodes to what was sent."""
+        from edge_metrics import remotewrite
+
+        monkeypatch.setattr(remotewrite, "_CACHE_ENTRIES", 4)
+        for i in range(10):
+            series = [(labels("m", i=str(i)), [(i, float(i))])]
+            assert decode_write_request(encode_write_request(series)).series == [Series(*series[0])]
+            assert len(remotewrite._decoded_labels) <= 4 and len(remotewrite._encoded_labels) <= 4
+
     def test_exemplars_and_histograms_are_counted_not_kept(self) -> None:
         series = encode_write_request([(labels("a"), [(1, 1.0)])])
         inner = series[2:]
@@ -154,9 +165,27 @@ class TestAdmit:
             Series(labels("kept"), [(now_ms, 1.0), (now_ms - 2 * 86400_000, 1.0), (now_ms + 3600_000, 1.0)]),
             Series(labels("over"), [(now_ms, 1.0), (now_ms, 2.0)]),
         ]
-        admitted = admit(series, node="a", cluster="c", state=state, settings=SETTINGS, now=NOW)
+        admitted = admit(series, node="a", cluster="c", state=state, settings=SETTINGS, now=NOW,
+                         newest_stored_ms=now_ms)
         assert [point for _, point in admitted.items] == [(now_ms, 1.0)]
         assert admitted.refused == {"too_old": 1, "too_far_ahead": 1, "series_limit": 2}
+
+    def test_age_is_measured_from_the_newest_stored_sample(self) -> None:
+        """Prometheus refuses as too old only what is older than its newest sample minus its window: the gate drops
+        before it only that, from the newest sample the store acknowledged (never later than now), and nothing
+        while it knows none."""
+        now_ms, day_ms = int(NOW * 1000), 86400_000
+        series = [Series(labels("m"), [(now_ms - 2 * day_ms, 1.0), (now_ms - day_ms - 1, 2.0)])]
+
+        def kept(newest: int | None) -> list[float]:
+            admitted = admit(series, node="a", cluster="c", state=NodeState(DEFAULT, NOW), settings=SETTINGS,
+                             now=NOW, newest_stored_ms=newest)
+            return [point[1] for _, point in admitted.items]
+
+        assert kept(None) == [1.0, 2.0]
+        assert kept(now_ms - day_ms) == [1.0, 2.0]
+        assert kept(now_ms) == []
+        assert kept(now_ms + 3600_000) == []  # a node's clock ahead moves the store's newest, not the bound past now
 
 
 class FakeStore:
@@ -177,6 +206,26 @@ class FakeStore:
         return 204, ""
 
 
+class PrometheusLikeStore:
+    """Prometheus' accept window: a sample older than its newest minus the out-of-order window, or more than
+    10 minutes ahead of its clock, is refused with a 400 for the whole request (nothing of it appended)."""
+
+    def __init__(self, newest_ms: int, *, window_ms: int = 86400_000) -> None:
+        self.newest_ms = newest_ms
+        self.window_ms = window_ms
+        self.stored: list[tuple[int, float]] = []
+
+    def send(self, body: bytes) -> tuple[int, str]:
+        points = [p for s in decode_write_request(body).series for p in s.points]
+        if any(t < self.newest_ms - self.window_ms for t, _ in points):
+            return 400, "too old sample"
+        if any(t > NOW * 1000 + 600_000 for t, _ in points):
+            return 400, "out of bounds: timestamp is too far in the future"
+        self.stored += points
+        self.newest_ms = max([self.newest_ms, *(t for t, _ in points)])
+        return 204, ""
+
+
 class TestBisect:
     def test_only_the_refused_samples_are_dropped(self) -> None:
         """Two bad samples among 100: everything else is stored once, in order; each bad one has its reason."""
@@ -188,8 +237,9 @@ class TestBisect:
         assert fake.stored == [float(i) for i in range(100) if i not in (17, 80)]
         assert fake.requests < 40  # a bisect, not a request per sample
 
-    @pytest.mark.parametrize("status", [500, 503, 429])
+    @pytest.mark.parametrize("status", [500, 503, 429, 401, 403, 404])
     def test_store_unavailable_raises(self, status: int) -> None:
+        """Only a 400 refuses samples: a wrong password or path at the store must not drop every sample."""
         with pytest.raises(StoreUnavailable):
             store([(labels("m"), (1, 1.0))], FakeStore({1.0}, status).send)
 
@@ -223,6 +273,31 @@ class TestGateWrite:
         assert 'edge_gate_samples_stored_total{cluster="c",node="culprit"} 2' in text
         assert 'edge_gate_samples_refused_total{cluster="c",node="culprit",reason="duplicate"} 1' in text
         assert 'edge_gate_requests_total{cluster="c",code="204",node="culprit"} 1' in text
+
+    def test_a_store_behind_the_clock_takes_what_is_older_than_a_day(self) -> None:
+        """A centre back from a 30 h outage: Prometheus' newest sample is 30 h old, so it takes a node's backlog of
+        25 h ago (in its window). The gate stores it, rather than dropping it as older than a day before now."""
+        hour_ms = 3600_000
+        now_ms = int(NOW * 1000)
+        prometheus = PrometheusLikeStore(now_ms - 30 * hour_ms)
+        gate = Gate(SETTINGS, send=prometheus.send, log=Logger(stream=io.StringIO()), clock=lambda: NOW)
+        backlog = [(now_ms - 25 * hour_ms + i, float(i)) for i in range(3)]
+        assert gate.write("a", "c", snappy_encode(encode_write_request([(labels("m"), backlog)]))).status == 204
+        assert prometheus.stored == backlog
+        assert "edge_gate_samples_refused_total" not in gate.exposition().replace("# ", "")
+
+    def test_what_the_store_refuses_as_too_old_is_dropped_before_it_once_known(self) -> None:
+        """Once the store has acknowledged a sample of now, a 2 d old one costs no request to the store."""
+        now_ms = int(NOW * 1000)
+        prometheus = PrometheusLikeStore(now_ms - 60_000)
+        sent = []
+        gate = Gate(SETTINGS, send=lambda body: (sent.append(body), prometheus.send(body))[1],
+                    log=Logger(stream=io.StringIO()), clock=lambda: NOW)
+        assert gate.write("a", "c", snappy_encode(encode_write_request([(labels("m"), [(now_ms, 1.0)])]))).status == 204
+        old = snappy_encode(encode_write_request([(labels("m"), [(now_ms - 2 * 86400_000, 2.0)])]))
+        assert gate.write("a", "c", old).status == 204
+        assert len(sent) == 1
+        assert 'edge_gate_samples_refused_total{cluster="c",node="a",reason="too_old"} 1' in gate.exposition()
 
     def test_store_down_is_503_without_retry_after(self) -> None:
         """vmagent honours Retry-After: a 1 s one kept every node resending each second for as long as the store
