@@ -126,7 +126,7 @@ check-rules: venv components sim strace
 # Workers overlap the suite's waits (outages, restarts, retries). A file's tests stay in one worker, in order, so
 # module-scoped fixtures start once; the costliest files go first, the fleets to one worker (tests/schedule.py).
 # The slowest tests are listed at the end; docs/testing.md has what each file costs.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 5
 test: test-setup
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=30
 
