@@ -12,21 +12,18 @@ outage. Prints the tables of docs/scale.md ("The centre's capacity"); exits 0 wh
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 
 from bench.centre.drain import drain
 from bench.centre.load import Door, Fleet, templates
 from bench.centre.measure import Step, cpu, pids, rss, store_series
 from bench.centre.profile import PROFILE_NODE, measure
-from bench.centre.report import drain_table, extrapolation_table, load_average, profile_table, steps_table
+from bench.centre.report import drain_table, extrapolation_table, profile_table, steps_table
 from bench.centre.steps import run_step
+from bench.entry import load_average, run, stop_on_sigterm
 from bench.fleet.centre import STORES, make_centre
 from bench.fleet.net import FleetNetwork, remove_leftovers
 from testbed.flags import read_flags
@@ -63,7 +60,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit)
+    stop_on_sigterm()
     steps = [int(n) for n in args.steps.split(",")]
     flags = dict(f.partition("=")[::2] for f in read_flags(VMAGENT_FLAGS, _PLACEHOLDERS))
     rate_limit = float(flags["-remoteWrite.rateLimit"])
@@ -128,12 +125,5 @@ def run_store(procs: Processes, root: Path, net: FleetNetwork, store: str, args:
           flush=True)
 
 
-def _exit(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # the finally blocks stop every process
-
-
 if __name__ == "__main__":
-    started = time.monotonic()
-    code = main(sys.argv[1:])
-    print(f"# took {time.monotonic() - started:.0f} s")
-    sys.exit(code)
+    run(main)

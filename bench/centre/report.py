@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 
 from bench.centre.load import Sent
@@ -12,10 +11,6 @@ from bench.centre.profile import NodeProfile
 from bench.centre.wire import Template
 
 PROCESSES = ("vmauth", "gate", "store", "generator")
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def profile_table(profile: NodeProfile, tmpls: Sequence[Template]) -> str:

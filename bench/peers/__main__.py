@@ -14,15 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
-import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 
+from bench.entry import load_average, run, stop_on_sigterm
 from bench.peers.agents import APPROACHES
 from bench.peers.measure import Phase, run_phase
 from bench.peers.report import growth_table, peers_table, targets_table
@@ -48,8 +45,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit)
-    print(f"# bench/peers, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {_load()}, {os.cpu_count()} CPUs")
+    stop_on_sigterm()
+    print(f"# bench/peers, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {load_average()}, "
+          f"{os.cpu_count()} CPUs")
     sensors = Phase(args.interval, args.warmup, args.runs,
                     lambda d, fmt, log: sensor_script(d / "sensors.sh", fmt, log), {})
     growth = Phase(args.growth_interval, max(args.warmup, args.growth_runs // 10), args.growth_runs,
@@ -65,10 +63,10 @@ def main(argv: Sequence[str]) -> int:
         try:
             steady = run_phase(procs, root / "steady", textfiles / "steady", APPROACHES, sensors,
                                count_delivered=True)
-            print(f"# steady window done, load average {_load()}", flush=True)
+            print(f"# steady window done, load average {load_average()}", flush=True)
             edge = tuple(a for a in APPROACHES if a.name.startswith("edge-"))
             grown = run_phase(procs, root / "growth", textfiles / "growth", edge, growth, count_delivered=False)
-            print(f"# growth run done, load average {_load()}", flush=True)
+            print(f"# growth run done, load average {load_average()}", flush=True)
             large = run_phase(procs, root / "big", textfiles / "big", APPROACHES, big, count_delivered=False)
             sizes = {a.name: big_readings(root / "big" / a.name / "big.out") for a in APPROACHES}
         finally:
@@ -88,20 +86,9 @@ def main(argv: Sequence[str]) -> int:
     targets, misses = targets_table(steady, grown)
     print("\n## Targets (issue 22), as ratios measured/limit in this run\n")
     print(targets)
-    print(f"\n{misses} MISS; load average at the end {_load()}")
+    print(f"\n{misses} MISS; load average at the end {load_average()}")
     return 1 if args.strict and misses else 0
 
 
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def _exit(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # the finally blocks stop every process
-
-
 if __name__ == "__main__":
-    started = time.monotonic()
-    code = main(sys.argv[1:])
-    print(f"# took {time.monotonic() - started:.0f} s")
-    sys.exit(code)
+    run(main)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.entry import load_average
 from bench.peers.report import table
 from bench.workload import collector_command
 from testbed.poll import wait_until
@@ -99,7 +100,7 @@ def main(argv: Sequence[str]) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=7, help="cold starts per start-up row (7)")
     args = parser.parse_args(argv)
-    print(f"# load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    print(f"# load average {load_average()}\n")
     print(memory_table(sys.executable))
     print()
     print(startup_table(sys.executable, args.trials))
