@@ -14,6 +14,10 @@ import struct
 TYPE_CHECKING = False  # `typing` for the type checker only (see log.py)
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
+    from typing import TypeVar
+
+    _K = TypeVar("_K")
+    _V = TypeVar("_V")
 
 Labels = tuple[tuple[str, str], ...]
 Point = tuple[int, float]
@@ -175,16 +179,20 @@ _decoded_labels: dict[bytes, tuple[str, str]] = {}
 _encoded_labels: dict[tuple[tuple[str, str], ...], bytes] = {}
 
 
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> _V:
+    """`value`, kept in `cache` under `key`; a full cache is emptied first, so that it stays bounded."""
+    if len(cache) >= _CACHE_ENTRIES:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 def _decode_label(data: bytes, begin: int, end: int) -> tuple[str, str]:
     raw = data[begin:end]
     known = _decoded_labels.get(raw)
     if known is not None:
         return known
-    label = _decode_label_fields(data, begin, end)
-    if len(_decoded_labels) >= _CACHE_ENTRIES:
-        _decoded_labels.clear()
-    _decoded_labels[raw] = label
-    return label
+    return _remember(_decoded_labels, raw, _decode_label_fields(data, begin, end))
 
 
 def _decode_label_fields(data: bytes, begin: int, end: int) -> tuple[str, str]:
@@ -294,10 +302,7 @@ def _encode_labels(labels: Labels) -> bytes:
     out = bytearray()
     for name, value in labels:
         out += _bytes_field(1, _bytes_field(1, name.encode()) + _bytes_field(2, value.encode()))
-    if len(_encoded_labels) >= _CACHE_ENTRIES:
-        _encoded_labels.clear()
-    encoded = _encoded_labels[labels] = bytes(out)
-    return encoded
+    return _remember(_encoded_labels, labels, bytes(out))
 
 
 def _bytes_field(field: int, payload: bytes) -> bytes:
